@@ -1,0 +1,82 @@
+// The Backend contract: the small set of fused ops the DiC graph needs (DESIGN.md section 2).
+// A backend owns device memory; tensors are opaque handles and only `download` moves data home.
+//
+// How to add an op: declare it here, implement it in the js reference (src/backend/js/),
+// then in each fast backend, then add a case to the shared parity suite (tests/ops.test.ts).
+import type { HostTensor } from "../tensor.ts";
+
+/** An opaque tensor living in a backend's memory. Only its shape is visible. */
+export interface Tensor {
+  readonly shape: readonly number[];
+}
+
+/** What an uploaded tensor is for, so a backend may transform or pack it once at load time. */
+export type TensorRole = "activation" | "conv3x3.weight" | "conv1x1.weight" | "linear.weight" | "vector" | "table";
+
+/** Per-sample, per-channel vector taken from a [N, K] tensor at channel offset `offset` (a chunk of an affine output). */
+export interface ChannelSlice {
+  tensor: Tensor; // [N, K]
+  offset: number;
+}
+
+/**
+ * A normalisation applied to an op's input on the fly:
+ * `act(norm(x) * weight + bias) ` then, if `modulate` is given, `x * (1 + scale) + shift` before `act`.
+ * Mirrors `GELU(GroupNorm(x))`, `GELU(GroupNorm(x) * (1 + scale) + shift)` and the head's
+ * `LayerNorm(x) * (1 + scale) + shift` of the DiC block and final layer.
+ */
+export interface NormPreOp {
+  /** "group": torch.nn.functional.group_norm over (C/groups, H, W); "layer": layer norm over C at each pixel. */
+  norm: "group" | "layer";
+  /** Number of groups (group norm only). */
+  groups?: number;
+  eps: number;
+  /** Per-channel affine of the norm (both or neither). */
+  weight?: Tensor; // [C]
+  bias?: Tensor; // [C]
+  modulate?: { scale: ChannelSlice; shift: ChannelSlice };
+  act: "gelu" | "none";
+}
+
+/** The ops a backend implements. All image tensors are NCHW f32 (backends may store them otherwise). */
+export interface Backend {
+  /** Short name used to select it: "js", "wasm", "webgpu". */
+  readonly name: string;
+  /** One line saying what runs (variant, threads, adapter). */
+  readonly description: string;
+
+  upload(t: HostTensor, role?: TensorRole): Tensor;
+  download(t: Tensor): Promise<HostTensor>;
+  /** Releases a tensor's memory; using it afterwards is an error. */
+  free(t: Tensor): void;
+
+  /** 3x3 convolution, stride 1, padding 1. x [N,Ci,H,W], w [Co,Ci,3,3], bias [Co]; `pre` is applied to x first. */
+  conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor;
+  /** 1x1 convolution. x [N,Ci,H,W], w [Co,Ci,1,1], bias [Co]. */
+  conv1x1(x: Tensor, w: Tensor, bias: Tensor | null): Tensor;
+  /** y = act_in(x) @ w^T + bias. x [N,K], w [M,K]; `silu` applies SiLU to x first. */
+  linear(x: Tensor, w: Tensor, bias: Tensor | null, inputAct?: "silu" | "none"): Tensor;
+  /** Materialises a pre-op on its own: the same result `conv3x3` would see as its input. */
+  normalize(x: Tensor, pre: NormPreOp): Tensor;
+  /** out = gate[n,c] * h + residual (gate omitted: h + residual). */
+  gateAdd(h: Tensor, gate: ChannelSlice | null, residual: Tensor): Tensor;
+  /** Element-wise a + b (same shape). */
+  add(a: Tensor, b: Tensor): Tensor;
+  /** Rows `ids` of a [V, D] table -> [ids.length, D]. */
+  gather(table: Tensor, ids: readonly number[]): Tensor;
+  /** torch.nn.PixelShuffle(r): [N, C*r*r, H, W] -> [N, C, H*r, W*r]. */
+  pixelShuffle(x: Tensor, r: number): Tensor;
+  /** torch.nn.PixelUnshuffle(r): [N, C, H, W] -> [N, C*r*r, H/r, W/r]. */
+  pixelUnshuffle(x: Tensor, r: number): Tensor;
+  /** Concatenation along channels: [N,Ca,H,W] + [N,Cb,H,W] -> [N,Ca+Cb,H,W]. */
+  concat(a: Tensor, b: Tensor): Tensor;
+}
+
+/** Throws a clear error naming the op when a tensor's shape is not what the op needs. */
+export function expectShape(op: string, what: string, got: readonly number[], want: readonly (number | null)[]): void {
+  const ok = got.length === want.length && want.every((d, i) => d === null || d === got[i]);
+  if (!ok) {
+    const w = want.map((d) => (d === null ? "*" : String(d))).join(", ");
+    throw new Error(`${op}: ${what} has shape [${got.join(", ")}], expected [${w}]`);
+  }
+}

@@ -1,0 +1,64 @@
+// The only module that knows the concrete backends. Selection order: explicit option, then the
+// DIC_BACKEND environment variable, then the first available by priority — and it always says why.
+import type { Backend } from "./contract.ts";
+import { JsBackend } from "./js/index.ts";
+import { readEnv } from "../env.ts";
+
+/** Names accepted by `backend` options and `--backend`. */
+export const BACKEND_NAMES = ["auto", "js"] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** A created backend and the reason it was chosen. */
+export interface BackendChoice {
+  backend: Backend;
+  reason: string;
+}
+
+interface Entry {
+  name: Exclude<BackendName, "auto">;
+  priority: number;
+  probe: () => Promise<string | null>; // null when available, else why not
+  create: () => Promise<Backend>;
+}
+
+const ENTRIES: Entry[] = [
+  { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
+];
+
+/** Reports, for every backend, whether it can run here and why not. */
+export async function listBackends(): Promise<{ name: string; available: boolean; why: string }[]> {
+  return Promise.all(ENTRIES.map(async (e) => {
+    const why = await e.probe();
+    return { name: e.name, available: why === null, why: why ?? "available" };
+  }));
+}
+
+/** Creates the requested backend ("auto" or undefined: env DIC_BACKEND, then priority). */
+export async function createBackend(requested?: string): Promise<BackendChoice> {
+  let name = requested;
+  let source = "requested";
+  if (name === undefined || name === "auto") {
+    const fromEnv = readEnv("DIC_BACKEND");
+    if (fromEnv && fromEnv !== "auto") {
+      name = fromEnv;
+      source = "DIC_BACKEND";
+    }
+  }
+  if (name !== undefined && name !== "auto") {
+    const entry = ENTRIES.find((e) => e.name === name);
+    if (!entry) throw new Error(`backend: unknown "${name}" (${source}); valid: ${BACKEND_NAMES.join(", ")}`);
+    const why = await entry.probe();
+    if (why !== null) throw new Error(`backend: "${name}" (${source}) cannot run here: ${why}`);
+    return { backend: await entry.create(), reason: `${name} (${source})` };
+  }
+  const skipped: string[] = [];
+  for (const e of [...ENTRIES].sort((a, b) => b.priority - a.priority)) {
+    const why = await e.probe();
+    if (why === null) {
+      const extra = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
+      return { backend: await e.create(), reason: `${e.name} (auto: highest-priority backend available${extra})` };
+    }
+    skipped.push(`${e.name}: ${why}`);
+  }
+  throw new Error(`backend: none available (${skipped.join("; ")})`);
+}

@@ -1,0 +1,236 @@
+// The DiC network as a graph over the Backend contract (DESIGN.md section 1; official dic_models.DiC).
+// The forward pass is split at the bottleneck: `encode` (embeddings, encoder, latent stage) and
+// `decode` (decoder, head), so the streaming protocol can cut there. forward = decode(encode(x)).
+import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
+import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
+import { blockInputs, blockPrefix } from "./params.ts";
+
+/** The state at the encode/decode cut: the bottleneck and the saved skips (in push order). */
+export interface EncodeOutput {
+  bottleneck: Tensor;
+  skips: Tensor[];
+}
+
+const FREQ_DIM = 256;
+const MAX_PERIOD = 10000;
+
+/**
+ * Sinusoidal timestep features [N, 256], cos half first, computed with float32 rounding at each
+ * step exactly as the official `timestep_embedding` evaluates it in torch.float32.
+ */
+export function timestepFrequencies(t: readonly number[]): Float32Array {
+  const half = FREQ_DIM / 2;
+  const negLog = Math.fround(-Math.log(MAX_PERIOD));
+  const out = new Float32Array(t.length * FREQ_DIM);
+  for (let i = 0; i < half; i++) {
+    const freq = Math.fround(Math.exp(Math.fround(Math.fround(negLog * i) / half)));
+    for (let n = 0; n < t.length; n++) {
+      const arg = Math.fround(Math.fround(t[n]) * freq);
+      out[n * FREQ_DIM + i] = Math.cos(arg);
+      out[n * FREQ_DIM + half + i] = Math.sin(arg);
+    }
+  }
+  return out;
+}
+
+/** A DiC model bound to a backend and its uploaded weights. */
+export class DiCGraph {
+  private readonly ch: number[];
+
+  /** `weights` maps official state_dict names to tensors already uploaded to `backend`. */
+  constructor(
+    readonly backend: Backend,
+    readonly config: DiCConfig,
+    private readonly weights: ReadonlyMap<string, Tensor>,
+  ) {
+    this.ch = stageChannels(config);
+  }
+
+  /** Output channels of `forward` (2 * in_channels with learned sigma). */
+  get outChannels(): number {
+    return outChannels(this.config);
+  }
+
+  private w(name: string): Tensor {
+    const t = this.weights.get(name);
+    if (!t) throw new Error(`DiC graph: weight "${name}" is not loaded`);
+    return t;
+  }
+
+  private checkInputs(x: Tensor, t: readonly number[], y: readonly number[]): void {
+    const c = this.config;
+    const [n, ci, h, w] = x.shape;
+    if (x.shape.length !== 4 || ci !== c.in_channels || h !== w || h % 4 !== 0) {
+      throw new Error(`DiC forward: x has shape [${x.shape.join(", ")}], expected [N, ${c.in_channels}, S, S] with S divisible by 4`);
+    }
+    if (t.length !== n) throw new Error(`DiC forward: t has ${t.length} entries for a batch of ${n}`);
+    if (y.length !== n) throw new Error(`DiC forward: y has ${y.length} entries for a batch of ${n}`);
+    for (const v of t) if (!Number.isFinite(v)) throw new Error(`DiC forward: t contains ${v}`);
+    const rows = labelRows(c);
+    for (const v of y) {
+      if (!Number.isInteger(v) || v < 0 || v >= rows) {
+        throw new Error(`DiC forward: label ${v} outside 0..${rows - 1} (num_classes ${c.num_classes}${rows > c.num_classes ? ", null class " + c.num_classes : ""})`);
+      }
+    }
+  }
+
+  /** Stage conditions [c0, c1, c2, c1, c_last]: t_embedder_ls.i(t) + y_embedder_ls.i(y). */
+  conditions(t: readonly number[], y: readonly number[]): Tensor[] {
+    const b = this.backend;
+    const freq = b.upload({ shape: [t.length, FREQ_DIM], data: timestepFrequencies(t) });
+    const cs: Tensor[] = [];
+    for (let i = 0; i < 3; i++) {
+      const h = b.linear(freq, this.w(`t_embedder_ls.${i}.mlp.0.weight`), this.w(`t_embedder_ls.${i}.mlp.0.bias`));
+      const te = b.linear(h, this.w(`t_embedder_ls.${i}.mlp.2.weight`), this.w(`t_embedder_ls.${i}.mlp.2.bias`), "silu");
+      const ye = b.gather(this.w(`y_embedder_ls.${i}.embedding_table.weight`), y);
+      cs.push(b.add(te, ye));
+      b.free(h);
+      b.free(te);
+      b.free(ye);
+    }
+    b.free(freq);
+    const m = this.config.mult_channels;
+    return [cs[0], cs[1], cs[2], cs[1], cs[m.slice(0, 3).indexOf(m[4])]];
+  }
+
+  private freeConditions(cs: Tensor[]): void {
+    for (const c of new Set(cs)) this.backend.free(c);
+  }
+
+  /** One DiC block: conv0(GELU(norm0 x)); GELU(norm1 h (1+scale) + shift); conv1; gate * h + skip(x). */
+  private block(x: Tensor, c: Tensor, prefix: string, cin: number, cout: number): Tensor {
+    const b = this.backend;
+    const p = (s: string) => this.w(`${prefix}.${s}`);
+    const pre0: NormPreOp = { norm: "group", groups: groupsFor(cin), eps: 1e-5, weight: p("norm0.weight"), bias: p("norm0.bias"), act: "gelu" };
+    const h0 = b.conv3x3(x, p("conv0.weight"), p("conv0.bias"), pre0);
+    const mod = b.linear(c, p("affine.1.weight"), p("affine.1.bias"), "silu"); // [N, 3*cout]: gate, scale, shift
+    const pre1: NormPreOp = {
+      norm: "group", groups: groupsFor(cout), eps: 1e-5, weight: p("norm1.weight"), bias: p("norm1.bias"),
+      modulate: { scale: { tensor: mod, offset: cout }, shift: { tensor: mod, offset: 2 * cout } }, act: "gelu",
+    };
+    const h1 = b.conv3x3(h0, p("conv1.weight"), p("conv1.bias"), pre1);
+    b.free(h0);
+    const res = cin !== cout ? b.conv1x1(x, p("skip.weight"), p("skip.bias")) : x;
+    const out = b.gateAdd(h1, { tensor: mod, offset: 0 }, res);
+    b.free(h1);
+    b.free(mod);
+    if (res !== x) b.free(res);
+    return out;
+  }
+
+  /**
+   * Runs the blocks of stage `s` on `x`, which the stage owns and frees. `take(b)` may return a skip to
+   * concatenate before block b (consumed); outputs for which `save(b)` holds are pushed to `saved`
+   * and left alive for the caller.
+   */
+  private stage(x: Tensor, c: Tensor, s: number, take: (b: number) => Tensor | null, save: (b: number) => boolean, saved: Tensor[]): Tensor {
+    const b = this.backend;
+    const widths = blockInputs(this.config, s);
+    const kept = new Set<Tensor>();
+    let cur = x;
+    for (let bi = 0; bi < widths.length; bi++) {
+      const extra = take(bi);
+      let input = cur;
+      if (extra) {
+        input = b.concat(cur, extra);
+        b.free(extra);
+        if (!kept.has(cur)) b.free(cur);
+      }
+      const out = this.block(input, c, blockPrefix(s, bi), widths[bi], this.ch[s]);
+      if (!kept.has(input)) b.free(input);
+      if (save(bi)) {
+        saved.push(out);
+        kept.add(out);
+      }
+      cur = out;
+    }
+    return cur;
+  }
+
+  /**
+   * Embeddings, encoder stages and latent stage. Returns the bottleneck and the strided skips.
+   * The caller owns the returned tensors; `x` is not consumed.
+   */
+  encode(x: Tensor, t: readonly number[], y: readonly number[]): EncodeOutput {
+    this.checkInputs(x, t, y);
+    const cs = this.conditions(t, y);
+    try {
+      return this.encodeWith(x, cs);
+    } finally {
+      this.freeConditions(cs);
+    }
+  }
+
+  private encodeWith(x: Tensor, cs: Tensor[]): EncodeOutput {
+    const b = this.backend;
+    const cfg = this.config;
+    const skips: Tensor[] = [];
+    let h = b.conv3x3(x, this.w("x_embedder.proj.weight"), this.w("x_embedder.proj.bias"));
+    for (let s = 0; s < 2; s++) {
+      const depth = cfg.depth[s];
+      // Official strided skips: keep block b's output when (depth - 1 - b) % skip_stride == 0.
+      const out = this.stage(h, cs[s], s, () => null, (bi) => (depth - 1 - bi) % cfg.skip_stride === 0, skips);
+      const down = b.conv3x3(out, this.w(`downs.${s}.body.0.weight`), null);
+      if (!skips.includes(out)) b.free(out);
+      h = b.pixelUnshuffle(down, 2);
+      b.free(down);
+    }
+    const bottleneck = this.stage(h, cs[2], 2, () => null, () => false, []);
+    return { bottleneck, skips };
+  }
+
+  /** Decoder stages and head on an `encode` result. Consumes (frees) the bottleneck and skips. */
+  decode(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Tensor {
+    const cs = this.conditions(t, y);
+    try {
+      return this.decodeWith(enc, cs);
+    } finally {
+      this.freeConditions(cs);
+    }
+  }
+
+  private decodeWith(enc: EncodeOutput, cs: Tensor[]): Tensor {
+    const b = this.backend;
+    const cfg = this.config;
+    const skips = [...enc.skips];
+    let h = enc.bottleneck;
+    for (let j = 0; j < 2; j++) {
+      const s = 3 + j;
+      const up = b.conv3x3(h, this.w(`ups.${j}.body.0.weight`), null);
+      b.free(h);
+      const x = b.pixelShuffle(up, 2);
+      b.free(up);
+      const out = this.stage(x, cs[s], s, (bi) => {
+        if (bi % cfg.skip_stride !== 0) return null;
+        const sk = skips.pop();
+        if (!sk) throw new Error("DiC decode: ran out of skip tensors (encoder and decoder depths disagree)");
+        return sk;
+      }, () => false, []);
+      h = out;
+    }
+    if (skips.length) throw new Error(`DiC decode: ${skips.length} skip tensors left unused`);
+    const c = this.ch[4];
+    const o = b.conv3x3(h, this.w("output.weight"), this.w("output.bias"));
+    b.free(h);
+    const mod = b.linear(cs[4], this.w("final_layer.adaLN_modulation.1.weight"), this.w("final_layer.adaLN_modulation.1.bias"), "silu");
+    const pre: NormPreOp = {
+      norm: "layer", eps: 1e-6, act: "none",
+      modulate: { shift: { tensor: mod, offset: 0 }, scale: { tensor: mod, offset: c } },
+    };
+    const out = b.conv3x3(o, this.w("final_layer.out_proj.weight"), this.w("final_layer.out_proj.bias"), pre);
+    b.free(o);
+    b.free(mod);
+    return out;
+  }
+
+  /** Full forward: model output [N, out_channels, S, S] (eps, then variance values with learned sigma). */
+  forward(x: Tensor, t: readonly number[], y: readonly number[]): Tensor {
+    this.checkInputs(x, t, y);
+    const cs = this.conditions(t, y);
+    try {
+      return this.decodeWith(this.encodeWith(x, cs), cs);
+    } finally {
+      this.freeConditions(cs);
+    }
+  }
+}

@@ -1,0 +1,29 @@
+// Host tensors: f32 NCHW arrays with a shape, the currency between the SDK, the graph and backends.
+
+/** A dense host tensor. `data` is row-major (NCHW for images); its length is the product of `shape`. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Makes a host tensor, checking that data and shape agree. */
+export function hostTensor(shape: number[], data?: Float32Array, name = "tensor"): HostTensor {
+  const n = numel(shape);
+  if (data === undefined) return { shape: [...shape], data: new Float32Array(n) };
+  if (data.length !== n) {
+    throw new Error(`${name}: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
+  }
+  return { shape: [...shape], data };
+}
+
+/** "[2, 4, 32, 32]" — used in error messages. */
+export function shapeStr(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}

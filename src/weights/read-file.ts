@@ -1,0 +1,59 @@
+// Reads a safetensors file from disk in Node, Deno and Bun: 8 bytes, then the header, validated against the
+// file size (and optionally the expected tensors) before the data is read. `node:fs/promises` is imported
+// lazily so browser and edge bundles that never call this function never load it.
+
+import {
+  attachSafetensorsData,
+  checkTensors,
+  parseSafetensorsHeader,
+  safetensorsHeaderLength,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+} from "./safetensors.ts";
+
+type FileHandle = Awaited<ReturnType<typeof import("node:fs/promises").open>>;
+
+// Reads are chunked: one read() call may return fewer bytes than asked, and runtimes cap a single read.
+const CHUNK = 64 * 1024 * 1024;
+
+async function readAt(fh: FileHandle, into: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < into.length) {
+    const len = Math.min(CHUNK, into.length - done);
+    const { bytesRead } = await fh.read(into, done, len, position + done);
+    if (bytesRead === 0) break; // end of file: the caller's size checks report it
+    done += bytesRead;
+  }
+  return done;
+}
+
+/**
+ * Reads and validates a safetensors file. The header is read and checked first (and, when `expected` is
+ * given, the tensor names and shapes via `checkTensors`, or any check a callback makes on the header), so a corrupt or wrong file fails before its data
+ * is allocated or read. Throws `WeightsError` (its `source` is `path`) for format problems.
+ */
+export async function readSafetensorsFile(
+  path: string,
+  expected?: ReadonlyMap<string, readonly number[]> | ((header: SafetensorsHeader) => void),
+): Promise<SafetensorsFile> {
+  const fs = await import("node:fs/promises");
+  const fh = await fs.open(path, "r");
+  try {
+    const { size } = await fh.stat();
+    const first = new Uint8Array(Math.min(8, size));
+    await readAt(fh, first, 0);
+    const n = safetensorsHeaderLength(first, size, path);
+    const prefix = new Uint8Array(8 + n);
+    prefix.set(first);
+    await readAt(fh, prefix.subarray(8), 8);
+    const header = parseSafetensorsHeader(prefix, size, path);
+    if (typeof expected === "function") expected(header);
+    else if (expected !== undefined) checkTensors(header, expected, path);
+    const data = new Uint8Array(header.dataEnd);
+    const got = await readAt(fh, data, header.dataStart);
+    // A file that shrank between stat() and read() is truncated in the data: attach reports it.
+    return attachSafetensorsData(header, data.subarray(0, got));
+  } finally {
+    await fh.close();
+  }
+}

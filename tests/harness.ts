@@ -1,0 +1,43 @@
+// One test suite for Node (vitest), Deno (`deno test`) and Bun (`bun test`): test files import
+// `test` from here and assert with `node:assert`, so the same file runs unmodified in all three.
+type TestFn = () => void | Promise<void>;
+type Register = (name: string, fn: TestFn) => void;
+
+declare const Deno: { test(def: { name: string; fn: TestFn; sanitizeOps: boolean; sanitizeResources: boolean }): void } | undefined;
+
+async function pickRunner(): Promise<Register> {
+  if (typeof Deno !== "undefined") {
+    return (name, fn) => Deno!.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+  }
+  if ("Bun" in globalThis) {
+    const bunTest = "bun:test";
+    const mod = await import(bunTest);
+    return (name, fn) => mod.test(name, fn, 600_000);
+  }
+  const vitest = "vitest";
+  const mod = await import(vitest);
+  return (name, fn) => mod.test(name, fn, 600_000);
+}
+
+/** Registers a test with whichever runner is executing this file. */
+export const test: Register = await pickRunner();
+
+/** Name of the runtime executing the tests ("node", "deno" or "bun"). */
+export const runtimeName: string =
+  typeof Deno !== "undefined" ? "deno" : "Bun" in globalThis ? "bun" : "node";
+
+/** Relative L2 error ||a - b|| / ||b||, computed in f64; NaN anywhere gives Infinity. */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relL2: length ${a.length} vs ${b.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    if (Number.isNaN(d)) return Infinity;
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return Math.sqrt(num) / Math.sqrt(den || 1e-300);
+}
+
+/** Folder of the fixtures written by `reference/make_fixtures.py` (npm run fixtures). */
+export const fixturesDir: string = new URL("./fixtures/gen/", import.meta.url).pathname;

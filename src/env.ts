@@ -27,3 +27,26 @@ export function readEnv(name: string): string | undefined {
     return undefined;
   }
 }
+
+/** Command-line arguments after the script name (Deno.args or process.argv.slice(2)). */
+export function processArgs(): string[] {
+  if (typeof Deno !== "undefined") return [...(Deno as unknown as { args: string[] }).args];
+  const proc = (globalThis as { process?: { argv?: string[] } }).process;
+  return proc?.argv ? proc.argv.slice(2) : [];
+}
+
+/** Ends the process with a status code once pending output is flushed (Node/Bun) or at once (Deno). */
+export function exitWith(code: number): void {
+  const proc = (globalThis as { process?: { exitCode?: number } }).process;
+  if (typeof Deno !== "undefined") (Deno as unknown as { exit(c: number): never }).exit(code);
+  else if (proc) proc.exitCode = code;
+}
+
+/** True when stderr is an interactive terminal (progress bars only then). */
+export function stderrIsTTY(): boolean {
+  if (typeof Deno !== "undefined") {
+    return (Deno as unknown as { stderr: { isTerminal(): boolean } }).stderr.isTerminal();
+  }
+  const proc = (globalThis as { process?: { stderr?: { isTTY?: boolean } } }).process;
+  return Boolean(proc?.stderr?.isTTY);
+}

@@ -41,3 +41,16 @@ export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Folder of the fixtures written by `reference/make_fixtures.py` (npm run fixtures). */
 export const fixturesDir: string = new URL("./fixtures/gen/", import.meta.url).pathname;
+
+/**
+ * Command that runs a product script in the current runtime: node runs the built `dist/` copy
+ * (Node 20 cannot run TypeScript), Deno and Bun run the source.
+ */
+export function runtimeCommand(sourcePath: string): { exe: string; args: string[] } {
+  const root = new URL("../", import.meta.url).pathname;
+  const d = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  if (d) return { exe: d.execPath(), args: ["run", "-A", root + sourcePath] };
+  const proc = (globalThis as unknown as { process: { execPath: string } }).process;
+  if (runtimeName === "bun") return { exe: proc.execPath, args: [root + sourcePath] };
+  return { exe: proc.execPath, args: [root + "dist/" + sourcePath.replace(/\.ts$/, ".js")] };
+}

@@ -1,0 +1,188 @@
+// The `dic` command: forward and sample are also the project's parity tools, so their flags are
+// stable. Every bad input ends with status 1 and a one-line error (a stack trace with --verbose).
+import { parseArgs } from "node:util";
+import { listBackends } from "../src/backend/registry.ts";
+import { stderrIsTTY } from "../src/env.ts";
+import { writeBytes } from "../src/io.ts";
+import { parseConfigArg } from "../src/model/config.ts";
+import { CFG_MODES, type CfgMode } from "../src/samplers/guidance.ts";
+import { SAMPLER_NAMES, type SamplerName } from "../src/samplers/index.ts";
+import type { HostTensor } from "../src/tensor.ts";
+import { readSafetensorsFile } from "../src/weights/read-file.ts";
+import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
+import { generate } from "./generate.ts";
+import { loadModel } from "./model.ts";
+
+/** Where the CLI writes; tests capture it. */
+export interface CliIO {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** Rewrites the current terminal line (progress); omitted when not a TTY. */
+  progress?: (text: string) => void;
+}
+
+const USAGE = `usage: dic <command> [options]
+
+commands:
+  forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend js]
+           IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out (f32, N x out_channels x H x W)
+  sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm
+           [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
+           --out LATENT.safetensors [--backend js]    OUT holds x (N x C x H x W)
+  backends list the backends and whether each can run here
+
+common options: --verbose (stack traces), --quiet (no progress), --help`;
+
+/** A user error: printed as one line, exit status 1. */
+class UsageError extends Error {}
+
+function defaultIO(): CliIO {
+  const tty = stderrIsTTY();
+  return {
+    out: (l) => console.log(l),
+    err: (l) => console.error(l),
+    progress: tty ? (t) => (globalThis as { process?: { stderr: { write(s: string): void } } }).process?.stderr.write(`\r${t}`) : undefined,
+  };
+}
+
+function need(v: string | undefined, flag: string): string {
+  if (v === undefined || v === "") throw new UsageError(`missing --${flag}`);
+  return v;
+}
+
+function num(v: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, what: string): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${flag}: expected ${what}, got "${v}"`);
+  return n;
+}
+
+function tensorOf(file: SafetensorsFile, name: string, source: string): HostTensor {
+  const entry = file.tensors.get(name);
+  if (!entry) throw new UsageError(`${source}: no tensor "${name}" (has: ${[...file.tensors.keys()].join(", ") || "none"})`);
+  return { shape: [...entry.shape], data: file.getF32(name) };
+}
+
+function vectorOf(file: SafetensorsFile, name: string, source: string, n: number, integer: boolean): number[] {
+  const t = tensorOf(file, name, source);
+  if (t.data.length !== n || t.shape.length > 1) {
+    throw new UsageError(`${source}: tensor "${name}" has shape [${t.shape.join(", ")}], expected [${n}] (one per batch row)`);
+  }
+  const v = Array.from(t.data);
+  for (const x of v) {
+    if (!Number.isFinite(x) || (integer && !Number.isInteger(x))) {
+      throw new UsageError(`${source}: tensor "${name}" holds ${x}, expected ${integer ? "integers" : "finite numbers"}`);
+    }
+  }
+  return v;
+}
+
+async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> {
+  const inputs = need(v.inputs as string, "inputs");
+  const out = need(v.out as string, "out");
+  const model = await loadModel(need(v.model as string, "model"), {
+    backend: v.backend as string | undefined,
+    config: v.config ? parseConfigArg(v.config as string) : undefined,
+  });
+  const file = await readSafetensorsFile(inputs);
+  const x = tensorOf(file, "x", inputs);
+  const c = model.config;
+  if (x.shape.length !== 4 || x.shape[1] !== c.in_channels || x.shape[2] !== c.input_size || x.shape[3] !== c.input_size) {
+    throw new UsageError(`${inputs}: tensor "x" has shape [${x.shape.join(", ")}], expected [N, ${c.in_channels}, ${c.input_size}, ${c.input_size}]`);
+  }
+  const n = x.shape[0];
+  const t = vectorOf(file, "t", inputs, n, false);
+  const y = vectorOf(file, "y", inputs, n, true);
+  const t0 = performance.now();
+  const res = await model.forward(x, t, y);
+  const ms = performance.now() - t0;
+  await writeBytes(out, writeSafetensors({ out: { dtype: "F32", shape: res.shape, data: res.data } }, {
+    backend: model.backend.name, config: JSON.stringify(c),
+  }));
+  io.err(`forward: ${model.backend.description}; [${res.shape.join(", ")}] in ${ms.toFixed(0)} ms -> ${out}`);
+}
+
+async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
+  const out = need(v.out as string, "out");
+  const labels = ((v.label as string[] | undefined) ?? []).map((l) => num(l, "label", 0, (n) => Number.isInteger(n) && n >= 0, "a class index"));
+  if (labels.length === 0) throw new UsageError("missing --label (give one per sample)");
+  const sampler = (v.sampler as string | undefined) ?? "ddim";
+  if (!(SAMPLER_NAMES as readonly string[]).includes(sampler)) throw new UsageError(`--sampler: unknown "${sampler}" (valid: ${SAMPLER_NAMES.join(", ")})`);
+  const cfgMode = (v["cfg-mode"] as string | undefined) ?? "standard";
+  if (!(CFG_MODES as readonly string[]).includes(cfgMode)) throw new UsageError(`--cfg-mode: unknown "${cfgMode}" (valid: ${CFG_MODES.join(", ")})`);
+  const steps = num(v.steps as string, "steps", 50, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000");
+  const eta = num(v.eta as string, "eta", 0, (n) => n >= 0 && n <= 1, "a number in [0, 1]");
+  const cfgScale = num(v.cfg as string, "cfg", 1, (n) => n >= 0, "a number >= 0");
+  if (v.seed !== undefined && v["init-noise"] !== undefined) throw new UsageError("give --seed or --init-noise, not both");
+  const seed = v.seed === undefined ? undefined : num(v.seed as string, "seed", 0, (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer");
+  const model = await loadModel(need(v.model as string, "model"), {
+    backend: v.backend as string | undefined,
+    config: v.config ? parseConfigArg(v.config as string) : undefined,
+  });
+  let initNoise: HostTensor | undefined;
+  if (v["init-noise"] !== undefined) {
+    const path = v["init-noise"] as string;
+    initNoise = tensorOf(await readSafetensorsFile(path), "x", path);
+    const c = model.config;
+    const want = [labels.length, c.in_channels, c.input_size, c.input_size];
+    if (initNoise.shape.join() !== want.join()) {
+      throw new UsageError(`${path}: tensor "x" has shape [${initNoise.shape.join(", ")}], expected [${want.join(", ")}] (one row per --label)`);
+    }
+  }
+  const quiet = Boolean(v.quiet);
+  const r = await generate({
+    model, labels, steps, sampler: sampler as SamplerName, eta, cfgScale, cfgMode: cfgMode as CfgMode, seed, initNoise,
+    onProgress: quiet || !io.progress ? undefined : (p) => io.progress!(`step ${p.step + 1}/${p.totalSteps} (t=${p.t})   `),
+  });
+  if (!quiet && io.progress) io.progress("\n");
+  await writeBytes(out, writeSafetensors({ x: { dtype: "F32", shape: r.latents.shape, data: r.latents.data } }, {
+    seed: String(r.seed), sampler: r.sampler, steps: String(r.steps), cfg_scale: String(r.cfgScale), cfg_mode: r.cfgMode,
+    labels: JSON.stringify(r.labels), backend: model.backend.name,
+  }));
+  if (!quiet) io.err(`sample: ${r.sampler} ${r.steps} steps, ${labels.length} sample(s), seed ${r.seed}, ${(r.timings.totalMs / 1000).toFixed(1)} s on ${model.backend.description} -> ${out}`);
+}
+
+async function cmdBackends(io: CliIO): Promise<void> {
+  for (const b of await listBackends()) io.out(`${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
+}
+
+/**
+ * Runs the `dic` command line with `args` (without the program name) and returns the exit status.
+ *
+ * @example
+ * const status = await runCli(["forward", "--model", "w.safetensors", "--inputs", "in.safetensors", "--out", "out.safetensors"]);
+ */
+export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<number> {
+  const verbose = args.includes("--verbose");
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        model: { type: "string" }, config: { type: "string" }, inputs: { type: "string" }, out: { type: "string" },
+        backend: { type: "string" }, label: { type: "string", multiple: true }, steps: { type: "string" },
+        sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
+        seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
+        quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      },
+    });
+    const cmd = positionals[0];
+    if (values.help || cmd === undefined || cmd === "help") {
+      io.out(USAGE);
+      return cmd === undefined && !values.help ? 1 : 0;
+    }
+    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+    if (cmd === "forward") await cmdForward(values, io);
+    else if (cmd === "sample") await cmdSample(values, io);
+    else if (cmd === "backends") await cmdBackends(io);
+    else throw new UsageError(`unknown command "${cmd}" (commands: forward, sample, backends; see --help)`);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    const msg = (err.message || String(e)).split("\n")[0];
+    io.err(`dic: error: ${msg}`);
+    if (verbose && err.stack) io.err(err.stack);
+    return 1;
+  }
+}

@@ -1,0 +1,12 @@
+// dic-sdk public surface: load DiC weights, run the network, generate samples.
+export { DiCModel, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
+export { generate, type GenerateOptions, type GenerateResult } from "./generate.ts";
+export { runCli } from "./cli.ts";
+export { listBackends } from "../src/backend/registry.ts";
+export type { Backend, Tensor } from "../src/backend/contract.ts";
+export { type DiCConfig, type DiCConfigInput, PRESET_NAMES, PRESETS, resolveConfig } from "../src/model/config.ts";
+export { paramCount, forwardMacs } from "../src/model/params.ts";
+export { GaussianRng } from "../src/rng.ts";
+export type { HostTensor } from "../src/tensor.ts";
+export { WeightsError } from "../src/weights/safetensors.ts";
+export type { ProgressInfo } from "../src/pipeline.ts";

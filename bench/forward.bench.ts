@@ -1,0 +1,82 @@
+// bench/forward: DiC-S forward latency per backend at batch 1 and 2 — validate, then time, then a
+// table (ms, GFLOP/s counting 2 x MACs of direct convolution, peak RSS). `--json` prints JSON too.
+// Run: node dist/bench/forward.bench.js [--backend js] [--config DiC-S] [--batch 1,2] [--reps 3] [--json]
+import { parseArgs } from "node:util";
+import { createBackend } from "../src/backend/registry.ts";
+import { env, processArgs } from "../src/env.ts";
+import { parseConfigArg, resolveConfig } from "../src/model/config.ts";
+import { DiCGraph } from "../src/model/dic.ts";
+import { forwardMacs, paramCount } from "../src/model/params.ts";
+import { randomWeights } from "../src/model/random.ts";
+import { GaussianRng } from "../src/rng.ts";
+import { bindDiC } from "../src/model/load.ts";
+import { readSafetensorsFile } from "../src/weights/read-file.ts";
+
+function rssMiB(): number | null {
+  const proc = (globalThis as { process?: { memoryUsage?: () => { rss: number } } }).process;
+  return proc?.memoryUsage ? proc.memoryUsage().rss / 2 ** 20 : null;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+const { values } = parseArgs({
+  args: processArgs(),
+  options: {
+    backend: { type: "string", default: "js" }, config: { type: "string", default: "DiC-S" },
+    batch: { type: "string", default: "1,2" }, reps: { type: "string", default: "3" }, json: { type: "boolean" },
+    fixture: { type: "string", default: new URL("../tests/fixtures/gen/forward_dics", import.meta.url).pathname },
+  },
+});
+
+const { backend, reason } = await createBackend(values.backend);
+const config = resolveConfig(parseConfigArg(values.config!));
+const macs = forwardMacs(config);
+
+// 1. Validate: this backend against the PyTorch fixture when it exists (npm run fixtures).
+let validation = "skipped (no fixture; run npm run fixtures)";
+try {
+  const w = await readSafetensorsFile(`${values.fixture}_weights.safetensors`);
+  const inputs = await readSafetensorsFile(`${values.fixture}_inputs.safetensors`);
+  const want = (await readSafetensorsFile(`${values.fixture}_out.safetensors`)).getF32("out");
+  const { configForFile } = await import("../src/model/load.ts");
+  const g = bindDiC(w, configForFile(w), backend);
+  const x = backend.upload({ shape: [...inputs.tensors.get("x")!.shape], data: inputs.getF32("x") });
+  const out = await backend.download(g.forward(x, Array.from(inputs.getF32("t")), Array.from(inputs.getF32("y"))));
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; i++) { num += (out.data[i] - want[i]) ** 2; den += want[i] ** 2; }
+  const err = Math.sqrt(num / den);
+  if (!(err <= 1e-4)) throw new Error(`validation failed: relative L2 ${err} vs PyTorch`);
+  validation = `relative L2 ${err.toExponential(2)} vs PyTorch (${values.fixture.split("/").pop()})`;
+} catch (e) {
+  if ((e as { code?: string }).code !== "ENOENT" && !String(e).includes("ENOENT")) throw e;
+}
+
+// 2. Time: random weights of the configuration, median of reps after one warm-up.
+const weights = new Map([...randomWeights(config, 1)].map(([k, v]) => [k, backend.upload(v)]));
+const graph = new DiCGraph(backend, config, weights);
+const rows: Record<string, number | string | null>[] = [];
+for (const n of values.batch!.split(",").map(Number)) {
+  const s = config.input_size;
+  const x = backend.upload(new GaussianRng(2).normal([n, config.in_channels, s, s]));
+  const t = Array.from({ length: n }, (_, i) => 100 + i * 300), y = Array.from({ length: n }, (_, i) => i % config.num_classes);
+  const times: number[] = [];
+  for (let r = 0; r <= Number(values.reps); r++) {
+    const t0 = performance.now();
+    const out = graph.forward(x, t, y);
+    await backend.download(out);
+    backend.free(out);
+    if (r > 0) times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  rows.push({ batch: n, ms: +ms.toFixed(1), gflops: +((2 * macs * n) / (ms * 1e6)).toFixed(2), peakRssMiB: rssMiB() && +rssMiB()!.toFixed(0) });
+}
+
+console.log(`bench/forward: ${values.config} (${(paramCount(config) / 1e6).toFixed(2)} M params, ${(macs / 1e9).toFixed(2)} GMAC/sample)`);
+console.log(`runtime ${env.runtime} ${env.version}; backend ${backend.description} [${reason}]`);
+console.log(`validation: ${validation}`);
+console.log("| batch | ms (median) | GFLOP/s | peak RSS MiB |\n| --- | --- | --- | --- |");
+for (const r of rows) console.log(`| ${r.batch} | ${r.ms} | ${r.gflops} | ${r.peakRssMiB ?? "n/a"} |`);
+if (values.json) console.log(JSON.stringify({ bench: "forward", config: values.config, backend: backend.name, runtime: env.runtime, validation, rows }));

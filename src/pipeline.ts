@@ -1,0 +1,225 @@
+// The sampling loop, the only one in the product (DESIGN.md section 2): noise, guidance, sampler
+// steps and cut points. Mirrors the official p_sample_loop / ddim_sample_loop with forward_with_cfg.
+
+import { GaussianRng, randomSeed, type RngState } from "./rng.ts";
+import { type CfgMode, checkCfgMode, combineGuided, doubleBatch } from "./samplers/guidance.ts";
+import { checkSamplerName, getSampler, type SamplerName } from "./samplers/index.ts";
+import { createDiffusion } from "./samplers/schedule.ts";
+import { type HostTensor, hostTensor, numel, shapeStr } from "./tensor.ts";
+
+/**
+ * The denoiser: x [B, C, H, W], t = ORIGINAL timesteps (integers 0..999, one per row), y = labels
+ * (num_classes = null label); returns [B, outC, H, W] with outC = C, or 2C when it learns sigma.
+ */
+export type ModelFn = (x: HostTensor, t: number[], y: number[]) => Promise<HostTensor>;
+
+/** Reported after each step. */
+export interface ProgressInfo {
+  /** 0-based index of the step just completed (display as step + 1 of totalSteps). */
+  step: number;
+  totalSteps: number;
+  /** Original timestep the model saw in this step. */
+  t: number;
+  /** x after the step [N, C, H, W]; a fresh tensor each step, safe to keep. */
+  x: HostTensor;
+}
+
+/**
+ * Where a (partial) run stopped: pass `x` as `initNoise`, `nextStep` as `startStep` and
+ * `rngState` as `rngState` (with the same other options) to finish the run, here or elsewhere.
+ */
+export interface SamplerState {
+  x: HostTensor;
+  /** Index of the next step to run; equals totalSteps when the run is complete. */
+  nextStep: number;
+  /** Position of the noise stream, or null when this run used no generator. */
+  rngState: RngState | null;
+}
+
+/** Options of {@link runSampler}. */
+export interface RunSamplerOptions {
+  model: ModelFn;
+  /** Whether the model outputs 2C channels (eps, then variance interpolation values). */
+  learnSigma: boolean;
+  /** Number of classes; the label `numClasses` is the null (unconditional) label. */
+  numClasses: number;
+  /** One label per sample, each in [0, numClasses] (numClasses = unconditional). */
+  labels: number[];
+  /** Per-sample latent shape [C, H, W]. */
+  shape: [number, number, number];
+  /** Number of sampling steps (respaced from 1000). */
+  steps: number;
+  /** Respacing as the official `timestep_respacing` ("50", "ddim50", "10,15,20"); default String(steps). */
+  respacing?: string | number[];
+  sampler: SamplerName | string;
+  /** DDIM stochasticity in [0, 1]; default 0. Ignored by DDPM. */
+  eta?: number;
+  /** Guidance scale; 1 (default) = no guidance and no batch doubling. */
+  cfgScale?: number;
+  /** Default "standard" (all eps channels); "reference" is the official first-3-channels quirk. */
+  cfgMode?: CfgMode | string;
+  /** Seed of the noise stream; a random one (reported in the result) when needed and absent. */
+  seed?: number | bigint;
+  /** Caller-supplied x_T [N, C, H, W] (or, with startStep > 0, the x of a SamplerState). */
+  initNoise?: HostTensor;
+  /** Continue this noise stream (from SamplerState.rngState) instead of seeding a new one. */
+  rngState?: RngState;
+  /** Supplies the noise of step k instead of the generator (tests inject a reference's noise). */
+  noiseFn?: (stepIndex: number, shape: number[]) => HostTensor;
+  /** First step to run (0-based, default 0); > 0 resumes a SamplerState. */
+  startStep?: number;
+  /** Last step to run (inclusive, default steps - 1); the result's state resumes after it. */
+  stopAfterStep?: number;
+  onProgress?: (info: ProgressInfo) => void | Promise<void>;
+  /** Checked between steps; an aborted run throws the signal's reason (an AbortError by default). */
+  signal?: AbortSignal;
+}
+
+/** Wall-clock times in milliseconds. */
+export interface SamplerTimings {
+  totalMs: number;
+  modelMs: number;
+  samplerMs: number;
+  /** Per executed step, model call included. */
+  stepMs: number[];
+}
+
+/** What {@link runSampler} returns. */
+export interface RunSamplerResult {
+  /** Final (or, when cut, current) latent [N, C, H, W]. */
+  x: HostTensor;
+  /** The seed that was used (given or drawn), or null when no generator was seeded. */
+  seed: number | bigint | null;
+  sampler: SamplerName;
+  steps: number;
+  /** Original timesteps in the order they are visited (descending), for all steps. */
+  timesteps: number[];
+  timings: SamplerTimings;
+  /** State to resume from; `state.nextStep === steps` when the run is complete. */
+  state: SamplerState;
+}
+
+/** Throws the abort reason, or an AbortError when the signal gives none. */
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  throw signal.reason ?? new DOMException("sampling aborted", "AbortError");
+}
+
+/** Checks a tensor's shape, naming it and the expected shape in the error. */
+function checkShape(t: HostTensor, expected: number[], what: string): void {
+  if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`${what}: expected shape ${shapeStr(expected)}, got ${shapeStr(t.shape)}`);
+  }
+  if (t.data.length !== numel(expected)) throw new Error(`${what}: ${t.data.length} values for shape ${shapeStr(expected)}`);
+}
+
+/**
+ * Runs the sampler loop: x_T, then for steps k = startStep..stopAfterStep the model at original
+ * timestep timesteps[k] (with batch doubling when cfgScale != 1) and one sampler step.
+ *
+ * Noise order (the contract that makes a seed reproducible everywhere): one GaussianRng stream;
+ * x_T is drawn first (N*C*H*W values, NCHW order) unless `initNoise` is given, then each step that
+ * adds noise draws N*C*H*W values, in step order. Steps that add no noise (the last step, DDIM
+ * with eta 0) draw nothing. Guidance never draws noise for the unconditional half.
+ *
+ * @example
+ * const { x } = await runSampler({ model, learnSigma: true, numClasses: 1000, labels: [207],
+ *   shape: [4, 32, 32], steps: 50, sampler: "ddim", cfgScale: 4, seed: 0 });
+ */
+export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerResult> {
+  const t0 = performance.now();
+  const sampler = getSampler(checkSamplerName(opts.sampler), opts.eta ?? 0);
+  const cfgMode = checkCfgMode(opts.cfgMode ?? "standard");
+  const cfgScale = opts.cfgScale ?? 1;
+  if (!Number.isFinite(cfgScale) || cfgScale < 0) throw new RangeError(`cfgScale must be a finite number >= 0, got ${cfgScale}`);
+  const guided = cfgScale !== 1;
+  const { steps, labels, numClasses, learnSigma } = opts;
+  if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new RangeError(`steps must be an integer in [1, 1000], got ${steps}`);
+  const diffusion = createDiffusion(opts.respacing ?? String(steps));
+  if (diffusion.numTimesteps !== steps) {
+    throw new RangeError(`respacing ${JSON.stringify(opts.respacing)} gives ${diffusion.numTimesteps} steps, but steps is ${steps}`);
+  }
+  const timesteps = [...diffusion.timestepMap].reverse();
+  if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
+  if (labels.length < 1) throw new RangeError("labels: need at least one label (one per sample)");
+  labels.forEach((y, i) => {
+    if (!Number.isInteger(y) || y < 0 || y > numClasses) {
+      throw new RangeError(`labels[${i}] = ${y} is outside [0, ${numClasses}] (${numClasses} = unconditional)`);
+    }
+  });
+  const [C, H, W] = opts.shape;
+  const N = labels.length;
+  const xShape = [N, C, H, W];
+  const outC = learnSigma ? 2 * C : C;
+  const start = opts.startStep ?? 0;
+  const stop = opts.stopAfterStep ?? steps - 1;
+  if (!Number.isInteger(start) || start < 0 || start >= steps) throw new RangeError(`startStep must be an integer in [0, ${steps - 1}], got ${start}`);
+  if (!Number.isInteger(stop) || stop < start || stop >= steps) throw new RangeError(`stopAfterStep must be an integer in [${start}, ${steps - 1}], got ${stop}`);
+
+  // Noise source: the generator is needed for x_T (no initNoise) or for step noise (no noiseFn).
+  let needsStepNoise = false;
+  for (let k = start; k <= stop; k++) needsStepNoise ||= sampler.needsNoise(steps - 1 - k);
+  const needsRng = !opts.initNoise || (needsStepNoise && !opts.noiseFn);
+  if (start > 0 && !opts.initNoise) throw new Error(`startStep ${start}: resuming needs initNoise (the x of the SamplerState)`);
+  if (start > 0 && needsRng && !opts.rngState) throw new Error(`startStep ${start}: resuming a run that draws noise needs rngState`);
+  let rng: GaussianRng | null = null;
+  let seed: number | bigint | null = null;
+  if (opts.rngState) {
+    rng = GaussianRng.fromState(opts.rngState);
+    seed = opts.seed ?? null;
+  } else if (needsRng || opts.seed !== undefined) {
+    seed = opts.seed ?? randomSeed();
+    rng = new GaussianRng(seed);
+  }
+  let x: HostTensor;
+  if (opts.initNoise) {
+    checkShape(opts.initNoise, xShape, "initNoise");
+    x = hostTensor(xShape, Float32Array.from(opts.initNoise.data), "x");
+  } else {
+    x = rng!.normal(xShape);
+  }
+
+  const timings: SamplerTimings = { totalMs: 0, modelMs: 0, samplerMs: 0, stepMs: [] };
+  for (let k = start; k <= stop; k++) {
+    checkAborted(opts.signal);
+    const ts = performance.now();
+    const i = steps - 1 - k;
+    const t = diffusion.timestepMap[i];
+    const input = guided ? doubleBatch(x, labels, numClasses) : { x, y: labels };
+    const rows = input.x.shape[0];
+    const raw = await opts.model(input.x, new Array<number>(rows).fill(t), input.y);
+    const tm = performance.now();
+    timings.modelMs += tm - ts;
+    checkAborted(opts.signal);
+    checkShape(raw, [rows, outC, H, W], `model output at step ${k} (t=${t}, learnSigma=${learnSigma})`);
+    const out = guided ? combineGuided(raw, C, cfgScale, cfgMode) : raw;
+    let noise: Float32Array | null = null;
+    if (sampler.needsNoise(i)) {
+      if (opts.noiseFn) {
+        const z = opts.noiseFn(k, [...xShape]);
+        checkShape(z, xShape, `noiseFn(${k})`);
+        noise = z.data;
+      } else {
+        noise = rng!.fill(new Float32Array(x.data.length));
+      }
+    }
+    const next = sampler.step({
+      diffusion, index: i, x: x.data, modelOut: out.data, batch: N, channels: C, spatial: H * W, learnSigma, noise,
+    });
+    x = hostTensor(xShape, next, "x");
+    const te = performance.now();
+    timings.samplerMs += te - tm;
+    timings.stepMs.push(te - ts);
+    await opts.onProgress?.({ step: k, totalSteps: steps, t, x });
+  }
+  timings.totalMs = performance.now() - t0;
+  return {
+    x,
+    seed,
+    sampler: sampler.name,
+    steps,
+    timesteps,
+    timings,
+    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null },
+  };
+}

@@ -7,6 +7,7 @@ Forward fixtures: forward_<case>_{weights,inputs,out}.safetensors in the CLI for
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -59,6 +60,26 @@ def write_forward(out, name, preset, overrides, batch, dtype, seed):
     return model, cfg
 
 
+def write_conversion(out):
+    """An official-style .pt ({"ema": ..., "model": "module."-prefixed}) converted by convert_checkpoint.py."""
+    overrides = dict(input_size=16, in_channels=4, num_classes=10, hidden_size=12, depth=[2, 1, 2, 1, 2], skip_stride=2)
+    model, cfg, gen = build(None, overrides, torch.float32, seed=4242)
+    sd = model.state_dict()
+    pt = f"{out}/convert_src.pt"
+    torch.save({"model": {"module." + k: v for k, v in sd.items()}, "ema": sd, "args": {"note": "not a tensor"}}, pt)
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, f"{here}/convert_checkpoint.py", pt, "--config", json.dumps(overrides),
+                    "--dtype", "f16", "--out", f"{out}/convert_ema_f16.safetensors"], check=True)
+    x = torch.randn(2, 4, 16, 16, generator=gen)
+    t, y = torch.tensor([999, 0]), torch.tensor([10, 4])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())  # the converted file stores f16
+        o = model(x, t, y)
+    save_file({"x": x, "t": t, "y": y}, f"{out}/convert_inputs.safetensors")
+    save_file({"out": o}, f"{out}/convert_out.safetensors")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -72,6 +93,8 @@ def main():
             continue
         write_forward(args.out, name, preset, overrides, batch, dtype, seed=1000 + i)
         print(f"forward_{name}: written ({time.time() - t0:.1f}s)")
+    write_conversion(args.out)
+    print(f"conversion: written ({time.time() - t0:.1f}s)")
     for module in ("fixtures_safetensors", "fixtures_sampling", "fixtures_dic_sampling"):
         try:
             mod = __import__(module)

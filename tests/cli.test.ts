@@ -141,3 +141,13 @@ test("the dic process exits 1 with one line and no stack trace", () => {
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0], /truncated/);
 });
+
+test("dic forward on a converted official-style checkpoint matches PyTorch", async () => {
+  const out = join(dir, "converted-out.safetensors");
+  const r = await run(["forward", "--model", `${fixturesDir}convert_ema_f16.safetensors`,
+    "--inputs", `${fixturesDir}convert_inputs.safetensors`, "--out", out]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  const got = (await readSafetensorsFile(out)).getF32("out");
+  const want = (await readSafetensorsFile(`${fixturesDir}convert_out.safetensors`)).getF32("out");
+  assert.ok(relL2(got, want) <= JS_VS_TORCH_FORWARD, `relative L2 ${relL2(got, want)}`);
+});

@@ -28,6 +28,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "js" }, config: { type: "string", default: "DiC-S" },
     batch: { type: "string", default: "1,2" }, reps: { type: "string", default: "3" }, json: { type: "boolean" },
     fixture: { type: "string", default: new URL("../tests/fixtures/gen/forward_dics", import.meta.url).pathname },
+    peer: { type: "string", default: "torch" }, threads: { type: "string", default: "1" },
   },
 });
 
@@ -74,9 +75,32 @@ for (const n of values.batch!.split(",").map(Number)) {
   rows.push({ batch: n, ms: +ms.toFixed(1), gflops: +((2 * macs * n) / (ms * 1e6)).toFixed(2), peakRssMiB: rssMiB() && +rssMiB()!.toFixed(0) });
 }
 
+// 3. Peer in the same run: PyTorch CPU eager on the same configuration and thread count.
+const peer = new Map<number, number>();
+let peerNote = "none";
+if (values.peer === "torch") {
+  const root = new URL("../", import.meta.url).pathname;
+  const { spawnSync } = await import("node:child_process");
+  const r = spawnSync("/usr/bin/python3", [`${root}reference/bench_forward_torch.py`, "--config", values.config!,
+    "--batch", values.batch!, "--threads", values.threads!, "--reps", values.reps!], { encoding: "utf8", env: { ...(globalThis as any).process?.env, OMP_NUM_THREADS: values.threads } });
+  if (r.status === 0) {
+    const j = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    for (const row of j.rows) peer.set(row.batch, row.ms);
+    peerNote = `PyTorch ${j.torch} CPU eager, ${j.threads} thread(s)`;
+  } else {
+    peerNote = `PyTorch unavailable (${(r.stderr || String(r.error)).trim().split("\n").pop()})`;
+  }
+}
+for (const r of rows) {
+  const p = peer.get(r.batch as number);
+  r.peerMs = p === undefined ? null : +p.toFixed(1);
+  r.ratio = p === undefined ? null : +((r.ms as number) / p).toFixed(2);
+}
+
 console.log(`bench/forward: ${values.config} (${(paramCount(config) / 1e6).toFixed(2)} M params, ${(macs / 1e9).toFixed(2)} GMAC/sample)`);
 console.log(`runtime ${env.runtime} ${env.version}; backend ${backend.description} [${reason}]`);
 console.log(`validation: ${validation}`);
-console.log("| batch | ms (median) | GFLOP/s | peak RSS MiB |\n| --- | --- | --- | --- |");
-for (const r of rows) console.log(`| ${r.batch} | ${r.ms} | ${r.gflops} | ${r.peakRssMiB ?? "n/a"} |`);
-if (values.json) console.log(JSON.stringify({ bench: "forward", config: values.config, backend: backend.name, runtime: env.runtime, validation, rows }));
+console.log(`peer: ${peerNote}`);
+console.log("| batch | ms (median) | GFLOP/s | peak RSS MiB | peer ms | ours / peer |\n| --- | --- | --- | --- | --- | --- |");
+for (const r of rows) console.log(`| ${r.batch} | ${r.ms} | ${r.gflops} | ${r.peakRssMiB ?? "n/a"} | ${r.peerMs ?? "n/a"} | ${r.ratio ?? "n/a"} |`);
+if (values.json) console.log(JSON.stringify({ bench: "forward", config: values.config, backend: backend.name, runtime: env.runtime, validation, peer: peerNote, rows }));

@@ -8,3 +8,27 @@ export const SAMPLER_TRAJECTORY = 1e-3;
 export const FAST_F32_VS_JS = 1e-4;
 /** f16 paths vs js, relative L2 per forward. */
 export const F16_VS_JS = 1e-2;
+
+/**
+ * js backend vs PyTorch fp32 per op, relative L2 (tests/ops.test.ts on reference/fixtures_ops.py). The js
+ * backend accumulates in f64, so what it measures is torch's own fp32 rounding (torch fp32 vs fp64 on the
+ * same cases: conv3x3 <= 5.0e-7, linear 3.3e-7, conv1x1 1.8e-7, normalize 1.2e-7, gateAdd 3.1e-8); about
+ * 2x-5x headroom on that. add and the data-movement ops must match torch bit for bit.
+ */
+export const JS_VS_TORCH_OP: Readonly<Record<string, number>> = Object.freeze({
+  conv3x3: 1e-6,
+  conv1x1: 5e-7,
+  linear: 1e-6,
+  normalize: 5e-7,
+  gateAdd: 2e-7,
+  add: 0,
+  gather: 0,
+  pixelShuffle: 0,
+  pixelUnshuffle: 0,
+  concat: 0,
+});
+/**
+ * A backend's conv3x3 with a fused pre-op vs its own normalize followed by a plain conv3x3 (js: exactly 0;
+ * a fast backend may round the normalised input differently and its Winograd transform amplifies that).
+ */
+export const FUSED_PREOP_VS_UNFUSED = 1e-5;

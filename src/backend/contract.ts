@@ -21,14 +21,14 @@ export interface ChannelSlice {
 
 /**
  * A normalisation applied to an op's input on the fly:
- * `act(norm(x) * weight + bias) ` then, if `modulate` is given, `x * (1 + scale) + shift` before `act`.
+ * `act((norm(x) * weight + bias) * (1 + scale) + shift)`, where the affine and the modulate are optional.
  * Mirrors `GELU(GroupNorm(x))`, `GELU(GroupNorm(x) * (1 + scale) + shift)` and the head's
  * `LayerNorm(x) * (1 + scale) + shift` of the DiC block and final layer.
  */
 export interface NormPreOp {
   /** "group": torch.nn.functional.group_norm over (C/groups, H, W); "layer": layer norm over C at each pixel. */
   norm: "group" | "layer";
-  /** Number of groups (group norm only). */
+  /** Number of groups; required for group norm and must divide the channels. */
   groups?: number;
   eps: number;
   /** Per-channel affine of the norm (both or neither). */

@@ -20,12 +20,32 @@ function js(t: Tensor, op: string): JsTensor {
   return t;
 }
 
+function checkFactor(op: string, r: number): void {
+  if (!Number.isInteger(r) || r < 1) throw new Error(`${op}: factor r must be a positive integer, got ${r}`);
+}
+
+/** Validates the fields of a NormPreOp (shared by every op that takes one). */
+function checkPreOp(pre: NormPreOp, c: number, op: string, shape: readonly number[]): void {
+  const where = `${op} pre-op on ${shapeStr(shape)}`;
+  if (pre.norm !== "group" && pre.norm !== "layer") throw new Error(`${where}: unknown norm "${pre.norm}" (group, layer)`);
+  if (pre.act !== "gelu" && pre.act !== "none") throw new Error(`${where}: unknown act "${pre.act}" (gelu, none)`);
+  if (!(pre.eps > 0)) throw new Error(`${where}: eps must be > 0, got ${pre.eps}`);
+  if (!pre.weight !== !pre.bias) throw new Error(`${where}: norm weight and bias come together (got only one)`);
+  if (pre.norm === "group") {
+    const g = pre.groups;
+    if (g === undefined || !Number.isInteger(g) || g < 1 || c % g !== 0) {
+      throw new Error(`${where}: group norm needs groups dividing ${c} channels, got ${g}`);
+    }
+  }
+}
+
 /** The plain TypeScript reference backend. */
 export class JsBackend implements Backend {
   readonly name = "js";
   readonly description = "js: plain TypeScript reference (f32 storage, f64 accumulation, single thread)";
 
   upload(t: HostTensor): Tensor {
+    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`upload: shape ${shapeStr(t.shape)} has a negative or fractional dimension`);
     if (t.data.length !== numel(t.shape)) throw new Error(`upload: shape ${shapeStr(t.shape)} vs ${t.data.length} values`);
     return new JsTensor([...t.shape], new Float32Array(t.data));
   }
@@ -55,6 +75,7 @@ export class JsBackend implements Backend {
     const xv = js(x, "conv1x1"), wv = js(w, "conv1x1");
     const [n, ci, h, wd] = xv.shape;
     const co = wv.shape[0];
+    expectShape("conv1x1", "x", xv.shape, [null, null, null, null]);
     expectShape("conv1x1", "weight", wv.shape, [null, ci, 1, 1]);
     if (bias) expectShape("conv1x1", "bias", bias.shape, [co]);
     const out = conv1x1(xv.data, n, ci, h * wd, wv.data, co, bias ? js(bias, "conv1x1").data : null);
@@ -63,6 +84,7 @@ export class JsBackend implements Backend {
 
   linear(x: Tensor, w: Tensor, bias: Tensor | null, inputAct: "silu" | "none" = "none"): Tensor {
     const xv = js(x, "linear"), wv = js(w, "linear");
+    expectShape("linear", "x", xv.shape, [null, null]);
     const [n, k] = xv.shape;
     const m = wv.shape[0];
     expectShape("linear", "weight", wv.shape, [m, k]);
@@ -82,12 +104,14 @@ export class JsBackend implements Backend {
 
   normalize(x: Tensor, pre: NormPreOp): Tensor {
     const xv = js(x, "normalize");
+    expectShape("normalize", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
     return new JsTensor([...xv.shape], applyPreOp(xv.data, n, c, h * w, this.hostPre(pre, xv, "normalize")));
   }
 
   gateAdd(h: Tensor, gate: ChannelSlice | null, residual: Tensor): Tensor {
     const hv = js(h, "gateAdd"), rv = js(residual, "gateAdd");
+    expectShape("gateAdd", "h", hv.shape, [null, null, null, null]);
     expectShape("gateAdd", "residual", rv.shape, hv.shape);
     const [n, c, hh, w] = hv.shape;
     const hw = hh * w;
@@ -110,6 +134,7 @@ export class JsBackend implements Backend {
 
   gather(table: Tensor, ids: readonly number[]): Tensor {
     const tv = js(table, "gather");
+    expectShape("gather", "table", tv.shape, [null, null]);
     const [v, d] = tv.shape;
     const out = new Float32Array(ids.length * d);
     ids.forEach((id, r) => {
@@ -121,6 +146,8 @@ export class JsBackend implements Backend {
 
   pixelShuffle(x: Tensor, r: number): Tensor {
     const xv = js(x, "pixelShuffle");
+    checkFactor("pixelShuffle", r);
+    expectShape("pixelShuffle", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
     if (c % (r * r) !== 0) throw new Error(`pixelShuffle: ${c} channels not divisible by ${r * r}`);
     return new JsTensor([n, c / (r * r), h * r, w * r], pixelShuffle(xv.data, n, c, h, w, r));
@@ -128,6 +155,8 @@ export class JsBackend implements Backend {
 
   pixelUnshuffle(x: Tensor, r: number): Tensor {
     const xv = js(x, "pixelUnshuffle");
+    checkFactor("pixelUnshuffle", r);
+    expectShape("pixelUnshuffle", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
     if (h % r !== 0 || w % r !== 0) throw new Error(`pixelUnshuffle: ${h}x${w} not divisible by ${r}`);
     return new JsTensor([n, c * r * r, h / r, w / r], pixelUnshuffle(xv.data, n, c, h, w, r));
@@ -144,7 +173,7 @@ export class JsBackend implements Backend {
   private slice(s: ChannelSlice, n: number, c: number, op: string): { data: Float32Array; k: number; offset: number } {
     const t = js(s.tensor, op);
     const [rows, k] = t.shape;
-    if (rows !== n || s.offset < 0 || s.offset + c > k) {
+    if (t.shape.length !== 2 || rows !== n || !Number.isInteger(s.offset) || s.offset < 0 || s.offset + c > k) {
       throw new Error(`${op}: channel slice [${s.offset}, ${s.offset + c}) of ${shapeStr(t.shape)} does not fit batch ${n}`);
     }
     return { data: t.data, k, offset: s.offset };
@@ -152,11 +181,12 @@ export class JsBackend implements Backend {
 
   private hostPre(pre: NormPreOp, x: JsTensor, op: string): HostPreOp {
     const [n, c] = x.shape;
+    checkPreOp(pre, c, op, x.shape);
     if (pre.weight) expectShape(op, "norm weight", pre.weight.shape, [c]);
     if (pre.bias) expectShape(op, "norm bias", pre.bias.shape, [c]);
     return {
       norm: pre.norm,
-      groups: pre.groups ?? 1,
+      groups: pre.groups ?? 0,
       eps: pre.eps,
       weight: pre.weight ? js(pre.weight, op).data : null,
       bias: pre.bias ? js(pre.bias, op).data : null,

@@ -1,7 +1,8 @@
 """PyTorch reference of the DiC diffusion (DESIGN.md sections 1 and 4), written from the description.
 
 Linear betas, timestep respacing, DDPM with learned-range (or fixed-large) variance, DDIM with eta,
-classifier-free guidance in `reference` (3 channels, the official quirk) and `standard` modes.
+DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2), classifier-free guidance in
+`reference` (3 channels, the official quirk) and `standard` modes.
 Numerics mirror the official release: coefficients in float64 numpy, read per step as float32,
 tensors in float32. Noise is injected (`step_noises`) so that other implementations can be compared.
 """
@@ -127,6 +128,55 @@ def ddim_step(d, i, x, model_out, eta, noise):
     return out
 
 
+def dpmpp2m_coefs(d, i):
+    """DPM-Solver++(2M) coefficients (float64) of respaced step i, which goes from abar[i] to abar_prev[i].
+
+    Returns (ratio, phi, c): x_next = ratio * x + phi * D with ratio = sigma_next / sigma_cur,
+    phi = -alpha_next (e^{-h} - 1) and D = (1 + c) x0 - c x0_prev, c = 1 / (2 r) (Algorithm 2);
+    c is None where the step is first order (D = x0, DPM-Solver++(1), algebraically DDIM with eta 0):
+    the first step (i = S-1, no history yet) and the last two: i = 0 goes from t = 0 to sigma = 0
+    (lambda = +inf, so r = 0 and 1 / (2r) is undefined), and i = 1 goes into t = 0 (sigma ~ 0.01) with
+    a lambda jump several times the previous one, where the linear extrapolation of x0 in lambda
+    overshoots (the "lower order final" of common implementations, whose final step goes to sigma = 0).
+    """
+    ab, ab_next = d.alphas_cumprod[i], d.alphas_cumprod_prev[i]
+    alpha_cur, sigma_cur = np.sqrt(ab), np.sqrt(1.0 - ab)
+    alpha_next, sigma_next = np.sqrt(ab_next), np.sqrt(1.0 - ab_next)
+    ratio = sigma_next / sigma_cur
+    # e^{-h} = e^{lambda_cur - lambda_next} = (alpha_cur / sigma_cur) (sigma_next / alpha_next), without log/exp
+    # so that it is exactly 0 at sigma_next = 0 (the last step)
+    exp_neg_h = ratio * alpha_cur / alpha_next
+    phi = alpha_next * (1.0 - exp_neg_h)
+    if i <= 1 or i == d.num_timesteps - 1:
+        return ratio, phi, None
+    lam = lambda a: 0.5 * np.log(a / (1.0 - a))  # lambda = log(alpha / sigma)
+    h = lam(ab_next) - lam(ab)
+    h_prev = lam(ab) - lam(d.alphas_cumprod[i + 1])  # the step from i + 1 to i
+    r = h_prev / h
+    return ratio, phi, 1.0 / (2.0 * r)
+
+
+def dpmpp2m_step(d, i, x, model_out, x0_prev):
+    """DPM-Solver++(2M) x_{t-1} at respaced step i; returns (x_next, x0), x0 = this step's data prediction.
+
+    Deterministic and eps-only (variance channels ignored). `x0_prev` is the data prediction of step
+    i + 1 (None on the first step); it is ignored where the step is first order (see dpmpp2m_coefs).
+    """
+    C = x.shape[1]
+    x0 = _pred_x0(d, i, x, model_out[:, :C])
+    ratio, phi, c = dpmpp2m_coefs(d, i)
+    if c is None:
+        D = x0
+    else:
+        if x0_prev is None:
+            raise ValueError(f"dpmpp2m step {i}: second-order step without the previous x0")
+        cf = torch.tensor(c, dtype=torch.float64).float()
+        D = (1 + cf) * x0 - cf * x0_prev
+    rf = torch.tensor(ratio, dtype=torch.float64).float()
+    pf = torch.tensor(phi, dtype=torch.float64).float()
+    return rf * x + pf * D, x0
+
+
 def guided_output(out, channels, scale, mode):
     """[2N, outC, ...] (conditional rows first) -> guided [N, outC, ...]; other channels from the conditional half."""
     n = out.shape[0] // 2
@@ -157,6 +207,7 @@ def sample_loop(model_fn, noise, labels, steps, sampler, eta, cfg_scale, cfg_mod
     x = noise.float().clone()
     y = torch.as_tensor(labels, dtype=torch.int64)
     C = x.shape[1]
+    x0_prev = None
     with torch.no_grad():
         for k in range(steps):
             i = steps - 1 - k
@@ -174,6 +225,8 @@ def sample_loop(model_fn, noise, labels, steps, sampler, eta, cfg_scale, cfg_mod
                 x = ddpm_step(d, i, x, out, learn_sigma, z)
             elif sampler == "ddim":
                 x = ddim_step(d, i, x, out, eta, z)
+            elif sampler == "dpmpp2m":
+                x, x0_prev = dpmpp2m_step(d, i, x, out, x0_prev)
             else:
-                raise ValueError(f"unknown sampler {sampler}; valid: ddpm, ddim")
+                raise ValueError(f"unknown sampler {sampler}; valid: ddpm, ddim, dpmpp2m")
     return x

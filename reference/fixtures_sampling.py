@@ -1,4 +1,5 @@
-"""Sampler fixtures: whole DDPM/DDIM/CFG trajectories of diffusion_ref.sample_loop on an analytic model.
+"""Sampler fixtures: whole DDPM/DDIM/DPM-Solver++(2M)/CFG trajectories of diffusion_ref.sample_loop on an
+analytic model.
 
 The stand-in model is cheap to compute in TypeScript too, so these fixtures test the samplers alone.
 With u = t / 1000 (t = original timestep), q = exp(-(0.1 u + 9.95 u^2)) (about alphas_cumprod) and
@@ -31,6 +32,11 @@ CASES = {
     "cfg_standard_4_ddpm": ("ddpm", 20, 0.0, 4.0, "standard", True),
     "nosigma_ddpm_30": ("ddpm", 30, 0.0, 1.0, "reference", False),
     "nosigma_ddim_cfg3_30": ("ddim", 30, 0.0, 3.0, "standard", False),
+    # DPM-Solver++(2M): deterministic, eps channels only (variance channels ignored)
+    "dpmpp2m_cfg_standard_4_10": ("dpmpp2m", 10, 0.0, 4.0, "standard", True),
+    "dpmpp2m_cfg_standard_1.5_20": ("dpmpp2m", 20, 0.0, 1.5, "standard", True),
+    "dpmpp2m_nosigma_cfg_standard_3_50": ("dpmpp2m", 50, 0.0, 3.0, "standard", False),
+    "dpmpp2m_20": ("dpmpp2m", 20, 0.0, 1.0, "standard", True),
 }
 
 

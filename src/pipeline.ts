@@ -25,8 +25,18 @@ export interface ProgressInfo {
 }
 
 /**
- * Where a (partial) run stopped: pass `x` as `initNoise`, `nextStep` as `startStep` and
- * `rngState` as `rngState` (with the same other options) to finish the run, here or elsewhere.
+ * What a multistep sampler (dpmpp2m) carries from one step to the next: the data prediction x0
+ * [N, C, H, W] made at step `step` (0-based loop step), which the following step extrapolates from.
+ */
+export interface SamplerHistory {
+  step: number;
+  x0: HostTensor;
+}
+
+/**
+ * Where a (partial) run stopped: pass `x` as `initNoise`, `nextStep` as `startStep`, `rngState` as
+ * `rngState` and `history` as `history` (with the same other options) to finish the run, here or
+ * elsewhere, bit-identically.
  */
 export interface SamplerState {
   x: HostTensor;
@@ -34,6 +44,11 @@ export interface SamplerState {
   nextStep: number;
   /** Position of the noise stream, or null when this run used no generator. */
   rngState: RngState | null;
+  /**
+   * Multistep samplers (dpmpp2m): the x0 prediction of step nextStep - 1, needed to resume; null for
+   * single-step samplers (ddpm, ddim) and once the run is complete.
+   */
+  history: SamplerHistory | null;
 }
 
 /** Options of {@link runSampler}. */
@@ -51,8 +66,9 @@ export interface RunSamplerOptions {
   steps: number;
   /** Respacing as the official `timestep_respacing` ("50", "ddim50", "10,15,20"); default String(steps). */
   respacing?: string | number[];
+  /** "ddpm", "ddim" or "dpmpp2m" (DPM-Solver++(2M), deterministic), see SAMPLER_NAMES. */
   sampler: SamplerName | string;
-  /** DDIM stochasticity in [0, 1]; default 0. Ignored by DDPM. */
+  /** DDIM stochasticity in [0, 1]; default 0. Ignored by DDPM and dpmpp2m. */
   eta?: number;
   /** Guidance scale; 1 (default) = no guidance and no batch doubling. */
   cfgScale?: number;
@@ -68,6 +84,11 @@ export interface RunSamplerOptions {
   noiseFn?: (stepIndex: number, shape: number[]) => HostTensor;
   /** First step to run (0-based, default 0); > 0 resumes a SamplerState. */
   startStep?: number;
+  /**
+   * Resuming a multistep sampler (dpmpp2m): SamplerState.history, the x0 prediction of step
+   * startStep - 1. Required when the step at startStep is second order; there is no silent restart.
+   */
+  history?: SamplerHistory | null;
   /** Last step to run (inclusive, default steps - 1); the result's state resumes after it. */
   stopAfterStep?: number;
   onProgress?: (info: ProgressInfo) => void | Promise<void>;
@@ -120,7 +141,7 @@ function checkShape(t: HostTensor, expected: number[], what: string): void {
  * Noise order (the contract that makes a seed reproducible everywhere): one GaussianRng stream;
  * x_T is drawn first (N*C*H*W values, NCHW order) unless `initNoise` is given, then each step that
  * adds noise draws N*C*H*W values, in step order. Steps that add no noise (the last step, DDIM
- * with eta 0) draw nothing. Guidance never draws noise for the unconditional half.
+ * with eta 0, every dpmpp2m step) draw nothing. Guidance never draws noise for the unconditional half.
  *
  * @example
  * const { x } = await runSampler({ model, learnSigma: true, numClasses: 1000, labels: [207],
@@ -162,6 +183,14 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
   const needsRng = !opts.initNoise || (needsStepNoise && !opts.noiseFn);
   if (start > 0 && !opts.initNoise) throw new Error(`startStep ${start}: resuming needs initNoise (the x of the SamplerState)`);
   if (start > 0 && needsRng && !opts.rngState) throw new Error(`startStep ${start}: resuming a run that draws noise needs rngState`);
+  if (opts.history) {
+    const h = opts.history;
+    if (h.step !== start - 1) throw new Error(`history: holds the x0 prediction of step ${h.step}, but resuming at startStep ${start} needs step ${start - 1}`);
+    checkShape(h.x0, xShape, "history.x0");
+    sampler.setHistory({ index: steps - 1 - h.step, x0: h.x0.data });
+  } else if (start > 0 && sampler.needsHistory(steps - 1 - start, steps)) {
+    throw new Error(`startStep ${start}: resuming a ${sampler.name} run at this step needs history (SamplerState.history, the x0 prediction of step ${start - 1})`);
+  }
   let rng: GaussianRng | null = null;
   let seed: number | bigint | null = null;
   if (opts.rngState) {
@@ -213,6 +242,8 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
     await opts.onProgress?.({ step: k, totalSteps: steps, t, x });
   }
   timings.totalMs = performance.now() - t0;
+  const last = stop + 1 < steps ? sampler.getHistory() : null;
+  const history = last ? { step: steps - 1 - last.index, x0: hostTensor(xShape, last.x0, "history x0") } : null;
   return {
     x,
     seed,
@@ -220,6 +251,6 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
     steps,
     timesteps,
     timings,
-    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null },
+    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null, history },
   };
 }

@@ -10,8 +10,10 @@ import { SAMPLER_NAMES, type SamplerName } from "../src/samplers/index.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
+import { makeGrid, encodePNG } from "../src/image.ts";
+import { loadDefaultModel } from "./default-model.ts";
 import { generate } from "./generate.ts";
-import { loadModel } from "./model.ts";
+import { type DiCModel, loadModel } from "./model.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface CliIO {
@@ -24,6 +26,10 @@ export interface CliIO {
 const USAGE = `usage: dic <command> [options]
 
 commands:
+  generate [--model W.safetensors] --label sneaker [--label 3 ...] | --grid [--per-class 2]  --out IMAGE.png
+           [--steps N] [--sampler ddim|ddpm|dpmpp2m] [--cfg S] [--cfg-mode standard|reference] [--seed 1] [--backend js]
+           images from a pixel-space model (default: the embedded Fashion-MNIST model); several labels
+           write IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class
   forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend js]
            IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out (f32, N x out_channels x H x W)
   sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
@@ -106,15 +112,8 @@ async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
   const out = need(v.out as string, "out");
   const labels = ((v.label as string[] | undefined) ?? []).map((l) => num(l, "label", 0, (n) => Number.isInteger(n) && n >= 0, "a class index"));
   if (labels.length === 0) throw new UsageError("missing --label (give one per sample)");
-  const sampler = (v.sampler as string | undefined) ?? "ddim";
-  if (!(SAMPLER_NAMES as readonly string[]).includes(sampler)) throw new UsageError(`--sampler: unknown "${sampler}" (valid: ${SAMPLER_NAMES.join(", ")})`);
-  const cfgMode = (v["cfg-mode"] as string | undefined) ?? "standard";
-  if (!(CFG_MODES as readonly string[]).includes(cfgMode)) throw new UsageError(`--cfg-mode: unknown "${cfgMode}" (valid: ${CFG_MODES.join(", ")})`);
-  const steps = num(v.steps as string, "steps", 50, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000");
-  const eta = num(v.eta as string, "eta", 0, (n) => n >= 0 && n <= 1, "a number in [0, 1]");
-  const cfgScale = num(v.cfg as string, "cfg", 1, (n) => n >= 0, "a number >= 0");
+  const flags = samplingFlags(v);
   if (v.seed !== undefined && v["init-noise"] !== undefined) throw new UsageError("give --seed or --init-noise, not both");
-  const seed = v.seed === undefined ? undefined : num(v.seed as string, "seed", 0, (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer");
   const model = await loadModel(need(v.model as string, "model"), {
     backend: v.backend as string | undefined,
     config: v.config ? parseConfigArg(v.config as string) : undefined,
@@ -131,15 +130,90 @@ async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
   }
   const quiet = Boolean(v.quiet);
   const r = await generate({
-    model, labels, steps, sampler: sampler as SamplerName, eta, cfgScale, cfgMode: cfgMode as CfgMode, seed, initNoise,
-    onProgress: quiet || !io.progress ? undefined : (p) => io.progress!(`step ${p.step + 1}/${p.totalSteps} (t=${p.t})   `),
+    model, labels, steps: 50, sampler: "ddim", ...defined(flags), initNoise, onProgress: progressBar(io, quiet),
   });
-  if (!quiet && io.progress) io.progress("\n");
   await writeBytes(out, writeSafetensors({ x: { dtype: "F32", shape: r.latents.shape, data: r.latents.data } }, {
     seed: String(r.seed), sampler: r.sampler, steps: String(r.steps), cfg_scale: String(r.cfgScale), cfg_mode: r.cfgMode,
     labels: JSON.stringify(r.labels), backend: model.backend.name,
   }));
   if (!quiet) io.err(`sample: ${r.sampler} ${r.steps} steps, ${labels.length} sample(s), seed ${r.seed}, ${(r.timings.totalMs / 1000).toFixed(1)} s on ${model.backend.description} -> ${out}`);
+}
+
+/** Options shared by sample and generate: sampler, steps, eta, guidance and seed. */
+function samplingFlags(v: Record<string, unknown>) {
+  const sampler = v.sampler as string | undefined;
+  if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
+    throw new UsageError(`--sampler: unknown "${sampler}" (valid: ${SAMPLER_NAMES.join(", ")})`);
+  }
+  const cfgMode = v["cfg-mode"] as string | undefined;
+  if (cfgMode !== undefined && !(CFG_MODES as readonly string[]).includes(cfgMode)) {
+    throw new UsageError(`--cfg-mode: unknown "${cfgMode}" (valid: ${CFG_MODES.join(", ")})`);
+  }
+  const opt = (flag: string, check: (n: number) => boolean, what: string) =>
+    v[flag] === undefined ? undefined : num(v[flag] as string, flag, 0, check, what);
+  return {
+    sampler: sampler as SamplerName | undefined,
+    cfgMode: cfgMode as CfgMode | undefined,
+    steps: opt("steps", (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000"),
+    eta: opt("eta", (n) => n >= 0 && n <= 1, "a number in [0, 1]"),
+    cfgScale: opt("cfg", (n) => n >= 0, "a number >= 0"),
+    seed: opt("seed", (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer"),
+  };
+}
+
+/** The entries of `o` that are not undefined (so spreading them keeps earlier defaults). */
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+}
+
+function progressBar(io: CliIO, quiet: boolean) {
+  if (quiet || !io.progress) return undefined;
+  const t0 = performance.now();
+  return (p: { step: number; totalSteps: number }) => {
+    const width = 24, done = Math.round(((p.step + 1) / p.totalSteps) * width);
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    io.progress!(`[${"#".repeat(done)}${"-".repeat(width - done)}] ${p.step + 1}/${p.totalSteps} steps ${secs}s `);
+    if (p.step + 1 === p.totalSteps) io.progress!("\n");
+  };
+}
+
+async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void> {
+  const out = need(v.out as string, "out");
+  if (!/\.png$/i.test(out)) throw new UsageError(`--out: "${out}" must end in .png`);
+  const grid = Boolean(v.grid);
+  const asked = (v.label as string[] | undefined) ?? [];
+  if (grid && asked.length) throw new UsageError("give --label or --grid, not both");
+  if (!grid && asked.length === 0) throw new UsageError("missing --label (a class name or index; or --grid for every class)");
+  const perClass = num(v["per-class"] as string, "per-class", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer in 1..64");
+  const model: DiCModel = v.model
+    ? await loadModel(v.model as string, { backend: v.backend as string | undefined, config: v.config ? parseConfigArg(v.config as string) : undefined })
+    : await loadDefaultModel((v.backend as string | undefined) ?? "auto");
+  if (model.pixelRange === null) {
+    throw new UsageError(`${model.source}: a latent model (no __metadata__.pixel_range); use dic sample, images need a VAE decoder`);
+  }
+  const n = model.config.num_classes;
+  const labels: (string | number)[] = grid
+    ? Array.from({ length: perClass * n }, (_, i) => i % n)
+    : asked;
+  const quiet = Boolean(v.quiet);
+  const r = await generate({ model, labels, ...samplingFlags(v), onProgress: progressBar(io, quiet) });
+  const written: string[] = [];
+  if (grid) {
+    const names = model.classNames ?? [];
+    const img = makeGrid(r.images, { columns: n, labels: r.images.map((im) => names[im.label] ?? String(im.label)), scale: 3, padding: 2 });
+    await writeBytes(out, await encodePNG(img, { text: { software: "dic-sdk", sampler: r.sampler, steps: String(r.steps), seed: String(r.seed) } }));
+    written.push(out);
+  } else {
+    for (const [i, img] of r.images.entries()) {
+      const path = r.images.length === 1 ? out : out.replace(/(\.png)$/i, `-${i + 1}$1`);
+      await writeBytes(path, await img.toPNG());
+      written.push(path);
+    }
+  }
+  if (!quiet) {
+    io.err(`generate: ${r.images.length} image(s), ${r.sampler} ${r.steps} steps, cfg ${r.cfgScale}, seed ${r.seed}, ` +
+      `${(r.timings.totalMs / 1000).toFixed(1)} s on ${model.backend.name} -> ${written.length > 3 ? `${written[0]} ... ${written[written.length - 1]}` : written.join(", ")}`);
+  }
 }
 
 async function cmdBackends(io: CliIO): Promise<void> {
@@ -164,7 +238,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         backend: { type: "string" }, label: { type: "string", multiple: true }, steps: { type: "string" },
         sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
-        quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+        quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
+        "per-class": { type: "string" },
       },
     });
     const cmd = positionals[0];
@@ -175,8 +250,9 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
     if (cmd === "forward") await cmdForward(values, io);
     else if (cmd === "sample") await cmdSample(values, io);
+    else if (cmd === "generate") await cmdGenerate(values, io);
     else if (cmd === "backends") await cmdBackends(io);
-    else throw new UsageError(`unknown command "${cmd}" (commands: forward, sample, backends; see --help)`);
+    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends; see --help)`);
     return 0;
   } catch (e) {
     const err = e as Error;

@@ -3,22 +3,26 @@
 import { runSampler, type ProgressInfo } from "../src/pipeline.ts";
 import type { CfgMode } from "../src/samplers/guidance.ts";
 import type { SamplerName } from "../src/samplers/index.ts";
+import { encodePNG, type RgbaImage, toRGBA } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
+import { loadDefaultModel } from "./default-model.ts";
 import { DiCModel, loadModel, type ModelSource } from "./model.ts";
 
 /** Options of `generate`. */
 export interface GenerateOptions {
-  /** A loaded model, or where to load one from (path, URL, bytes, Response). */
-  model: DiCModel | ModelSource;
-  /** Class index per image (or a single index). */
-  labels?: number[] | number;
-  /** Sampling steps, respaced from the 1000 training steps. Default 50. */
+  /** A loaded model, or where to load one from (path, URL, bytes, Response). Default: the embedded model. */
+  model?: DiCModel | ModelSource;
+  /** Class per image, by index or name ("sneaker"); one image per entry. */
+  labels?: (number | string)[] | number | string;
+  /** Shorthand for a single class: `label: "sneaker"`. */
+  label?: number | string;
+  /** Sampling steps, respaced from the 1000 training steps. Default: the model's `sampling_defaults`, else 50. */
   steps?: number;
-  /** "ddim" (default) or "ddpm". */
+  /** "ddim", "ddpm" or "dpmpp2m". Default: the model's `sampling_defaults`, else "ddim". */
   sampler?: SamplerName;
   /** DDIM stochasticity, default 0. */
   eta?: number;
-  /** Classifier-free guidance scale; 1 disables guidance. Default 1. */
+  /** Classifier-free guidance scale; 1 disables guidance. Default: the model's `sampling_defaults`, else 1. */
   cfgScale?: number;
   /** "standard" (all eps channels, default) or "reference" (official first-3-channels quirk). */
   cfgMode?: CfgMode;
@@ -34,10 +38,21 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
-/** Result of `generate`: the final latents and how they were made. */
+/** One generated picture: RGBA pixels (ImageData-compatible) and a PNG encoder. */
+export interface GeneratedImage extends RgbaImage {
+  /** Class index and, when the model names its classes, the class name. */
+  label: number;
+  labelName: string | null;
+  /** Encodes the image as PNG (generation settings in tEXt chunks). */
+  toPNG(): Promise<Uint8Array>;
+}
+
+/** Result of `generate`: the final samples, the images, and how they were made. */
 export interface GenerateResult {
   /** Final samples [N, C, S, S] in the model's data space. */
   latents: HostTensor;
+  /** Pictures of a pixel-space model (empty for latent models, which need a VAE decoder). */
+  images: GeneratedImage[];
   labels: number[];
   seed: number | null;
   sampler: SamplerName;
@@ -54,28 +69,42 @@ export interface GenerateResult {
  * classifier-free guidance. Deterministic for a given seed on every runtime and backend (within the
  * backend's numeric tolerance).
  *
+ * With no `model`, the embedded default model (Fashion-MNIST classes) is used.
+ *
  * @example
  * import { generate } from "dic-sdk";
+ * const { images } = await generate({ label: "sneaker", seed: 1 });
+ * const png = await images[0].toPNG(); // Uint8Array, write it anywhere
+ *
  * const r = await generate({ model: "dic-s.safetensors", labels: [207, 360], steps: 50, cfgScale: 1.5, seed: 1 });
  * console.log(r.latents.shape, r.timings.totalMs);
  */
-export async function generate(options: GenerateOptions): Promise<GenerateResult> {
-  const model = options.model instanceof DiCModel ? options.model : await loadModel(options.model, { backend: options.backend });
+export async function generate(options: GenerateOptions = {}): Promise<GenerateResult> {
+  const model = options.model instanceof DiCModel
+    ? options.model
+    : options.model === undefined
+    ? await loadDefaultModel(options.backend ?? "auto")
+    : await loadModel(options.model, { backend: options.backend });
   const cfg = model.config;
-  const labels = options.labels === undefined ? [0] : Array.isArray(options.labels) ? options.labels : [options.labels];
-  if (labels.length === 0) throw new Error("generate: labels is empty");
-  for (const l of labels) {
-    if (!Number.isInteger(l) || l < 0 || l >= cfg.num_classes) {
-      throw new Error(`generate: label ${l} outside 0..${cfg.num_classes - 1}`);
+  if (options.label !== undefined && options.labels !== undefined) throw new Error("generate: give label or labels, not both");
+  const given = options.labels ?? options.label ?? 0;
+  const asked = Array.isArray(given) ? given : [given];
+  if (asked.length === 0) throw new Error("generate: labels is empty");
+  const labels = asked.map((l) => {
+    try {
+      return model.resolveLabel(l);
+    } catch (e) {
+      throw new Error(`generate: ${(e as Error).message}`);
     }
-  }
-  const cfgScale = options.cfgScale ?? 1;
+  });
+  const d = model.samplingDefaults;
+  const cfgScale = options.cfgScale ?? d.cfgScale ?? 1;
   if (!(Number.isFinite(cfgScale) && cfgScale >= 0)) throw new Error(`generate: cfgScale must be a number >= 0, got ${cfgScale}`);
   if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) {
     throw new Error("generate: this model has no null class (class_dropout_prob 0), so guidance (cfgScale != 1) is impossible");
   }
-  const cfgMode: CfgMode = options.cfgMode ?? "standard";
-  const steps = options.steps ?? 50;
+  const cfgMode: CfgMode = options.cfgMode ?? d.cfgMode ?? "standard";
+  const steps = options.steps ?? d.steps ?? 50;
   const r = await runSampler({
     model: (x, t, y) => model.forward(x, t, y),
     learnSigma: cfg.learn_sigma,
@@ -83,7 +112,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
     labels,
     shape: [cfg.in_channels, cfg.input_size, cfg.input_size],
     steps,
-    sampler: options.sampler ?? "ddim",
+    sampler: options.sampler ?? d.sampler ?? "ddim",
     eta: options.eta ?? 0,
     cfgScale,
     cfgMode,
@@ -92,8 +121,18 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
     onProgress: options.onProgress,
     signal: options.signal,
   });
+  const range = model.pixelRange;
+  const names = model.classNames;
+  const text = { sampler: r.sampler, steps: String(r.steps), cfg_scale: String(cfgScale), cfg_mode: cfgMode, seed: String(r.seed), model: model.source.split("/").pop() ?? "" };
+  const images: GeneratedImage[] = range === null ? [] : toRGBA(r.x, range).map((img, i) => ({
+    ...img,
+    label: labels[i],
+    labelName: names ? names[labels[i]] : null,
+    toPNG: () => encodePNG(img, { text: { ...text, label: names ? names[labels[i]] : String(labels[i]), software: "dic-sdk" } }),
+  }));
   return {
     latents: r.x,
+    images,
     labels,
     seed: r.seed === null ? null : Number(r.seed),
     sampler: r.sampler,

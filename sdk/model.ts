@@ -5,6 +5,8 @@ import { type DiCConfig, type DiCConfigInput, parseConfigArg } from "../src/mode
 import type { DiCGraph } from "../src/model/dic.ts";
 import { bindDiC, checkDiCTensors, configForFile } from "../src/model/load.ts";
 import { fetchBytes, responseBytes } from "../src/io.ts";
+import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
+import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
 import { type HostTensor, hostTensor, shapeStr } from "../src/tensor.ts";
 import { parseSafetensors, type SafetensorsFile } from "../src/weights/safetensors.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
@@ -41,6 +43,74 @@ export class DiCModel {
   /** The backend that runs this model. */
   get backend(): Backend {
     return this.graph.backend;
+  }
+
+  /** Class names from the file's `__metadata__.class_names` (JSON array), or null when absent. */
+  get classNames(): string[] | null {
+    const raw = this.metadata.class_names;
+    if (raw === undefined) return null;
+    try {
+      const v = JSON.parse(raw);
+      if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v;
+    } catch { /* reported below */ }
+    throw new Error(`${this.source}: __metadata__.class_names must be a JSON array of strings`);
+  }
+
+  /**
+   * Pixel range of a pixel-space model (`__metadata__.pixel_range`, e.g. "[-1, 1]"), or null for a
+   * latent model (whose samples need a VAE decoder to become images).
+   */
+  get pixelRange(): [number, number] | null {
+    const raw = this.metadata.pixel_range;
+    if (raw === undefined) return null;
+    const v = JSON.parse(raw);
+    if (!Array.isArray(v) || v.length !== 2 || !v.every(Number.isFinite) || !(v[0] < v[1])) {
+      throw new Error(`${this.source}: __metadata__.pixel_range must be "[low, high]", got ${raw}`);
+    }
+    return [v[0], v[1]];
+  }
+
+  /**
+   * Sampling settings the model's authors measured as the best speed/quality trade-off
+   * (`__metadata__.sampling_defaults`, JSON `{sampler, steps, cfg_scale, cfg_mode}`); empty when absent.
+   */
+  get samplingDefaults(): { sampler?: SamplerName; steps?: number; cfgScale?: number; cfgMode?: CfgMode } {
+    const raw = this.metadata.sampling_defaults;
+    if (raw === undefined) return {};
+    let v: Record<string, unknown>;
+    try {
+      v = JSON.parse(raw);
+    } catch {
+      throw new Error(`${this.source}: __metadata__.sampling_defaults is not valid JSON`);
+    }
+    return {
+      sampler: v.sampler === undefined ? undefined : checkSamplerName(String(v.sampler)),
+      steps: typeof v.steps === "number" ? v.steps : undefined,
+      cfgScale: typeof v.cfg_scale === "number" ? v.cfg_scale : undefined,
+      cfgMode: v.cfg_mode === undefined ? undefined : checkCfgMode(String(v.cfg_mode)),
+    };
+  }
+
+  /**
+   * Resolves a class given by index or by name: case-insensitive, ignoring spaces and dashes, and
+   * each "/"-separated part of a name counts ("t-shirt", "top" and "T-shirt/top" all work).
+   */
+  resolveLabel(label: string | number): number {
+    const n = this.config.num_classes;
+    const names = this.classNames;
+    if (typeof label === "number" || /^\d+$/.test(label)) {
+      const i = Number(label);
+      if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`label ${label} outside 0..${n - 1}`);
+      return i;
+    }
+    const key = (s: string) => s.toLowerCase().replace(/[\s_-]+/g, "");
+    const want = key(label);
+    const hit = names?.findIndex((name) => key(name) === want || name.split("/").some((part) => key(part) === want)) ?? -1;
+    if (hit < 0) {
+      const valid = names ? names.map((s) => `"${s}"`).join(", ") : "none (this model has no class names; use 0.." + (n - 1) + ")";
+      throw new Error(`unknown label "${label}"; valid names: ${valid}`);
+    }
+    return hit;
   }
 
   /**

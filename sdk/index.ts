@@ -1,6 +1,10 @@
 // dic-sdk public surface: load DiC weights, run the network, generate samples.
 export { DiCModel, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
-export { generate, type GenerateOptions, type GenerateResult } from "./generate.ts";
+export { generate, type GeneratedImage, type GenerateOptions, type GenerateResult } from "./generate.ts";
+export { DEFAULT_MODEL_FILE, defaultModelUrl, loadDefaultModel } from "./default-model.ts";
+export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
+export { SAMPLER_NAMES } from "../src/samplers/index.ts";
+export { CFG_MODES } from "../src/samplers/guidance.ts";
 export { runCli } from "./cli.ts";
 export { listBackends } from "../src/backend/registry.ts";
 export type { Backend, Tensor } from "../src/backend/contract.ts";

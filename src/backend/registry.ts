@@ -6,6 +6,7 @@ import { readEnv } from "../env.ts";
 
 /** Names accepted by `backend` options and `--backend`. */
 export const BACKEND_NAMES = ["auto", "js"] as const;
+/** One of BACKEND_NAMES. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** A created backend and the reason it was chosen. */

@@ -19,7 +19,9 @@ export interface DiCConfig {
 /** Partial configuration as users write it: any official field, plus an optional preset name. */
 export type DiCConfigInput = Partial<DiCConfig> & { preset?: PresetName } & Record<string, unknown>;
 
+/** Names of the official presets. */
 export const PRESET_NAMES = ["DiC-S", "DiC-B", "DiC-XL", "DiC-H"] as const;
+/** One of PRESET_NAMES. */
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** Official presets (DiC_S/B/XL/H of the release; mult [1,2,4,2,1], skip_stride 3). */

@@ -17,6 +17,11 @@ function rssMiB(): number | null {
   return proc?.memoryUsage ? proc.memoryUsage().rss / 2 ** 20 : null;
 }
 
+/** The repository root, whether this runs from bench/ (Deno, Bun) or from the Node build in dist/bench/. */
+function repoRoot(): URL {
+  return new URL(import.meta.url.includes("/dist/bench/") ? "../../" : "../", import.meta.url);
+}
+
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -27,7 +32,7 @@ const { values } = parseArgs({
   options: {
     backend: { type: "string", default: "js" }, config: { type: "string", default: "DiC-S" },
     batch: { type: "string", default: "1,2" }, reps: { type: "string", default: "3" }, json: { type: "boolean" },
-    fixture: { type: "string", default: new URL("../tests/fixtures/gen/forward_dics", import.meta.url).pathname },
+    fixture: { type: "string", default: new URL("tests/fixtures/gen/forward_dics", repoRoot()).pathname },
     peer: { type: "string", default: "torch" }, threads: { type: "string", default: "1" },
   },
 });
@@ -79,7 +84,7 @@ for (const n of values.batch!.split(",").map(Number)) {
 const peer = new Map<number, number>();
 let peerNote = "none";
 if (values.peer === "torch") {
-  const root = new URL("../", import.meta.url).pathname;
+  const root = repoRoot().pathname;
   const { spawnSync } = await import("node:child_process");
   const r = spawnSync("/usr/bin/python3", [`${root}reference/bench_forward_torch.py`, "--config", values.config!,
     "--batch", values.batch!, "--threads", values.threads!, "--reps", values.reps!], { encoding: "utf8", env: { ...(globalThis as any).process?.env, OMP_NUM_THREADS: values.threads } });

@@ -72,6 +72,26 @@ export interface Backend {
   concat(a: Tensor, b: Tensor): Tensor;
 }
 
+/** Throws unless a pixel (un)shuffle factor is a positive integer. */
+export function checkFactor(op: string, r: number): void {
+  if (!Number.isInteger(r) || r < 1) throw new Error(`${op}: factor r must be a positive integer, got ${r}`);
+}
+
+/** Validates the fields of a NormPreOp applied to a tensor of `shape` with `c` channels (every backend calls this). */
+export function checkPreOp(pre: NormPreOp, c: number, op: string, shape: readonly number[]): void {
+  const where = `${op} pre-op on [${shape.join(", ")}]`;
+  if (pre.norm !== "group" && pre.norm !== "layer") throw new Error(`${where}: unknown norm "${pre.norm}" (group, layer)`);
+  if (pre.act !== "gelu" && pre.act !== "none") throw new Error(`${where}: unknown act "${pre.act}" (gelu, none)`);
+  if (!(pre.eps > 0)) throw new Error(`${where}: eps must be > 0, got ${pre.eps}`);
+  if (!pre.weight !== !pre.bias) throw new Error(`${where}: norm weight and bias come together (got only one)`);
+  if (pre.norm === "group") {
+    const g = pre.groups;
+    if (g === undefined || !Number.isInteger(g) || g < 1 || c % g !== 0) {
+      throw new Error(`${where}: group norm needs groups dividing ${c} channels, got ${g}`);
+    }
+  }
+}
+
 /** Throws a clear error naming the op when a tensor's shape is not what the op needs. */
 export function expectShape(op: string, what: string, got: readonly number[], want: readonly (number | null)[]): void {
   const ok = got.length === want.length && want.every((d, i) => d === null || d === got[i]);

@@ -2,10 +2,11 @@
 // DIC_BACKEND environment variable, then the first available by priority — and it always says why.
 import type { Backend } from "./contract.ts";
 import { JsBackend } from "./js/index.ts";
+import { createWasmBackend, probeWasm } from "./wasm/index.ts";
 import { readEnv } from "../env.ts";
 
 /** Names accepted by `backend` options and `--backend`. */
-export const BACKEND_NAMES = ["auto", "js"] as const;
+export const BACKEND_NAMES = ["auto", "js", "wasm"] as const;
 /** One of BACKEND_NAMES. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -24,6 +25,7 @@ interface Entry {
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
+  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: () => createWasmBackend() },
 ];
 
 /** Reports, for every backend, whether it can run here and why not. */

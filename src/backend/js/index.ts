@@ -1,7 +1,7 @@
 // The `js` backend: plain TypeScript over Float32Array, the readable reference every fast backend
 // is tested against (DESIGN.md section 4: <= 1e-5 relative L2 vs PyTorch per forward).
 import type { Backend, ChannelSlice, NormPreOp, Tensor } from "../contract.ts";
-import { expectShape } from "../contract.ts";
+import { checkFactor, checkPreOp, expectShape } from "../contract.ts";
 import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
 import { conv1x1, conv3x3 } from "./conv.ts";
@@ -18,25 +18,6 @@ function js(t: Tensor, op: string): JsTensor {
   if (!(t instanceof JsTensor)) throw new Error(`${op}: tensor does not belong to the js backend`);
   if (t.freed) throw new Error(`${op}: tensor ${shapeStr(t.shape)} was freed`);
   return t;
-}
-
-function checkFactor(op: string, r: number): void {
-  if (!Number.isInteger(r) || r < 1) throw new Error(`${op}: factor r must be a positive integer, got ${r}`);
-}
-
-/** Validates the fields of a NormPreOp (shared by every op that takes one). */
-function checkPreOp(pre: NormPreOp, c: number, op: string, shape: readonly number[]): void {
-  const where = `${op} pre-op on ${shapeStr(shape)}`;
-  if (pre.norm !== "group" && pre.norm !== "layer") throw new Error(`${where}: unknown norm "${pre.norm}" (group, layer)`);
-  if (pre.act !== "gelu" && pre.act !== "none") throw new Error(`${where}: unknown act "${pre.act}" (gelu, none)`);
-  if (!(pre.eps > 0)) throw new Error(`${where}: eps must be > 0, got ${pre.eps}`);
-  if (!pre.weight !== !pre.bias) throw new Error(`${where}: norm weight and bias come together (got only one)`);
-  if (pre.norm === "group") {
-    const g = pre.groups;
-    if (g === undefined || !Number.isInteger(g) || g < 1 || c % g !== 0) {
-      throw new Error(`${where}: group norm needs groups dividing ${c} channels, got ${g}`);
-    }
-  }
 }
 
 /** The plain TypeScript reference backend. */

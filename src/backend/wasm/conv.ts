@@ -1,0 +1,119 @@
+// conv3x3, conv1x1 and linear over wasm/assembly (conv3x3.ts, gemm.ts). conv3x3 writes the (pre-op'd)
+// input once into a zero-padded copy P, then runs Winograd F(4x4,3x3) (weights transformed once, at
+// upload or first use) or, for tiny images, im2col + GEMM. Weights keep their torch layout next to the
+// packed forms (download returns them unchanged).
+import type { NormPreOp, Tensor } from "../contract.ts";
+import { expectShape } from "../contract.ts";
+import type { WasmCore } from "./core.ts";
+import { applyPre, resolvePre } from "./norm.ts";
+import type { WasmTensor } from "./tensor.ts";
+
+/** How conv3x3 picks its algorithm: by image size (auto), or always one of them (tests, benchmarks). */
+export type Conv3x3Path = "auto" | "winograd" | "direct";
+
+/** Smallest H and W for which `auto` picks Winograd (F(4x4) on 3x3 images already needs 4x fewer multiplies). */
+export const WINOGRAD_MIN_SIZE = 4;
+
+const ceil = (v: number, m: number) => Math.ceil(v / m) * m;
+
+/** The packed form `kind` of weight w, made on first use and kept with it. */
+export function packed(core: WasmCore, w: WasmTensor, kind: "winograd" | "direct" | "gemm"): number {
+  let p = w.packs.get(kind);
+  if (p !== undefined) return p;
+  const [co, ci] = w.shape;
+  const raw = core.nchw(w);
+  if (kind === "gemm") {
+    p = core.heap.alloc(ceil(co, 8) * ci * 4);
+    core.k.packB(raw, ci, co, 1, ci, p);
+  } else {
+    const cp = ceil(ci, 4);
+    p = core.heap.alloc((kind === "winograd" ? 36 : 9) * cp * ceil(co, 8) * 4);
+    if (kind === "winograd") core.k.winogradWeights(raw, co, ci, cp, p);
+    else core.k.directWeights(raw, co, ci, cp, p);
+  }
+  w.packs.set(kind, p);
+  return p;
+}
+
+export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, pre: NormPreOp | undefined, path: Conv3x3Path): WasmTensor {
+  const op = "conv3x3";
+  const xv = core.own(x, op), wv = core.own(w, op);
+  const [n, ci, h, wd] = xv.shape;
+  const co = wv.shape[0];
+  expectShape(op, "x", xv.shape, [null, null, null, null]);
+  expectShape(op, "weight", wv.shape, [null, ci, 3, 3]);
+  if (bias) expectShape(op, "bias", bias.shape, [co]);
+  const resolved = pre ? resolvePre(core, pre, xv, op) : null;
+  const biasPtr = bias ? core.own(bias, op).ptr : 0;
+  const cp = ceil(ci, 4);
+  const wino = path === "winograd" || (path === "auto" && Math.min(h, wd) >= WINOGRAD_MIN_SIZE);
+  const [tilesY, tilesX] = wino ? [Math.ceil(h / 4), Math.ceil(wd / 4)] : [0, 0];
+  const [hp, wp] = wino ? [tilesY * 4 + 2, tilesX * 4 + 2] : [h + 2, wd + 2];
+  const weights = packed(core, wv, wino ? "winograd" : "direct");
+  const out = core.tensor([n, co, h, wd], "nhwc");
+  // P: the conv input after the pre-op, zero-padded by one pixel (and to whole tiles), channels to Cp.
+  const held: number[] = [];
+  try {
+    const pIn = core.scratch(n * hp * wp * cp);
+    held.push(pIn);
+    core.f32().fill(0, pIn >> 2, (pIn >> 2) + n * hp * wp * cp);
+    if (resolved) applyPre(core, xv, resolved, pIn, hp, wp, cp, 1);
+    else core.k.padCopy(core.nhwc(xv), n, h, wd, ci, pIn, hp, wp, cp, 1);
+    if (wino) {
+      const tiles = n * tilesY * tilesX, rows = ceil(tiles, 4), coPad = ceil(co, 8);
+      const v = core.scratch(36 * rows * cp);
+      held.push(v);
+      core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
+      const m = core.scratch(36 * rows * coPad);
+      held.push(m);
+      core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
+      core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
+    } else {
+      const col = core.scratch(n * h * wd * 9 * cp);
+      held.push(col);
+      core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
+    }
+  } catch (e) {
+    core.release(out);
+    throw e;
+  } finally {
+    for (const p of held) core.heap.release(p);
+  }
+  return out;
+}
+
+export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null): WasmTensor {
+  const op = "conv1x1";
+  const xv = core.own(x, op), wv = core.own(w, op);
+  const [n, ci, h, wd] = xv.shape;
+  const co = wv.shape[0];
+  expectShape(op, "x", xv.shape, [null, null, null, null]);
+  expectShape(op, "weight", wv.shape, [null, ci, 1, 1]);
+  if (bias) expectShape(op, "bias", bias.shape, [co]);
+  const biasPtr = bias ? core.own(bias, op).ptr : 0;
+  const [weights, input] = [packed(core, wv, "gemm"), core.nhwc(xv)];
+  const out = core.tensor([n, co, h, wd], "nhwc");
+  core.k.gemm(n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr);
+  return out;
+}
+
+export function linear(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, inputAct: "silu" | "none"): WasmTensor {
+  const op = "linear";
+  const xv = core.own(x, op), wv = core.own(w, op);
+  expectShape(op, "x", xv.shape, [null, null]);
+  const [n, k] = xv.shape;
+  const m = wv.shape[0];
+  expectShape(op, "weight", wv.shape, [m, k]);
+  if (bias) expectShape(op, "bias", bias.shape, [m]);
+  const biasPtr = bias ? core.own(bias, op).ptr : 0;
+  const weights = packed(core, wv, "gemm");
+  const input = inputAct === "silu" ? core.scratch(n * k) : xv.ptr;
+  try {
+    if (input !== xv.ptr) core.k.silu(xv.ptr, input, n * k);
+    const out = core.tensor([n, m], "nchw");
+    core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr);
+    return out;
+  } finally {
+    if (input !== xv.ptr) core.heap.release(input);
+  }
+}

@@ -1,0 +1,73 @@
+// Loads the kernels of wasm/assembly (embedded as base64 by wasm/build.mjs: no file access, no fetch and no
+// dynamic import, so the same path works in Node, Deno, Bun, browsers and edge workers) and picks the build:
+// relaxed SIMD where the engine validates it (Deno, Bun, Chromium; Node 20 only with
+// --experimental-wasm-relaxed-simd), else plain SIMD.
+import { WASM_RELAXED_SIMD, WASM_SIMD } from "./binary.ts";
+
+/** Which build of the kernels runs. */
+export type WasmVariant = "relaxed-simd" | "simd";
+
+type Ptr = number;
+/** The exports of wasm/assembly/index.ts. Pointers are byte offsets into `memory`. */
+export interface Kernels {
+  memory: WebAssembly.Memory;
+  heapBase(): Ptr;
+  gemm(m: number, n: number, k: number, a: Ptr, lda: number, b: Ptr, c: Ptr, ldc: number, bias: Ptr): void;
+  packB(src: Ptr, k: number, n: number, rowStride: number, colStride: number, dst: Ptr): void;
+  winogradWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  directWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  winogradInput(p: Ptr, n: number, hp: number, wp: number, cp: number, tilesY: number, tilesX: number, v: Ptr): void;
+  winogradGemm(tiles: number, cp: number, coPad: number, v: Ptr, u: Ptr, m: Ptr): void;
+  winogradOutput(m: Ptr, coPad: number, n: number, tilesY: number, tilesX: number, h: number, w: number, co: number, bias: Ptr, out: Ptr): void;
+  directConv(p: Ptr, n: number, hp: number, wp: number, cp: number, h: number, w: number, col: Ptr, wd: Ptr, co: number, bias: Ptr, out: Ptr): void;
+  groupStats(x: Ptr, n: number, hw: number, c: number, groups: number, eps: number, stats: Ptr, scratch: Ptr): void;
+  layerStats(x: Ptr, pixels: number, c: number, eps: number, stats: Ptr): void;
+  preApply(x: Ptr, n: number, h: number, w: number, c: number, layer: number, meanC: Ptr, a: Ptr, b: Ptr, stats: Ptr,
+    gelu: number, dst: Ptr, dstHp: number, dstWp: number, dstCp: number, off: number): void;
+  padCopy(x: Ptr, n: number, h: number, w: number, c: number, dst: Ptr, dstHp: number, dstWp: number, dstCp: number, off: number): void;
+  nchwToNhwc(src: Ptr, dst: Ptr, n: number, c: number, hw: number): void;
+  nhwcToNchw(src: Ptr, dst: Ptr, n: number, c: number, hw: number): void;
+  pixelShuffle(src: Ptr, dst: Ptr, n: number, cin: number, h: number, w: number, r: number): void;
+  pixelUnshuffle(src: Ptr, dst: Ptr, n: number, c: number, h: number, w: number, r: number): void;
+  concat(a: Ptr, ca: number, b: Ptr, cb: number, dst: Ptr, pixels: number): void;
+  gateAdd(h: Ptr, gate: Ptr, k: number, off: number, res: Ptr, dst: Ptr, n: number, hw: number, c: number): void;
+  add(a: Ptr, b: Ptr, dst: Ptr, count: number): void;
+  silu(src: Ptr, dst: Ptr, count: number): void;
+  gelu(src: Ptr, dst: Ptr, count: number): void;
+}
+
+const decoded = new Map<WasmVariant, Uint8Array<ArrayBuffer>>();
+
+/** The module bytes of a build. */
+export function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
+  let bytes = decoded.get(variant);
+  if (!bytes) {
+    const s = atob(variant === "simd" ? WASM_SIMD : WASM_RELAXED_SIMD);
+    bytes = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+    decoded.set(variant, bytes);
+  }
+  return bytes;
+}
+
+/** null when the plain SIMD build can run here, else why not. */
+export function probeWasm(): string | null {
+  if (typeof WebAssembly !== "object" || typeof WebAssembly.validate !== "function") return "no WebAssembly in this runtime";
+  if (!WebAssembly.validate(wasmBytes("simd"))) return "this engine does not support WebAssembly SIMD (v128)";
+  return null;
+}
+
+/** Whether this engine accepts the relaxed-SIMD build. */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(wasmBytes("relaxed-simd"));
+  } catch {
+    return false;
+  }
+}
+
+/** Compiles and instantiates a build (asynchronously: browsers refuse large synchronous compiles). */
+export async function loadKernels(variant: WasmVariant): Promise<Kernels> {
+  const { instance } = await WebAssembly.instantiate(wasmBytes(variant), {});
+  return instance.exports as unknown as Kernels;
+}

@@ -1,0 +1,42 @@
+// Tensor handles of the wasm backend and the input checks every op shares (same wording as the js
+// reference: errors name the op, the tensor's shape and what was expected).
+import type { Tensor } from "../contract.ts";
+import { shapeStr } from "../../tensor.ts";
+
+/**
+ * A tensor in the backend's linear memory. 4-D tensors made by ops are NHWC; uploads keep the caller's
+ * NCHW order (a weight stays as torch stores it) and get an NHWC copy on first use as an activation.
+ */
+export class WasmTensor implements Tensor {
+  freed = false;
+  /** The same values in the other layout (4-D only), made on demand and freed with the tensor. */
+  other = 0;
+  /** Packed forms of a weight ("winograd", "direct", "gemm"), made at upload (role hint) or on first use. */
+  readonly packs = new Map<string, number>();
+
+  constructor(
+    readonly owner: object,
+    readonly shape: readonly number[],
+    readonly ptr: number,
+    /** "nchw": row-major as uploaded (any rank); "nhwc": a 4-D activation made by an op. */
+    readonly layout: "nchw" | "nhwc",
+  ) {}
+}
+
+/** The handle behind `t`, checked to belong to `owner` and not freed. */
+export function own(owner: object, t: Tensor, op: string): WasmTensor {
+  if (!(t instanceof WasmTensor) || t.owner !== owner) throw new Error(`${op}: tensor ${shapeStr(t.shape ?? [])} does not belong to this wasm backend`);
+  if (t.freed) throw new Error(`${op}: tensor ${shapeStr(t.shape)} was freed`);
+  return t;
+}
+
+export { checkFactor, checkPreOp } from "../contract.ts";
+
+/** Checks that a channel slice [offset, offset + c) of an [n, K] tensor exists. */
+export function checkSlice(t: WasmTensor, offset: number, n: number, c: number, op: string): number {
+  const [rows, k] = t.shape;
+  if (t.shape.length !== 2 || rows !== n || !Number.isInteger(offset) || offset < 0 || offset + c > k) {
+    throw new Error(`${op}: channel slice [${offset}, ${offset + c}) of ${shapeStr(t.shape)} does not fit batch ${n}`);
+  }
+  return k;
+}

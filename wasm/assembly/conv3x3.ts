@@ -1,0 +1,222 @@
+// Conv3x3 (stride 1, pad 1) on NHWC activations: Winograd F(4x4,3x3) (Lavin & Gray 2016, points 0, +-1,
+// +-2, inf: Y = A^T [(G g G^T) . (B^T d B)] A) and a direct im2col path for tiny images. Both read a
+// zero-padded, channel-padded copy P of the input ([N][Hp][Wp][Cp], Cp = ceil(Ci/4)*4) that the pre-op
+// pass writes (norm.ts), and both end in gemm.ts.
+import { gemm, gemmPackedA } from "./gemm";
+import { storeLanes } from "./simd";
+
+const SCR: usize = memory.data(36 * 16, 16); // one 6x6 tile of f32x4 between the two passes of a transform
+
+/**
+ * Winograd weights U = G g G^T for w [Co][Ci][3][3] (torch layout), computed in f64, stored for the GEMM
+ * as 36 packed B matrices: dst[p][ceil(Co/8)][Cp][8] (K = Cp input channels, N = Co, zero-padded).
+ */
+export function winogradWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
+  const coPad = (co + 7) & ~7;
+  const pStride = (<usize>cp * <usize>coPad) << 2;
+  memory.fill(dst, 0, pStride * 36);
+  for (let o = 0; o < co; o++) {
+    for (let i = 0; i < ci; i++) {
+      const g = w + ((<usize>(o * ci + i) * 9) << 2);
+      // t = G g (6x3), then U = t G^T (6x6)
+      const base = dst + ((<usize>(o >> 3) * <usize>cp + <usize>i) << 5) + (<usize>(o & 7) << 2);
+      for (let r = 0; r < 6; r++) {
+        let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0; // row r of G g
+        for (let col = 0; col < 3; col++) {
+          const g0 = <f64>load<f32>(g + (<usize>col << 2));
+          const g1 = <f64>load<f32>(g + (<usize>(3 + col) << 2));
+          const g2 = <f64>load<f32>(g + (<usize>(6 + col) << 2));
+          const v = gRow(r, g0, g1, g2);
+          if (col == 0) t0 = v; else if (col == 1) t1 = v; else t2 = v;
+        }
+        for (let s = 0; s < 6; s++) {
+          store<f32>(base + <usize>(r * 6 + s) * pStride, <f32>gRow(s, t0, t1, t2));
+        }
+      }
+    }
+  }
+}
+
+/** Row r of G times (a, b, c). */
+@inline function gRow(r: i32, a: f64, b: f64, c: f64): f64 {
+  if (r == 0) return a / 4;
+  if (r == 1) return -(a + b + c) / 6;
+  if (r == 2) return -(a - b + c) / 6;
+  if (r == 3) return a / 24 + b / 12 + c / 6;
+  if (r == 4) return a / 24 - b / 12 + c / 6;
+  return c;
+}
+
+/** Direct-path weights: packed B with K = 9 * Cp rows ordered (ky, kx, ci), N = Co. */
+export function directWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
+  const k = 9 * cp;
+  memory.fill(dst, 0, (<usize>((co + 7) >> 3) * <usize>k) << 5);
+  for (let o = 0; o < co; o++) {
+    const col = dst + ((<usize>(o >> 3) * <usize>k) << 5) + (<usize>(o & 7) << 2);
+    for (let i = 0; i < ci; i++) {
+      for (let tap = 0; tap < 9; tap++) {
+        store<f32>(col + (<usize>(tap * cp + i) << 5), load<f32>(w + ((<usize>(o * ci + i) * 9 + tap) << 2)));
+      }
+    }
+  }
+}
+
+/** One column (or row) of B^T d, d given as six f32x4 at stride `s` bytes, results to six slots at stride `o`. */
+@inline function inputColumn(src: usize, s: usize, dst: usize, o: usize): void {
+  const d0 = v128.load(src), d1 = v128.load(src + s), d2 = v128.load(src + 2 * s);
+  const d3 = v128.load(src + 3 * s), d4 = v128.load(src + 4 * s), d5 = v128.load(src + 5 * s);
+  const four = f32x4.splat(4), five = f32x4.splat(5), two = f32x4.splat(2);
+  const a = f32x4.sub(d4, f32x4.mul(four, d2));
+  const b = f32x4.sub(d3, f32x4.mul(four, d1));
+  const c = f32x4.sub(d4, d2);
+  const e = f32x4.mul(two, f32x4.sub(d3, d1));
+  v128.store(dst, f32x4.add(f32x4.sub(f32x4.mul(four, d0), f32x4.mul(five, d2)), d4));
+  v128.store(dst + o, f32x4.add(a, b));
+  v128.store(dst + 2 * o, f32x4.sub(a, b));
+  v128.store(dst + 3 * o, f32x4.add(c, e));
+  v128.store(dst + 4 * o, f32x4.sub(c, e));
+  v128.store(dst + 5 * o, f32x4.add(f32x4.sub(f32x4.mul(four, d1), f32x4.mul(five, d3)), d5));
+}
+
+/** 4x4 transpose of f32 lanes: rows r0..r3 (a tile's four channels each) -> columns (a channel's four tiles). */
+@inline function storeTransposed(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(dst, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
+  v128.store(dst, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
+  v128.store(dst, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+}
+
+const TILES: usize = memory.data(36 * 4 * 16, 16); // 36 transformed vectors of the four tiles of a group
+
+/**
+ * V = B^T d B for every 6x6 tile d of P, packed for gemmPackedA: V[p][t / 4][Cp][t % 4] (tile t = (n * tilesY
+ * + ty) * tilesX + tx, origin (4 ty, 4 tx) in P; tiles past the last one, up to a multiple of 4, repeat it).
+ * P: [N][Hp][Wp][Cp] with Hp >= 4 tilesY + 2, Wp >= 4 tilesX + 2.
+ */
+export function winogradInput(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize): void {
+  const perImage = tilesY * tilesX;
+  const tiles = n * perImage;
+  const groups = (tiles + 3) >> 2;
+  const px = <usize>cp << 2; // bytes per pixel
+  const row = <usize>wp * px;
+  const groupBytes = <usize>cp << 4;
+  const pStride = <usize>groups * groupBytes;
+  for (let g = 0; g < groups; g++) {
+    const out = v + <usize>g * groupBytes;
+    const o0 = tileOrigin(pIn, g * 4, tiles, perImage, tilesX, hp, wp, px);
+    const o1 = tileOrigin(pIn, g * 4 + 1, tiles, perImage, tilesX, hp, wp, px);
+    const o2 = tileOrigin(pIn, g * 4 + 2, tiles, perImage, tilesX, hp, wp, px);
+    const o3 = tileOrigin(pIn, g * 4 + 3, tiles, perImage, tilesX, hp, wp, px);
+    for (let c: usize = 0; c < px; c += 16) {
+      for (let r = 0; r < 4; r++) {
+        const origin = (r == 0 ? o0 : r == 1 ? o1 : r == 2 ? o2 : o3) + c;
+        // columns: SCR[i][j] = (B^T d)[i][j]; rows: TILES[i*6 + j][r] = (SCR B)[i][j]
+        for (let j = 0; j < 6; j++) inputColumn(origin + <usize>j * px, row, SCR + (<usize>j << 4), 96);
+        for (let i = 0; i < 6; i++) inputColumn(SCR + <usize>i * 96, 16, TILES + <usize>(i * 6 * 64 + r * 16), 64);
+      }
+      const dst = out + (c << 2);
+      for (let p = 0; p < 36; p++) {
+        const s = TILES + <usize>(p * 64);
+        storeTransposed(v128.load(s), v128.load(s, 16), v128.load(s, 32), v128.load(s, 48), dst + <usize>p * pStride);
+      }
+    }
+  }
+}
+
+/** Byte address in P of tile t's top-left input pixel (t clamped to the last tile). */
+@inline function tileOrigin(pIn: usize, t: i32, tiles: i32, perImage: i32, tilesX: i32, hp: i32, wp: i32, px: usize): usize {
+  t = min(t, tiles - 1);
+  const b = t / perImage, rem = t - b * perImage;
+  const ty = rem / tilesX, tx = rem - ty * tilesX;
+  return pIn + (<usize>(b * hp + ty * 4) * <usize>wp + <usize>(tx * 4)) * px;
+}
+
+/**
+ * The 36 GEMMs M[p] = V[p] (T x Cp) * U[p] (Cp x CoPad), M: [36][ceil(T/4)*4][CoPad]. (A tile-major M, which
+ * the output transform would read contiguously, measured slower: the GEMM then writes rows 36 planes apart.)
+ */
+export function winogradGemm(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize): void {
+  const rows = (tiles + 3) & ~3;
+  const vStride = (<usize>rows * <usize>cp) << 2;
+  const uStride = (<usize>cp * <usize>coPad) << 2;
+  const mStride = (<usize>rows * <usize>coPad) << 2;
+  for (let p = 0; p < 36; p++) {
+    gemmPackedA(rows, coPad, cp, v + <usize>p * vStride, 4 * cp, u + <usize>p * uStride, m + <usize>p * mStride, coPad);
+  }
+}
+
+/** Four outputs of A^T m for six f32x4 at stride s bytes, to four slots at stride o. */
+@inline function outputColumn(src: usize, s: usize, dst: usize, o: usize): void {
+  const m0 = v128.load(src), m1 = v128.load(src + s), m2 = v128.load(src + 2 * s);
+  const m3 = v128.load(src + 3 * s), m4 = v128.load(src + 4 * s), m5 = v128.load(src + 5 * s);
+  const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
+  const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
+  v128.store(dst, f32x4.add(f32x4.add(m0, s12), s34));
+  v128.store(dst + o, f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)));
+  v128.store(dst + 2 * o, f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)));
+  v128.store(dst + 3 * o, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5));
+}
+
+/** Row i of (A^T M) A + bias from the six f32x4 at src, stored to the first `cols` pixels at dst. */
+@inline function outputRow(src: usize, bias: v128, dst: usize, px: usize, cols: i32, lanes: i32): void {
+  const m0 = v128.load(src), m1 = v128.load(src, 16), m2 = v128.load(src, 32);
+  const m3 = v128.load(src, 48), m4 = v128.load(src, 64), m5 = v128.load(src, 80);
+  const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
+  const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
+  storeLanes(dst, f32x4.add(f32x4.add(f32x4.add(m0, s12), s34), bias), lanes);
+  if (cols > 1) storeLanes(dst + px, f32x4.add(f32x4.add(d12, f32x4.add(d34, d34)), bias), lanes);
+  if (cols > 2) storeLanes(dst + 2 * px, f32x4.add(f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)), bias), lanes);
+  if (cols > 3) storeLanes(dst + 3 * px, f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5), bias), lanes);
+}
+
+/** out [N][H][W][Co] = A^T M A + bias (M: [36][T][CoPad]), cropping tiles that overhang the bottom and right edges. */
+export function winogradOutput(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize): void {
+  const tStride = <usize>coPad << 2;
+  const pStride = <usize>((n * tilesY * tilesX + 3) & ~3) * tStride;
+  const px = <usize>co << 2;
+  let t = 0;
+  for (let b = 0; b < n; b++) {
+    for (let ty = 0; ty < tilesY; ty++) {
+      const rows = min(4, h - ty * 4);
+      for (let tx = 0; tx < tilesX; tx++) {
+        const cols = min(4, w - tx * 4);
+        const src = m + <usize>t * tStride;
+        const dst = out + (<usize>(b * h + ty * 4) * <usize>w + <usize>(tx * 4)) * px;
+        for (let c = 0; c < co; c += 4) {
+          const cb = <usize>c << 2;
+          // columns: SCR[i][j] = (A^T M)[i][j], i < 4
+          for (let j = 0; j < 6; j++) outputColumn(src + cb + <usize>j * pStride, 6 * pStride, SCR + (<usize>j << 4), 96);
+          const bv = bias ? v128.load(bias + cb) : f32x4.splat(0);
+          const lanes = co - c;
+          for (let i = 0; i < rows; i++) outputRow(SCR + <usize>i * 96, bv, dst + <usize>(i * w) * px + cb, px, cols, lanes);
+        }
+        t++;
+      }
+    }
+  }
+}
+
+/** im2col for the direct path: col[(n*H + y)*W + x][(ky*3 + kx)*Cp + c] = P[n][y+ky][x+kx][c]. */
+export function im2col(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32, w: i32, col: usize): void {
+  const px = <usize>cp << 2;
+  let dst = col;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let ky = 0; ky < 3; ky++) {
+          const src = pIn + (<usize>(b * hp + y + ky) * <usize>wp + <usize>x) * px;
+          memory.copy(dst, src, 3 * px);
+          dst += 3 * px;
+        }
+      }
+    }
+  }
+}
+
+/** Direct conv3x3 from P: out [N*H*W][Co] = col * Wd + bias. `col` is scratch of N*H*W*9*Cp floats. */
+export function directConv(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32, w: i32, col: usize, wd: usize, co: i32, bias: usize, out: usize): void {
+  im2col(pIn, n, hp, wp, cp, h, w, col);
+  gemm(n * h * w, co, 9 * cp, col, 9 * cp, wd, out, co, bias);
+}

@@ -1,7 +1,7 @@
 // The `dic` command: forward and sample are also the project's parity tools, so their flags are
 // stable. Every bad input ends with status 1 and a one-line error (a stack trace with --verbose).
 import { parseArgs } from "node:util";
-import { listBackends } from "../src/backend/registry.ts";
+import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { stderrIsTTY } from "../src/env.ts";
 import { writeBytes } from "../src/io.ts";
 import { parseConfigArg } from "../src/model/config.ts";
@@ -218,6 +218,8 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
 
 async function cmdBackends(io: CliIO): Promise<void> {
   for (const b of await listBackends()) io.out(`${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
+  const auto = await createBackend("auto");
+  io.out(`auto     -> ${auto.reason}: ${auto.backend.description}`);
 }
 
 /**

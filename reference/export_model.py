@@ -21,7 +21,7 @@ CONFIG_KEYS = ["input_size", "in_channels", "hidden_size", "depth", "mult_channe
 MAX_BYTES = 10 * 1024 * 1024
 
 
-def export(ckpt_path, out_path, dtype=torch.float16):
+def export(ckpt_path, out_path, dtype=torch.float16, sampling_defaults=None):
     model, ckpt = load_ema_from_checkpoint(ckpt_path)
     cfg = {k: model.cfg[k] for k in CONFIG_KEYS}
     tensors = {}
@@ -40,6 +40,8 @@ def export(ckpt_path, out_path, dtype=torch.float16):
         "train_steps": str(ckpt["step"]),
         "pixel_range": "[-1, 1]",
     }
+    if sampling_defaults:
+        meta["sampling_defaults"] = json.dumps(json.loads(sampling_defaults))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = out_path + ".tmp"
     save_file(tensors, tmp, meta)
@@ -83,9 +85,11 @@ def main():
     ap.add_argument("--ckpt", default=os.path.join(HERE, "runs", "default", "ckpt.pt"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "models", "dic-fashion.safetensors"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sampling-defaults", default=None,
+                    help='JSON {"sampler", "steps", "cfg_scale", "cfg_mode"} chosen with bench/quality')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, tensors, _ = export(args.ckpt, args.out)
+    model, tensors, _ = export(args.ckpt, args.out, sampling_defaults=args.sampling_defaults)
     size, rel, cfg, meta = verify(args.out, model)
     n = sum(t.numel() for t in tensors.values())
     print(f"wrote {args.out}: {len(tensors)} tensors, {n} params, {size} bytes, f16 vs f32 output rel L2 {rel:.2e}")

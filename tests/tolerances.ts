@@ -32,3 +32,6 @@ export const JS_VS_TORCH_OP: Readonly<Record<string, number>> = Object.freeze({
  * a fast backend may round the normalised input differently and its Winograd transform amplifies that).
  */
 export const FUSED_PREOP_VS_UNFUSED = 1e-5;
+
+/** Frechet statistics in f64 vs numpy (LAPACK eigh vs our Jacobi), relative to the quantity's scale. */
+export const FRECHET_REL = 1e-9;

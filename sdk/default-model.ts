@@ -13,8 +13,8 @@ const CANDIDATES = [`../models/${DEFAULT_MODEL_FILE}`, `../../models/${DEFAULT_M
 async function fileExists(url: URL): Promise<boolean> {
   try {
     const fs = await import("node:fs/promises");
-    await fs.access(decodeURIComponent(url.pathname));
-    return true;
+    // NOTE: stat, not access: Deno's node:fs access() asks for --allow-sys (uid).
+    return (await fs.stat(decodeURIComponent(url.pathname))).isFile();
   } catch {
     return false;
   }

@@ -26,10 +26,11 @@ export interface CliIO {
 const USAGE = `usage: dic <command> [options]
 
 commands:
-  generate [--model W.safetensors] --label sneaker [--label 3 ...] | --grid [--per-class 2]  --out IMAGE.png
+  generate [--model W.safetensors] --label sneaker [--label 3 ...] | --grid [--per-class 2]  --out IMAGE.png [--scale 4]
            [--steps N] [--sampler ddim|ddpm|dpmpp2m] [--cfg S] [--cfg-mode standard|reference] [--seed 1] [--backend auto|wasm|js]
            images from a pixel-space model (default: the embedded Fashion-MNIST model); several labels
-           write IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class
+           write IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class;
+           --scale enlarges pixels (nearest neighbour; default 1, grid 3)
   forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend auto|wasm|js]
            IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out (f32, N x out_channels x H x W)
   sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
@@ -185,6 +186,7 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   if (grid && asked.length) throw new UsageError("give --label or --grid, not both");
   if (!grid && asked.length === 0) throw new UsageError("missing --label (a class name or index; or --grid for every class)");
   const perClass = num(v["per-class"] as string, "per-class", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer in 1..64");
+  const scale = num(v.scale as string, "scale", grid ? 3 : 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32");
   const model: DiCModel = v.model
     ? await loadModel(v.model as string, { backend: v.backend as string | undefined, config: v.config ? parseConfigArg(v.config as string) : undefined })
     : await loadDefaultModel((v.backend as string | undefined) ?? "auto");
@@ -200,13 +202,17 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   const written: string[] = [];
   if (grid) {
     const names = model.classNames ?? [];
-    const img = makeGrid(r.images, { columns: n, labels: r.images.map((im) => names[im.label] ?? String(im.label)), scale: 3, padding: 2 });
+    const img = makeGrid(r.images, { columns: n, labels: r.images.map((im) => names[im.label] ?? String(im.label)), scale, padding: 2 });
     await writeBytes(out, await encodePNG(img, { text: { software: "dic-sdk", sampler: r.sampler, steps: String(r.steps), seed: String(r.seed) } }));
     written.push(out);
   } else {
     for (const [i, img] of r.images.entries()) {
       const path = r.images.length === 1 ? out : out.replace(/(\.png)$/i, `-${i + 1}$1`);
-      await writeBytes(path, await img.toPNG());
+      // Nearest-neighbour upscaling keeps the model's pixels exact, only bigger.
+      const png = scale === 1 ? await img.toPNG() : await encodePNG(makeGrid([img], { columns: 1, scale, padding: 0 }), {
+        text: { software: "dic-sdk", label: img.labelName ?? String(img.label), sampler: r.sampler, steps: String(r.steps), seed: String(r.seed) },
+      });
+      await writeBytes(path, png);
       written.push(path);
     }
   }
@@ -241,7 +247,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
-        "per-class": { type: "string" },
+        "per-class": { type: "string" }, scale: { type: "string" },
       },
     });
     const cmd = positionals[0];

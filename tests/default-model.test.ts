@@ -49,3 +49,26 @@ for (const backend of backends) {
     assert.ok(err <= SAMPLER_TRAJECTORY, `relative L2 ${err}`);
   });
 }
+
+test("dic generate writes labelled PNGs, scaled and as a grid", async () => {
+  const { mkdtempSync, readFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { runCli } = await import("../sdk/cli.ts");
+  const dir = mkdtempSync(`${tmpdir()}/dic-generate-`);
+  const size = (path: string) => {
+    const b = readFileSync(path);
+    return [b.readUInt32BE(16), b.readUInt32BE(20)];
+  };
+  const errs: string[] = [];
+  const io = { out: () => {}, err: (l: string) => errs.push(l) };
+  assert.equal(await runCli(["generate", "--label", "bag", "--label", "3", "--steps", "3", "--seed", "1", "--scale", "4", "--out", `${dir}/x.png`], io), 0, errs.join("\n"));
+  assert.deepEqual(size(`${dir}/x-1.png`), [112, 112]);
+  assert.deepEqual(size(`${dir}/x-2.png`), [112, 112]);
+  assert.equal(await runCli(["generate", "--grid", "--steps", "2", "--seed", "1", "--out", `${dir}/grid.png`], io), 0, errs.join("\n"));
+  const [w, h] = size(`${dir}/grid.png`);
+  assert.ok(w > 10 * 28 * 3 && h > 28 * 3, `grid ${w}x${h}`);
+  assert.equal(await runCli(["generate", "--label", "hat", "--out", `${dir}/y.png`], io), 1);
+  assert.match(errs[errs.length - 1], /unknown label "hat"/);
+  assert.equal(await runCli(["generate", "--label", "bag", "--out", `${dir}/y.jpg`], io), 1);
+  assert.match(errs[errs.length - 1], /must end in \.png/);
+});

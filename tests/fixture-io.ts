@@ -1,6 +1,7 @@
-// Reads the small safetensors fixtures written by reference/safetensors_io.py (F32/F64/I64/I32 only),
-// for the sampler tests; the product's validated reader is src/weights/safetensors.ts.
+// Synchronous view of a sampler fixture (written by reference/fixtures_sampling.py), on top of the
+// product's validated safetensors reader.
 import { readFileSync } from "node:fs";
+import { parseSafetensors } from "../src/weights/safetensors.ts";
 
 /** One fixture file: tensors (numbers widened to Float32Array or number[]) and the string metadata. */
 export interface Fixture {
@@ -20,38 +21,14 @@ export function readFixture(path: string): Fixture {
   } catch (e) {
     throw new Error(`${path}: cannot read fixture (run \`python3 reference/fixtures_sampling.py tests/fixtures/gen\`): ${e}`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>;
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-  delete header.__metadata__;
-  const entries = header as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const base = 8 + n;
-  const get = (name: string) => {
-    const e = entries[name];
-    if (!e) throw new Error(`${path}: no tensor "${name}" (has ${Object.keys(entries).join(", ")})`);
-    const [a, b] = e.data_offsets;
-    return { e, dv: new DataView(bytes.buffer, bytes.byteOffset + base + a, b - a) };
-  };
-  const read = (name: string): number[] => {
-    const { e, dv } = get(name);
-    const size = { F32: 4, F64: 8, I64: 8, I32: 4 }[e.dtype];
-    if (!size) throw new Error(`${path}: tensor "${name}" has unsupported dtype ${e.dtype}`);
-    const out: number[] = [];
-    for (let o = 0; o < dv.byteLength; o += size) {
-      if (e.dtype === "F32") out.push(dv.getFloat32(o, true));
-      else if (e.dtype === "F64") out.push(dv.getFloat64(o, true));
-      else if (e.dtype === "I32") out.push(dv.getInt32(o, true));
-      else out.push(Number(dv.getBigInt64(o, true)));
-    }
-    return out;
-  };
+  const file = parseSafetensors(bytes, path);
   return {
     path,
-    metadata,
-    shapes: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, v.shape])),
-    f32: (name) => Float32Array.from(read(name)),
-    ints: (name) => read(name),
-    has: (name) => name in entries,
+    metadata: { ...file.metadata },
+    shapes: Object.fromEntries([...file.tensors].map(([k, v]) => [k, [...v.shape]])),
+    f32: (name) => file.getF32(name),
+    // NOTE: labels and timesteps are small integers, exact in f32.
+    ints: (name) => Array.from(file.getF32(name)),
+    has: (name) => file.tensors.has(name),
   };
 }

@@ -11,15 +11,11 @@ import { randomWeights } from "../src/model/random.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { bindDiC } from "../src/model/load.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
+import { repoRoot } from "./root.ts";
 
 function rssMiB(): number | null {
   const proc = (globalThis as { process?: { memoryUsage?: () => { rss: number } } }).process;
   return proc?.memoryUsage ? proc.memoryUsage().rss / 2 ** 20 : null;
-}
-
-/** The repository root, whether this runs from bench/ (Deno, Bun) or from the Node build in dist/bench/. */
-function repoRoot(): URL {
-  return new URL(import.meta.url.includes("/dist/bench/") ? "../../" : "../", import.meta.url);
 }
 
 function median(v: number[]): number {

@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { processArgs } from "../src/env.ts";
+import { repoRoot } from "./root.ts";
 
-const ROOT = new URL(import.meta.url.includes("/dist/bench/") ? "../../" : "../", import.meta.url).pathname;
+const ROOT = repoRoot().pathname;
 const { values } = parseArgs({
   args: processArgs(),
   options: {

@@ -24,8 +24,9 @@ import { loadFashionMnist } from "../src/eval/fashion-mnist.ts";
 import { type FeatureStats, featureStats, frechetDistance } from "../src/eval/frechet.ts";
 import { checkCfgMode, checkSamplerName, SAMPLER_NAMES, type SamplerName } from "../src/samplers/index.ts";
 import type { HostTensor } from "../src/tensor.ts";
+import { repoRoot } from "./root.ts";
 
-const ROOT = new URL(import.meta.url).pathname.includes("/dist/bench/") ? new URL("../../", import.meta.url) : new URL("../", import.meta.url);
+const ROOT = repoRoot();
 const DEFAULT_RUNS = ["ddim:10", "ddim:25", "ddim:50", "ddpm:50", "ddpm:100", "dpmpp2m:10", "dpmpp2m:20"];
 
 const { values } = parseArgs({

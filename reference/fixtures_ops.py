@@ -35,10 +35,10 @@ def image(gen, n, c, h, w):
 
 # ----- the pre-op (contract.ts NormPreOp) ---------------------------------------------------------------
 
-def pre_spec(norm, c, groups=None, affine=False, modulate=None, act="gelu"):
+def pre_spec(norm, c, groups=None, affine=False, modulate=None, act="gelu", eps=None):
     """modulate: None, "block" (cond [N,3C]: gate, scale, shift), "head" (cond [N,2C]: shift, scale),
     or "split" (scale from cond at offset 3, shift from cond2 at offset 0: independent tensors and offsets)."""
-    spec = {"norm": norm, "eps": 1e-5 if norm == "group" else 1e-6, "affine": affine, "act": act}
+    spec = {"norm": norm, "eps": eps or (1e-5 if norm == "group" else 1e-6), "affine": affine, "act": act}
     if norm == "group":
         spec["groups"] = groups
     if modulate == "block":
@@ -79,7 +79,7 @@ def apply_pre(x, spec, t):
         def chunk(s):
             return t[s["tensor"]][:, s["offset"]:s["offset"] + c][:, :, None, None]
         h = h * (1 + chunk(mod["scale"])) + chunk(mod["shift"])
-    return F.gelu(h) if spec["act"] == "gelu" else h
+    return F.gelu(h) if spec["act"] == "gelu" else F.silu(h) if spec["act"] == "silu" else h
 
 
 # ----- cases ---------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def describe_pre(p):
         m = p["modulate"]
         parts.append(f"modulate (scale {m['scale']['tensor']}@{m['scale']['offset']}, "
                      f"shift {m['shift']['tensor']}@{m['shift']['offset']})")
-    parts.append("GELU" if p["act"] == "gelu" else "no activation")
+    parts.append({"gelu": "GELU", "silu": "SiLU"}.get(p["act"], "no activation"))
     return " + ".join(parts)
 
 
@@ -159,6 +159,23 @@ def concat_case(gen, n, ca, cb, h, w):
     return t, {}, f"concat [{n},{ca},{h},{w}] + [{n},{cb},{h},{w}]"
 
 
+def upsample_case(gen, n, c, h, w, r):
+    return {"x": image(gen, n, c, h, w)}, {"r": r}, f"upsampleNearest r={r}: [{n},{c},{h},{w}] -> [{n},{c},{h * r},{w * r}]"
+
+
+def attention_case(gen, n, c, h, w):
+    # Scores of a few units, as in a trained VAE's mid block, so the softmax is neither flat nor one-hot.
+    t = {k: image(gen, n, c, h, w) * (0.6 if k != "v" else 1.0) for k in ("q", "k", "v")}
+    return t, {}, f"attention over [{n},{c},{h},{w}] ({h * w} tokens of dim {c})"
+
+
+def _attention(t, p):
+    n, c, h, w = t["q"].shape
+    q, k, v = (t[x].reshape(n, c, h * w).transpose(1, 2) for x in ("q", "k", "v"))
+    a = torch.softmax(q @ k.transpose(1, 2) / c ** 0.5, dim=-1)
+    return (a @ v).transpose(1, 2).reshape(n, c, h, w)
+
+
 def _gate_add(t, p):
     if p["gate"] is None:
         return t["h"] + t["residual"]
@@ -179,6 +196,8 @@ FORWARD = {
     "pixelShuffle": lambda t, p: F.pixel_shuffle(t["x"], p["r"]),
     "pixelUnshuffle": lambda t, p: F.pixel_unshuffle(t["x"], p["r"]),
     "concat": lambda t, p: torch.cat([t["a"], t["b"]], 1),
+    "upsampleNearest": lambda t, p: F.interpolate(t["x"], scale_factor=p["r"], mode="nearest"),
+    "attention": _attention,
 }
 
 
@@ -275,6 +294,24 @@ CASES = [
     ("concat", "a96_b6_1x1_n1", concat_case, (1, 96, 6, 1, 1)),
     ("concat", "a8_b8_9x9_n3", concat_case, (3, 8, 8, 9, 9)),
     ("concat", "a10_b96_3x3_n3", concat_case, (3, 10, 96, 3, 3)),
+    # The VAE decoder's pre-op: GroupNorm (eps 1e-6, affine) + SiLU.
+    ("conv3x3", "gn_affine_silu_c10g2_9x9_n3", conv3x3_case, (3, 10, 6, 9, 9, True, gn(10, 2, affine=True, act="silu", eps=1e-6))),
+    ("conv3x3", "gn_affine_silu_c96g32_5x12_n1", conv3x3_case,
+     (1, 96, 18, 5, 12, True, gn(96, 32, affine=True, act="silu", eps=1e-6))),
+    ("conv3x3", "gn_silu_c6g3_1x1_n1", conv3x3_case, (1, 6, 5, 1, 1, False, gn(6, 3, act="silu", eps=1e-6))),
+    ("normalize", "gn_affine_silu_c18g6_7x7_n3", normalize_case, (3, 18, 7, 7, gn(18, 6, affine=True, act="silu", eps=1e-6))),
+    ("normalize", "gn_affine_silu_c64g32_3x3_n1", normalize_case, (1, 64, 3, 3, gn(64, 32, affine=True, act="silu", eps=1e-6))),
+    ("upsampleNearest", "r2_c3_1x1_n1", upsample_case, (1, 3, 1, 1, 2)),
+    ("upsampleNearest", "r2_c10_5x7_n3", upsample_case, (3, 10, 5, 7, 2)),
+    ("upsampleNearest", "r2_c96_4x4_n1", upsample_case, (1, 96, 4, 4, 2)),
+    ("upsampleNearest", "r3_c5_3x2_n3", upsample_case, (3, 5, 3, 2, 3)),
+    ("upsampleNearest", "r1_c6_3x3_n1", upsample_case, (1, 6, 3, 3, 1)),
+    ("attention", "c3_1x1_n1", attention_case, (1, 3, 1, 1)),
+    ("attention", "c10_5x7_n3", attention_case, (3, 10, 5, 7)),
+    ("attention", "c32_9x9_n1", attention_case, (1, 32, 9, 9)),
+    ("attention", "c96_3x3_n3", attention_case, (3, 96, 3, 3)),
+    ("attention", "c5_8x8_n1", attention_case, (1, 5, 8, 8)),
+    ("attention", "c128_6x6_n1", attention_case, (1, 128, 6, 6)),
 ]
 
 

@@ -29,7 +29,7 @@ interface PreSpec {
   eps: number;
   affine: boolean;
   modulate?: { scale: SliceSpec; shift: SliceSpec };
-  act: "gelu" | "none";
+  act: "gelu" | "silu" | "none";
 }
 interface Params { bias?: boolean; pre?: PreSpec | null; act?: "silu" | "none"; gate?: SliceSpec | null; ids?: number[]; r?: number }
 interface Case { name: string; desc: string; params: Params; torchF32VsF64?: number }
@@ -58,6 +58,8 @@ const RUNNERS: Record<OpName, (b: Backend, p: Params, t: Input) => Tensor> = {
   pixelShuffle: (b, p, t) => b.pixelShuffle(t("x"), p.r!),
   pixelUnshuffle: (b, p, t) => b.pixelUnshuffle(t("x"), p.r!),
   concat: (b, _p, t) => b.concat(t("a"), t("b")),
+  upsampleNearest: (b, p, t) => b.upsampleNearest(t("x"), p.r!),
+  attention: (b, _p, t) => b.attention(t("q"), t("k"), t("v")),
 };
 const OPS = Object.keys(RUNNERS) as OpName[];
 
@@ -228,6 +230,7 @@ for (const b of all) {
       { norm: "group", groups: 5, eps: 1e-5, weight: s.rand([c], "vector"), bias: s.rand([c], "vector"),
         modulate: { scale: { tensor: cond, offset: c }, shift: { tensor: cond, offset: 2 * c } }, act: "gelu" },
       { norm: "layer", eps: 1e-6, modulate: { scale: { tensor: cond, offset: 1 }, shift: { tensor: cond, offset: 17 } }, act: "none" },
+      { norm: "group", groups: 5, eps: 1e-6, weight: s.rand([c], "vector"), bias: s.rand([c], "vector"), act: "silu" },
     ];
     const [x, wt, bias] = [s.rand([n, c, h, w]), s.rand([co, c, 3, 3], "conv3x3.weight"), s.rand([co], "vector")];
     for (const pre of pres) {
@@ -302,6 +305,13 @@ const errorCases: ErrorCase[] = [
   { what: "upload with a fractional dimension", mentions: ["upload", "[2.5, 2]"], run: (b) => b.upload({ shape: [2.5, 2], data: new Float32Array(5) }) },
   { what: "free twice", mentions: ["free", "[3, 2]", "freed"], run: (b, t) => { const x = t([3, 2]); b.free(x); b.free(x); } },
   { what: "a tensor that no backend made", mentions: ["conv1x1"], run: (b, t) => b.conv1x1({ shape: [1, 4, 2, 2] }, t([6, 4, 1, 1]), null) },
+  { what: "an unknown pre-op activation", mentions: ["normalize", "[1, 4, 3, 3]", "relu", "silu"],
+    run: (b, t) => b.normalize(t([1, 4, 3, 3]), { norm: "group", groups: 2, eps: 1e-6, act: "relu" as "silu" }) },
+  { what: "upsampleNearest with a fractional factor", mentions: ["upsampleNearest", "1.5"], run: (b, t) => b.upsampleNearest(t([1, 2, 3, 3]), 1.5) },
+  { what: "upsampleNearest on a 3-D tensor", mentions: ["upsampleNearest", "[2, 3, 3]"], run: (b, t) => b.upsampleNearest(t([2, 3, 3]), 2) },
+  { what: "attention with k of another shape", mentions: ["attention", "[1, 4, 3, 2]"], run: (b, t) => b.attention(t([1, 4, 3, 3]), t([1, 4, 3, 2]), t([1, 4, 3, 3])) },
+  { what: "attention with v of other channels", mentions: ["attention", "[1, 5, 3, 3]"], run: (b, t) => b.attention(t([1, 4, 3, 3]), t([1, 4, 3, 3]), t([1, 5, 3, 3])) },
+  { what: "attention on 2-D tensors", mentions: ["attention", "[4, 9]"], run: (b, t) => b.attention(t([4, 9]), t([4, 9]), t([4, 9])) },
 ];
 
 for (const b of all) {

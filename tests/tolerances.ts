@@ -26,6 +26,9 @@ export const JS_VS_TORCH_OP: Readonly<Record<string, number>> = Object.freeze({
   pixelShuffle: 0,
   pixelUnshuffle: 0,
   concat: 0,
+  // The VAE decoder's ops; attention's floor is torch's fp32 softmax and matmuls (<= 1.5e-7 on its cases).
+  upsampleNearest: 0,
+  attention: 1e-6,
 });
 /**
  * A backend's conv3x3 with a fused pre-op vs its own normalize followed by a plain conv3x3 (js: exactly 0;

@@ -35,7 +35,8 @@ export interface NormPreOp {
   weight?: Tensor; // [C]
   bias?: Tensor; // [C]
   modulate?: { scale: ChannelSlice; shift: ChannelSlice };
-  act: "gelu" | "none";
+  /** "gelu": exact erf GELU (DiC); "silu": x * sigmoid(x) (the VAE decoder's GroupNorm + SiLU); "none". */
+  act: "gelu" | "silu" | "none";
 }
 
 /** The ops a backend implements. All image tensors are NCHW f32 (backends may store them otherwise). */
@@ -70,6 +71,13 @@ export interface Backend {
   pixelUnshuffle(x: Tensor, r: number): Tensor;
   /** Concatenation along channels: [N,Ca,H,W] + [N,Cb,H,W] -> [N,Ca+Cb,H,W]. */
   concat(a: Tensor, b: Tensor): Tensor;
+  /** Nearest-neighbour upsampling (F.interpolate mode "nearest", integer factor): [N,C,H,W] -> [N,C,H*r,W*r]. */
+  upsampleNearest(x: Tensor, r: number): Tensor;
+  /**
+   * Single-head self-attention over the H*W positions as tokens of dimension C (the VAE mid block):
+   * out[n,:,p] = sum_j softmax_j(q[n,:,p] . k[n,:,j] / sqrt(C)) v[n,:,j]. q, k, v and out are [N,C,H,W].
+   */
+  attention(q: Tensor, k: Tensor, v: Tensor): Tensor;
 }
 
 /** Throws unless a pixel (un)shuffle factor is a positive integer. */
@@ -81,7 +89,7 @@ export function checkFactor(op: string, r: number): void {
 export function checkPreOp(pre: NormPreOp, c: number, op: string, shape: readonly number[]): void {
   const where = `${op} pre-op on [${shape.join(", ")}]`;
   if (pre.norm !== "group" && pre.norm !== "layer") throw new Error(`${where}: unknown norm "${pre.norm}" (group, layer)`);
-  if (pre.act !== "gelu" && pre.act !== "none") throw new Error(`${where}: unknown act "${pre.act}" (gelu, none)`);
+  if (pre.act !== "gelu" && pre.act !== "silu" && pre.act !== "none") throw new Error(`${where}: unknown act "${pre.act}" (gelu, silu, none)`);
   if (!(pre.eps > 0)) throw new Error(`${where}: eps must be > 0, got ${pre.eps}`);
   if (!pre.weight !== !pre.bias) throw new Error(`${where}: norm weight and bias come together (got only one)`);
   if (pre.norm === "group") {

@@ -10,3 +10,6 @@ export { gelu } from "./gelu";
 export function heapBase(): usize {
   return __heap_base;
 }
+export { siluSimd } from "./exp";
+export { softmaxRows } from "./attention";
+export { upsampleNearest } from "./upsample";

@@ -8,6 +8,8 @@ import { conv1x1, conv3x3 } from "./conv.ts";
 import { silu } from "./gelu.ts";
 import { concat, pixelShuffle, pixelUnshuffle } from "./layout.ts";
 import { applyPreOp, type HostPreOp } from "./norm.ts";
+import { attention } from "./attention.ts";
+import { upsampleNearest } from "./upsample.ts";
 
 class JsTensor implements Tensor {
   freed = false;
@@ -149,6 +151,23 @@ export class JsBackend implements Backend {
     expectShape("concat", "b", bv.shape, [n, null, h, w]);
     const cb = bv.shape[1];
     return new JsTensor([n, ca + cb, h, w], concat(av.data, ca, bv.data, cb, n, h * w));
+  }
+
+  upsampleNearest(x: Tensor, r: number): Tensor {
+    const xv = js(x, "upsampleNearest");
+    checkFactor("upsampleNearest", r);
+    expectShape("upsampleNearest", "x", xv.shape, [null, null, null, null]);
+    const [n, c, h, w] = xv.shape;
+    return new JsTensor([n, c, h * r, w * r], upsampleNearest(xv.data, n * c, h, w, r));
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const qv = js(q, "attention"), kv = js(k, "attention"), vv = js(v, "attention");
+    expectShape("attention", "q", qv.shape, [null, null, null, null]);
+    expectShape("attention", "k", kv.shape, qv.shape);
+    expectShape("attention", "v", vv.shape, qv.shape);
+    const [n, c, h, w] = qv.shape;
+    return new JsTensor([...qv.shape], attention(qv.data, kv.data, vv.data, n, c, h * w));
   }
 
   private slice(s: ChannelSlice, n: number, c: number, op: string): { data: Float32Array; k: number; offset: number } {

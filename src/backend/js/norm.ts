@@ -1,6 +1,6 @@
-// Input pre-ops of the DiC block and head: GroupNorm / channel LayerNorm, optional per-sample
-// modulate x*(1+scale)+shift, optional GELU. Mirrors F.group_norm and F.layer_norm (biased variance).
-import { gelu } from "./gelu.ts";
+// Input pre-ops of the DiC block and head (and the VAE decoder): GroupNorm / channel LayerNorm, optional
+// per-sample modulate x*(1+scale)+shift, optional GELU or SiLU. Mirrors F.group_norm and F.layer_norm (biased variance).
+import { gelu, silu } from "./gelu.ts";
 
 /** Resolved pre-op with host arrays (the js backend's view of a NormPreOp). */
 export interface HostPreOp {
@@ -12,7 +12,7 @@ export interface HostPreOp {
   /** [N, K] arrays and channel offsets of scale and shift. */
   scale: { data: Float32Array; k: number; offset: number } | null;
   shift: { data: Float32Array; k: number; offset: number } | null;
-  act: "gelu" | "none";
+  act: "gelu" | "silu" | "none";
 }
 
 /** Applies the pre-op to x [N,C,H,W] and returns a new array. */
@@ -31,7 +31,7 @@ export function applyPreOp(x: Float32Array, n: number, c: number, hw: number, pr
         // NOTE: round to f32 after the norm affine, like torch, before modulating.
         let v = Math.fround(out[base + i] * wv + bv);
         if (pre.scale) v = v * (1 + sc) + sh;
-        out[base + i] = pre.act === "gelu" ? gelu(v) : v;
+        out[base + i] = pre.act === "gelu" ? gelu(v) : pre.act === "silu" ? silu(v) : v;
       }
     }
   }

@@ -10,6 +10,7 @@ import { type Conv3x3Path, conv1x1, conv3x3, linear, packed, WINOGRAD_MIN_SIZE }
 import { WasmCore } from "./core.ts";
 import { loadKernels, relaxedSimdSupported, type WasmVariant } from "./module.ts";
 import { applyPre, resolvePre } from "./norm.ts";
+import { attention, upsampleNearest } from "./attention.ts";
 import { checkFactor, checkSlice, type WasmTensor } from "./tensor.ts";
 
 export { probeWasm, relaxedSimdSupported, type WasmVariant } from "./module.ts";
@@ -179,5 +180,13 @@ export class WasmBackend implements Backend {
     const out = this.core.tensor([n, ca + cb, h, w], "nhwc");
     this.core.k.concat(this.core.nhwc(av), ca, this.core.nhwc(bv), cb, out.ptr, n * h * w);
     return out;
+  }
+
+  upsampleNearest(x: Tensor, r: number): Tensor {
+    return upsampleNearest(this.core, x, r);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    return attention(this.core, q, k, v);
   }
 }

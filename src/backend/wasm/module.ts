@@ -34,6 +34,9 @@ export interface Kernels {
   add(a: Ptr, b: Ptr, dst: Ptr, count: number): void;
   silu(src: Ptr, dst: Ptr, count: number): void;
   gelu(src: Ptr, dst: Ptr, count: number): void;
+  siluSimd(src: Ptr, dst: Ptr, count: number): void;
+  softmaxRows(s: Ptr, rows: number, cols: number, scale: number): void;
+  upsampleNearest(src: Ptr, dst: Ptr, n: number, h: number, w: number, c: number, r: number): void;
 }
 
 const decoded = new Map<WasmVariant, Uint8Array<ArrayBuffer>>();

@@ -22,6 +22,8 @@ export interface ResolvedPre {
   scale: Slice | null;
   shift: Slice | null;
   gelu: boolean;
+  /** SiLU runs as a second pass over the destination (SiLU(0) = 0 keeps the padding zero). */
+  silu: boolean;
 }
 
 /** Validates `pre` for x (as the js backend does) and resolves its tensors. */
@@ -43,6 +45,7 @@ export function resolvePre(core: WasmCore, pre: NormPreOp, x: WasmTensor, op: st
     scale: pre.modulate ? slice(pre.modulate.scale) : null,
     shift: pre.modulate ? slice(pre.modulate.shift) : null,
     gelu: pre.act === "gelu",
+    silu: pre.act === "silu",
   };
 }
 
@@ -86,6 +89,7 @@ export function applyPre(core: WasmCore, x: WasmTensor, pre: ResolvedPre, dst: n
     }
     core.k.preApply(src, n, h, w, c, pre.layer ? 1 : 0, coef, coef + 4 * n * cPad, coef + 8 * n * cPad, stats,
       pre.gelu ? 1 : 0, dst, dstHp, dstWp, dstCp, off);
+    if (pre.silu) core.k.siluSimd(dst, dst, n * dstHp * dstWp * dstCp);
   } finally {
     core.heap.release(scratch);
     core.heap.release(stats);

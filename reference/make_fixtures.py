@@ -95,7 +95,7 @@ def main():
         print(f"forward_{name}: written ({time.time() - t0:.1f}s)")
     write_conversion(args.out)
     print(f"conversion: written ({time.time() - t0:.1f}s)")
-    for module in ("fixtures_safetensors", "fixtures_sampling", "fixtures_dic_sampling", "fixtures_ops", "fixtures_classifier"):
+    for module in ("fixtures_safetensors", "fixtures_sampling", "fixtures_dic_sampling", "fixtures_ops", "fixtures_classifier", "fixtures_vae"):
         try:
             mod = __import__(module)
         except ModuleNotFoundError as e:

@@ -14,6 +14,7 @@ import { makeGrid, encodePNG } from "../src/image.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
+import { loadVAE } from "./vae.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface CliIO {
@@ -31,6 +32,8 @@ commands:
            images from a pixel-space model (default: the embedded Fashion-MNIST model); several labels
            write IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class;
            --scale enlarges pixels (nearest neighbour; default 1, grid 3)
+           latent models (in_channels 4): add --vae VAE.safetensors (SD-VAE decoder, e.g. sd-vae-ft-ema) and
+           optionally --vae-memory MB (decode in tiles above this activation memory)
   forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend auto|wasm|js]
            IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out (f32, N x out_channels x H x W)
   sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
@@ -190,15 +193,21 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   const model: DiCModel = v.model
     ? await loadModel(v.model as string, { backend: v.backend as string | undefined, config: v.config ? parseConfigArg(v.config as string) : undefined })
     : await loadDefaultModel((v.backend as string | undefined) ?? "auto");
-  if (model.pixelRange === null) {
-    throw new UsageError(`${model.source}: a latent model (no __metadata__.pixel_range); use dic sample, images need a VAE decoder`);
+  const vaePath = v.vae as string | undefined;
+  if (model.pixelRange === null && vaePath === undefined) {
+    throw new UsageError(`${model.source}: a latent model (no __metadata__.pixel_range); give --vae VAE.safetensors (SD-VAE decoder) or use dic sample`);
   }
+  if (model.pixelRange !== null && vaePath !== undefined) throw new UsageError(`--vae: ${model.source} is a pixel-space model, it takes no VAE`);
+  const vaeMemoryMb = num(v["vae-memory"] as string, "vae-memory", 0, (x) => x > 0, "a number of megabytes > 0");
+  const vae = vaePath === undefined ? undefined : await loadVAE(vaePath, { backend: model.backend });
   const n = model.config.num_classes;
   const labels: (string | number)[] = grid
     ? Array.from({ length: perClass * n }, (_, i) => i % n)
     : asked;
   const quiet = Boolean(v.quiet);
-  const r = await generate({ model, labels, ...samplingFlags(v), onProgress: progressBar(io, quiet) });
+  const r = await generate({
+    model, labels, ...samplingFlags(v), onProgress: progressBar(io, quiet), vae, vaeMemoryBudget: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined,
+  });
   const written: string[] = [];
   if (grid) {
     const names = model.classNames ?? [];
@@ -218,7 +227,7 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   }
   if (!quiet) {
     io.err(`generate: ${r.images.length} image(s), ${r.sampler} ${r.steps} steps, cfg ${r.cfgScale}, seed ${r.seed}, ` +
-      `${(r.timings.totalMs / 1000).toFixed(1)} s on ${model.backend.name} -> ${written.length > 3 ? `${written[0]} ... ${written[written.length - 1]}` : written.join(", ")}`);
+      `${(r.timings.totalMs / 1000).toFixed(1)} s${r.timings.decodeMs !== undefined ? ` (VAE decode ${(r.timings.decodeMs / 1000).toFixed(1)} s)` : ""} on ${model.backend.name} -> ${written.length > 3 ? `${written[0]} ... ${written[written.length - 1]}` : written.join(", ")}`);
   }
 }
 
@@ -247,7 +256,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
-        "per-class": { type: "string" }, scale: { type: "string" },
+        "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" },
       },
     });
     const cmd = positionals[0];

@@ -7,6 +7,7 @@ import { encodePNG, type RgbaImage, toRGBA } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import { DiCModel, loadModel, type ModelSource } from "./model.ts";
+import { loadVAE, VAEModel } from "./vae.ts";
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -30,6 +31,13 @@ export interface GenerateOptions {
   seed?: number;
   /** Caller-supplied initial noise x_T [N, C, H, W] instead of a seed. */
   initNoise?: HostTensor;
+  /**
+   * The SD-VAE decoder of a latent model (one whose in_channels are the VAE's latent channels): a loaded
+   * VAEModel or where to load one from (loaded on the model's backend). With it, `images` holds pixels.
+   */
+  vae?: VAEModel | ModelSource;
+  /** Activation memory the VAE decode may use, in bytes; above it the decode runs in tiles. Default: no limit. */
+  vaeMemoryBudget?: number;
   /** Backend when `model` is a source: "auto" (default) or "js". */
   backend?: string;
   /** Called after every step. */
@@ -51,7 +59,7 @@ export interface GeneratedImage extends RgbaImage {
 export interface GenerateResult {
   /** Final samples [N, C, S, S] in the model's data space. */
   latents: HostTensor;
-  /** Pictures of a pixel-space model (empty for latent models, which need a VAE decoder). */
+  /** Pictures: a pixel-space model's samples, or a latent model's samples decoded by `vae` (empty without one). */
   images: GeneratedImage[];
   labels: number[];
   seed: number | null;
@@ -61,7 +69,7 @@ export interface GenerateResult {
   cfgMode: CfgMode;
   /** The backend description and why it was chosen. */
   backend: string;
-  timings: { totalMs: number; modelMs: number; samplerMs: number; stepMs: number[] };
+  timings: { totalMs: number; modelMs: number; samplerMs: number; stepMs: number[]; decodeMs?: number };
 }
 
 /**
@@ -78,6 +86,9 @@ export interface GenerateResult {
  *
  * const r = await generate({ model: "dic-s.safetensors", labels: [207, 360], steps: 50, cfgScale: 1.5, seed: 1 });
  * console.log(r.latents.shape, r.timings.totalMs);
+ *
+ * // A latent model: the SD-VAE decoder turns its 4x32x32 latents into 256x256 pictures.
+ * const { images: pics } = await generate({ model: "dic-s.safetensors", vae: "sd-vae-ft-ema.safetensors", label: 207, seed: 1 });
  */
 export async function generate(options: GenerateOptions = {}): Promise<GenerateResult> {
   const model = options.model instanceof DiCModel
@@ -86,6 +97,14 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
     ? await loadDefaultModel(options.backend ?? "auto")
     : await loadModel(options.model, { backend: options.backend });
   const cfg = model.config;
+  let vae: VAEModel | null = null;
+  if (options.vae !== undefined) {
+    if (model.pixelRange !== null) throw new Error(`generate: ${model.source} is a pixel-space model (__metadata__.pixel_range); it takes no vae`);
+    vae = options.vae instanceof VAEModel ? options.vae : await loadVAE(options.vae, { backend: model.backend });
+    if (vae.config.latent_channels !== cfg.in_channels) {
+      throw new Error(`generate: the VAE ${vae.source} decodes ${vae.config.latent_channels}-channel latents, but the model makes ${cfg.in_channels} channels`);
+    }
+  }
   if (options.label !== undefined && options.labels !== undefined) throw new Error("generate: give label or labels, not both");
   const given = options.labels ?? options.label ?? 0;
   const asked = Array.isArray(given) ? given : [given];
@@ -124,7 +143,14 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
   const range = model.pixelRange;
   const names = model.classNames;
   const text = { sampler: r.sampler, steps: String(r.steps), cfg_scale: String(cfgScale), cfg_mode: cfgMode, seed: String(r.seed), model: model.source.split("/").pop() ?? "" };
-  const images: GeneratedImage[] = range === null ? [] : toRGBA(r.x, range).map((img, i) => ({
+  let pixels: HostTensor | null = range === null ? null : r.x;
+  let decodeMs: number | undefined;
+  if (vae) {
+    const t0 = performance.now();
+    pixels = (await vae.decode(r.x, { memoryBudgetBytes: options.vaeMemoryBudget })).image;
+    decodeMs = performance.now() - t0;
+  }
+  const images: GeneratedImage[] = pixels === null ? [] : toRGBA(pixels, range ?? [-1, 1]).map((img, i) => ({
     ...img,
     label: labels[i],
     labelName: names ? names[labels[i]] : null,
@@ -140,6 +166,6 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
     cfgScale,
     cfgMode,
     backend: `${model.backend.description} — ${model.backendReason}`,
-    timings: r.timings,
+    timings: decodeMs === undefined ? r.timings : { ...r.timings, decodeMs, totalMs: r.timings.totalMs + decodeMs },
   };
 }

@@ -14,3 +14,5 @@ export { GaussianRng } from "../src/rng.ts";
 export type { HostTensor } from "../src/tensor.ts";
 export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
+export { loadVAE, type LoadVAEOptions, previewLatents, VAEModel } from "./vae.ts";
+export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "../src/vae/index.ts";

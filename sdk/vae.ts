@@ -1,0 +1,110 @@
+// loadVAE(): an SD-VAE decoder (AutoencoderKL safetensors, e.g. sd-vae-ft-ema or -mse
+// diffusion_pytorch_model.safetensors) from a path, URL, bytes or Response, bound to a backend.
+import type { Backend } from "../src/backend/contract.ts";
+import { createBackend } from "../src/backend/registry.ts";
+import { fetchBytes, responseBytes } from "../src/io.ts";
+import { toRGBA, type RgbaImage } from "../src/image.ts";
+import type { HostTensor } from "../src/tensor.ts";
+import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
+import { parseSafetensors, type SafetensorsFile } from "../src/weights/safetensors.ts";
+import { readSafetensorsFile } from "../src/weights/read-file.ts";
+import type { ModelSource } from "./model.ts";
+
+/** Options of `loadVAE`. */
+export interface LoadVAEOptions {
+  /** "auto" (default), "wasm", "js", or a Backend instance (e.g. the DiC model's, to share it). */
+  backend?: string | Backend;
+  /** Overrides what the file's shapes and metadata say (e.g. `{ scaling_factor: 0.13025 }`). */
+  config?: VAEConfigInput;
+}
+
+/** An SD-VAE decoder ready to turn latents into pictures. */
+export class VAEModel {
+  /** @internal use `loadVAE`. */
+  constructor(
+    readonly graph: VAEDecoderGraph,
+    /** Why this backend runs. */
+    readonly backendReason: string,
+    /** Where the weights came from (path, URL or "<bytes>"). */
+    readonly source: string,
+  ) {}
+
+  get config(): VAEConfig {
+    return this.graph.config;
+  }
+
+  get backend(): Backend {
+    return this.graph.backend;
+  }
+
+  /**
+   * Decodes latents [N, latent_channels, h, w] (as a latent DiC samples them; divided by scaling_factor
+   * here) into images [N, 3, 8h, 8w] in about [-1, 1]; tiled when `memoryBudgetBytes` or `tile` says so.
+   *
+   * @example
+   * const vae = await loadVAE("sd-vae-ft-ema/diffusion_pytorch_model.safetensors");
+   * const { image } = await vae.decode(latents, { memoryBudgetBytes: 400e6 });
+   */
+  decode(latents: HostTensor, options: DecodeOptions = {}): Promise<DecodeResult> {
+    return decodeLatents(this.graph, latents, options);
+  }
+
+  /** Decodes latents into RGBA pictures (values clamped from [-1, 1]). */
+  async decodeToRGBA(latents: HostTensor, options: DecodeOptions = {}): Promise<RgbaImage[]> {
+    return toRGBA((await this.decode(latents, options)).image, [-1, 1]);
+  }
+
+  /** Frees the decoder's weights on its backend. */
+  dispose(): void {
+    this.graph.dispose();
+  }
+}
+
+/**
+ * A fast approximate picture of SD latents without the decoder (a linear map per latent pixel; 8x smaller
+ * than the decode): for step previews in `onProgress`.
+ *
+ * @example
+ * await generate({ model, vae, label: 207, onProgress: (p) => show(previewLatents(p.x)[0]) });
+ */
+export function previewLatents(latents: HostTensor): RgbaImage[] {
+  return toRGBA(latentPreview(latents), [-1, 1]);
+}
+
+async function readVAESource(source: ModelSource, overrides: VAEConfigInput): Promise<{ file: SafetensorsFile; name: string }> {
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    return { file: parseSafetensors(source instanceof Uint8Array ? source : new Uint8Array(source), "<bytes>"), name: "<bytes>" };
+  }
+  if (typeof source !== "string" && !(source instanceof URL)) {
+    const name = source.url || "<response>";
+    return { file: parseSafetensors(await responseBytes(source, name), name), name };
+  }
+  const text = typeof source === "string" ? source : source.href;
+  if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await fetchBytes(text), text), name: text };
+  const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
+  // The tensor table is checked before the data is read.
+  const file = await readSafetensorsFile(path, (header) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path));
+  return { file, name: path };
+}
+
+/**
+ * Loads an SD-VAE decoder: diffusers AutoencoderKL safetensors (full VAE or decoder only; current or legacy
+ * attention names; f32, f16 or bf16), configuration read from the tensor shapes.
+ *
+ * @example
+ * import { loadVAE } from "dic-sdk";
+ * const vae = await loadVAE("vae/diffusion_pytorch_model.safetensors", { backend: "wasm" });
+ * console.log(vae.config.block_out_channels); // [128, 256, 512, 512]
+ */
+export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {}): Promise<VAEModel> {
+  const overrides = options.config ?? {};
+  const { file, name } = await readVAESource(source, overrides);
+  let backend: Backend, reason: string;
+  if (typeof options.backend === "object") {
+    backend = options.backend;
+    reason = `${backend.name} (instance given)`;
+  } else {
+    ({ backend, reason } = await createBackend(options.backend));
+  }
+  return new VAEModel(bindVAE(file, backend, overrides), reason, name);
+}

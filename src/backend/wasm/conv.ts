@@ -7,6 +7,7 @@ import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import type { WasmTensor } from "./tensor.ts";
+import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
 
 /** How conv3x3 picks its algorithm: by image size (auto), or always one of them (tests, benchmarks). */
 export type Conv3x3Path = "auto" | "winograd" | "direct";
@@ -63,15 +64,22 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
       const tiles = n * tilesY * tilesX, rows = ceil(tiles, 4), coPad = ceil(co, 8);
       const v = core.scratch(36 * rows * cp);
       held.push(v);
-      core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
       const m = core.scratch(36 * rows * coPad);
       held.push(m);
-      core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
-      core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
+      if (core.pool) {
+        core.pool.run(OP_WINOGRAD_INPUT, [pIn, n, hp, wp, cp, tilesY, tilesX, v]);
+        core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m]);
+        core.pool.run(OP_WINOGRAD_OUTPUT, [m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr]);
+      } else {
+        core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
+        core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
+        core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
+      }
     } else {
       const col = core.scratch(n * h * wd * 9 * cp);
       held.push(col);
-      core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
+      if (core.pool) core.pool.run(OP_DIRECT, [pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr]);
+      else core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
     }
   } catch (e) {
     core.release(out);
@@ -93,7 +101,8 @@ export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   const biasPtr = bias ? core.own(bias, op).ptr : 0;
   const [weights, input] = [packed(core, wv, "gemm"), core.nhwc(xv)];
   const out = core.tensor([n, co, h, wd], "nhwc");
-  core.k.gemm(n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr);
+  if (core.pool && n * h * wd >= 8) core.pool.run(OP_GEMM, [n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr]);
+  else core.k.gemm(n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr);
   return out;
 }
 

@@ -5,10 +5,14 @@ import { numel } from "../../tensor.ts";
 import { Allocator } from "./allocator.ts";
 import type { Kernels } from "./module.ts";
 import { own, WasmTensor } from "./tensor.ts";
+import type { ThreadPool } from "./threads.ts";
 
 export class WasmCore {
   readonly heap: Allocator;
   private view = new Float32Array(0);
+
+  /** The worker pool that shares conv work (threads build), or null: everything runs on the caller. */
+  pool: ThreadPool | null = null;
 
   constructor(readonly k: Kernels) {
     this.heap = new Allocator(k.memory, k.heapBase());

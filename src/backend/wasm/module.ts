@@ -2,7 +2,7 @@
 // dynamic import, so the same path works in Node, Deno, Bun, browsers and edge workers) and picks the build:
 // relaxed SIMD where the engine validates it (Deno, Bun, Chromium; Node 20 only with
 // --experimental-wasm-relaxed-simd), else plain SIMD.
-import { WASM_RELAXED_SIMD, WASM_SIMD } from "./binary.ts";
+import { WASM_RELAXED_SIMD, WASM_RELAXED_SIMD_THREADS, WASM_SIMD, WASM_SIMD_THREADS } from "./binary.ts";
 
 /** Which build of the kernels runs. */
 export type WasmVariant = "relaxed-simd" | "simd";
@@ -34,18 +34,23 @@ export interface Kernels {
   add(a: Ptr, b: Ptr, dst: Ptr, count: number): void;
   silu(src: Ptr, dst: Ptr, count: number): void;
   gelu(src: Ptr, dst: Ptr, count: number): void;
+  /** Share `index` of `count` of the command in the control block at ctl (wasm/assembly/parallel.ts). */
+  task(ctl: Ptr, index: number, count: number): void;
+  scratchBytes(): number;
+  setScratch(p: Ptr): void;
 }
 
-const decoded = new Map<WasmVariant, Uint8Array<ArrayBuffer>>();
+const decoded = new Map<string, Uint8Array<ArrayBuffer>>();
 
-/** The module bytes of a build. */
-export function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
-  let bytes = decoded.get(variant);
+/** The module bytes of a build (`threads`: the build that imports a shared memory). */
+export function wasmBytes(variant: WasmVariant, threads = false): Uint8Array<ArrayBuffer> {
+  const key = `${variant}${threads ? "+threads" : ""}`;
+  let bytes = decoded.get(key);
   if (!bytes) {
-    const s = atob(variant === "simd" ? WASM_SIMD : WASM_RELAXED_SIMD);
+    const s = atob(threads ? (variant === "simd" ? WASM_SIMD_THREADS : WASM_RELAXED_SIMD_THREADS) : (variant === "simd" ? WASM_SIMD : WASM_RELAXED_SIMD));
     bytes = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
-    decoded.set(variant, bytes);
+    decoded.set(key, bytes);
   }
   return bytes;
 }
@@ -70,4 +75,10 @@ export function relaxedSimdSupported(): boolean {
 export async function loadKernels(variant: WasmVariant): Promise<Kernels> {
   const { instance } = await WebAssembly.instantiate(wasmBytes(variant), {});
   return instance.exports as unknown as Kernels;
+}
+
+/** Instantiates the threads build of `variant` over a shared memory (its `memory` is that memory). */
+export async function loadSharedKernels(variant: WasmVariant, memory: WebAssembly.Memory): Promise<Kernels> {
+  const { instance } = await WebAssembly.instantiate(wasmBytes(variant, true), { env: { memory } });
+  return { ...(instance.exports as unknown as Kernels), memory };
 }

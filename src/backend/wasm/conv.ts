@@ -1,7 +1,8 @@
 // conv3x3, conv1x1 and linear over wasm/assembly (conv3x3.ts, gemm.ts). conv3x3 writes the (pre-op'd)
 // input once into a zero-padded copy P, then runs Winograd F(4x4,3x3) (weights transformed once, at
-// upload or first use) or, for tiny images, im2col + GEMM. Weights keep their torch layout next to the
-// packed forms (download returns them unchanged).
+// upload or first use) or, for tiny images, im2col + GEMM. A conv3x3 weight uploaded with its role hint is
+// kept in Winograd form only (the torch-layout copy is dropped: see WasmCore.dropRaw); other weights keep
+// their torch layout next to the packed forms.
 import type { NormPreOp, Tensor } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
@@ -21,6 +22,7 @@ const ceil = (v: number, m: number) => Math.ceil(v / m) * m;
 export function packed(core: WasmCore, w: WasmTensor, kind: "winograd" | "direct" | "gemm"): number {
   let p = w.packs.get(kind);
   if (p !== undefined) return p;
+  core.restoreRaw(w);
   const [co, ci] = w.shape;
   const raw = core.nchw(w);
   if (kind === "gemm") {
@@ -38,7 +40,7 @@ export function packed(core: WasmCore, w: WasmTensor, kind: "winograd" | "direct
 
 export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, pre: NormPreOp | undefined, path: Conv3x3Path): WasmTensor {
   const op = "conv3x3";
-  const xv = core.own(x, op), wv = core.own(w, op);
+  const xv = core.own(x, op), wv = core.own(w, op, false);
   const [n, ci, h, wd] = xv.shape;
   const co = wv.shape[0];
   expectShape(op, "x", xv.shape, [null, null, null, null]);

@@ -98,7 +98,10 @@ export class WasmBackend implements Backend {
     // Pack weights once, now, for the path they will run on (the other forms are made on first use).
     const s = t.shape;
     try {
-      if (role === "conv3x3.weight" && s.length === 4 && s[2] === 3 && s[3] === 3) packed(this.core, u, "winograd");
+      if (role === "conv3x3.weight" && s.length === 4 && s[2] === 3 && s[3] === 3 && this.conv3x3Path !== "direct") {
+        packed(this.core, u, "winograd");
+        this.core.dropRaw(u); // only the Winograd form stays (restored on demand: download, direct path)
+      }
       if ((role === "conv1x1.weight" && s.length === 4 && s[2] === 1 && s[3] === 1) || (role === "linear.weight" && s.length === 2)) {
         packed(this.core, u, "gemm");
       }
@@ -110,7 +113,9 @@ export class WasmBackend implements Backend {
   }
 
   download(t: Tensor): Promise<HostTensor> {
-    const v = this.core.own(t, "download");
+    const v = this.core.own(t, "download", false);
+    const packedOnly = v.ptr === 0;
+    this.core.restoreRaw(v);
     const had = v.other;
     const src = this.core.nchw(v) >> 2;
     const data = this.core.f32().slice(src, src + numel(v.shape));
@@ -118,11 +123,12 @@ export class WasmBackend implements Backend {
       this.core.heap.release(v.other); // a transposed copy made only for this download
       v.other = 0;
     }
+    if (packedOnly) this.core.dropRaw(v);
     return Promise.resolve({ shape: [...v.shape], data });
   }
 
   free(t: Tensor): void {
-    this.core.release(this.core.own(t, "free"));
+    this.core.release(this.core.own(t, "free", false));
   }
 
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor {

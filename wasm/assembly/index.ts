@@ -10,4 +10,4 @@ export { gelu } from "./gelu";
 export function heapBase(): usize {
   return __heap_base;
 }
-export { task, scratchBytes, setScratch } from "./parallel";
+export { task, chunkCount, scratchBytes, setScratch } from "./parallel";

@@ -34,8 +34,9 @@ export interface Kernels {
   add(a: Ptr, b: Ptr, dst: Ptr, count: number): void;
   silu(src: Ptr, dst: Ptr, count: number): void;
   gelu(src: Ptr, dst: Ptr, count: number): void;
-  /** Share `index` of `count` of the command in the control block at ctl (wasm/assembly/parallel.ts). */
-  task(ctl: Ptr, index: number, count: number): void;
+  /** Runs chunks of command `gen` in the control block at ctl until none is left (wasm/assembly/parallel.ts). */
+  task(ctl: Ptr, gen: number): void;
+  chunkCount(ctl: Ptr): number;
   scratchBytes(): number;
   setScratch(p: Ptr): void;
 }

@@ -1,8 +1,9 @@
 // Worker pool of the wasm backend: N - 1 workers instantiate the threads build of the kernels over the same
 // shared WebAssembly.Memory as the caller, then sleep on a control block in that memory. `run` writes a
-// command (op + arguments) there, wakes them (Atomics.notify), does share 0 itself and waits until every
-// worker has decremented the pending count (Atomics.wait; a spin where the caller may not block, i.e. a
-// browser's main thread). The split itself is in wasm/assembly/parallel.ts.
+// command (op + arguments) there, wakes them (Atomics.notify), claims chunks of it itself like every worker
+// (wasm/assembly/parallel.ts: dynamic, so a descheduled worker costs only its current chunk), and waits
+// until the last chunk is done (Atomics.wait; a spin where the caller may not block, i.e. a browser's main
+// thread).
 //
 // Workers are inline: their source is the string below, started with `eval` by node:worker_threads (reached
 // through process.getBuiltinModule: Node >= 20.16, Deno, Bun) or from a Blob URL as a Web Worker (browsers),
@@ -13,9 +14,12 @@ import type { Kernels } from "./module.ts";
 /** Op codes of wasm/assembly/parallel.ts. */
 export const OP_WINOGRAD_INPUT = 1, OP_WINOGRAD_GEMM = 2, OP_WINOGRAD_OUTPUT = 3, OP_GEMM = 4, OP_DIRECT = 5;
 const OP_EXIT = -1;
-/** Control block: i32 slots (0 generation, 1 pending, 2 op, 3.. arguments). */
-export const CONTROL_BYTES = 64;
-const MAX_ARGS = CONTROL_BYTES / 4 - 3;
+/** Control block: i32 slots (0 generation, 1 chunks done, 2 op, 3 claim word, 4 chunks wanted, 5.. arguments). */
+export const CONTROL_BYTES = 128;
+const ARGS = 5;
+const MAX_ARGS = CONTROL_BYTES / 4 - ARGS;
+/** Chunks per thread and command: enough that a slow thread does not hold the others up. */
+const CHUNKS_PER_THREAD = 4;
 
 /** The worker's source; `node`: started by node:worker_threads (else a Web Worker). */
 const workerSource = (node: boolean) => `const NODE = ${node};
@@ -24,17 +28,15 @@ const run = async (d, post) => {
   const { instance } = await WebAssembly.instantiate(d.bytes, { env: { memory: d.memory } });
   const k = instance.exports;
   k.setScratch(d.scratch);
-  const c = new Int32Array(d.memory.buffer, d.ctl, 16);
+  const c = new Int32Array(d.memory.buffer, d.ctl, 32);
   let gen = Atomics.load(c, 0);
   post("ready");
   for (;;) {
     Atomics.wait(c, 0, gen);
     gen = Atomics.load(c, 0);
     if (Atomics.load(c, 2) < 0) break;
-    k.task(d.ctl, d.index, d.count);
-    if (Atomics.sub(c, 1, 1) === 1) Atomics.notify(c, 1);
+    k.task(d.ctl, gen);
   }
-  if (Atomics.sub(c, 1, 1) === 1) Atomics.notify(c, 1);
 };
 const fail = (post) => (e) => post("error: " + (e && e.stack || e));
 if (!NODE) {
@@ -127,7 +129,7 @@ export class ThreadPool {
     this.c = new Int32Array(k.memory.buffer, ctl, CONTROL_BYTES / 4);
     let canWait = true;
     try {
-      Atomics.wait(this.c, 1, 1, 0); // throws where this thread may not block (a browser's main thread)
+      Atomics.wait(this.c, 1, -1, 0); // throws where this thread may not block (a browser's main thread)
     } catch {
       canWait = false;
     }
@@ -156,7 +158,7 @@ export class ThreadPool {
         }));
         const w = startWorker((m) => settle(m));
         workers.push(w);
-        w.post({ bytes, memory: k.memory, ctl, index: i, count: threads, scratch: scratch(i) });
+        w.post({ bytes, memory: k.memory, ctl, scratch: scratch(i) });
       }
       await Promise.all(ready);
       for (const w of workers) w.unref();
@@ -167,26 +169,27 @@ export class ThreadPool {
     return new ThreadPool(k, ctl, workers);
   }
 
-  /** Runs op on every thread (share 0 here) and returns when all shares are done. */
+  /** Runs op on every thread (this one included) and returns when all its chunks are done. */
   run(op: number, args: readonly number[]): void {
     if (this.closed) throw new Error("wasm backend: used after close()");
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${args.length} arguments exceed the control block`);
     const c = this.c;
+    // The claim word first: a worker still waking from the last command must not claim from this one.
+    Atomics.store(c, 3, -1);
     c[2] = op;
-    for (let i = 0; i < args.length; i++) c[3 + i] = args[i];
-    this.dispatch(() => this.k.task(this.ctl, 0, this.threads));
-  }
-
-  private dispatch(own: () => void): void {
-    const c = this.c;
-    Atomics.store(c, 1, this.workers.length);
-    Atomics.add(c, 0, 1);
+    c[4] = this.threads * CHUNKS_PER_THREAD;
+    for (let i = 0; i < args.length; i++) c[ARGS + i] = args[i];
+    const chunks = this.k.chunkCount(this.ctl);
+    const gen = (Atomics.load(c, 0) + 1) & 0x7fff;
+    Atomics.store(c, 1, 0);
+    Atomics.store(c, 3, gen << 16);
+    Atomics.store(c, 0, gen);
     Atomics.notify(c, 0);
-    own();
+    this.k.task(this.ctl, gen);
     for (;;) {
-      const p = Atomics.load(c, 1);
-      if (p === 0) break;
-      if (this.canWait) Atomics.wait(c, 1, p);
+      const done = Atomics.load(c, 1);
+      if (done >= chunks) break;
+      if (this.canWait) Atomics.wait(c, 1, done);
     }
   }
 
@@ -194,8 +197,11 @@ export class ThreadPool {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.c[2] = OP_EXIT;
-    this.dispatch(() => {});
+    const c = this.c;
+    Atomics.store(c, 3, -1);
+    Atomics.store(c, 2, OP_EXIT);
+    Atomics.add(c, 0, 1);
+    Atomics.notify(c, 0);
     for (const w of this.workers) w.terminate();
   }
 }

@@ -2,6 +2,7 @@
 // stable. Every bad input ends with status 1 and a one-line error (a stack trace with --verbose).
 import { parseArgs } from "node:util";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
+import type { Backend } from "../src/backend/contract.ts";
 import { stderrIsTTY } from "../src/env.ts";
 import { writeBytes } from "../src/io.ts";
 import { parseConfigArg } from "../src/model/config.ts";
@@ -41,10 +42,18 @@ commands:
            --out LATENT.safetensors [--backend auto|wasm|js]    OUT holds x (N x C x H x W)
   backends list the backends, whether each can run here, and which auto picks
 
-common options: --verbose (stack traces), --quiet (no progress), --help`;
+common options: --verbose (stack traces), --quiet (no progress), --help,
+  --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)`;
 
 /** A user error: printed as one line, exit status 1. */
 class UsageError extends Error {}
+
+/** --backend as given, or, with --threads N, a backend created with that many threads. */
+async function backendArg(v: Record<string, unknown>): Promise<string | Backend | undefined> {
+  if (v.threads === undefined) return v.backend as string | undefined;
+  const threads = num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
+  return (await createBackend(v.backend as string | undefined, { threads })).backend;
+}
 
 function defaultIO(): CliIO {
   const tty = stderrIsTTY();
@@ -91,7 +100,7 @@ async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> 
   const inputs = need(v.inputs as string, "inputs");
   const out = need(v.out as string, "out");
   const model = await loadModel(need(v.model as string, "model"), {
-    backend: v.backend as string | undefined,
+    backend: await backendArg(v),
     config: v.config ? parseConfigArg(v.config as string) : undefined,
   });
   const file = await readSafetensorsFile(inputs);
@@ -119,7 +128,7 @@ async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
   const flags = samplingFlags(v);
   if (v.seed !== undefined && v["init-noise"] !== undefined) throw new UsageError("give --seed or --init-noise, not both");
   const model = await loadModel(need(v.model as string, "model"), {
-    backend: v.backend as string | undefined,
+    backend: await backendArg(v),
     config: v.config ? parseConfigArg(v.config as string) : undefined,
   });
   let initNoise: HostTensor | undefined;
@@ -191,8 +200,8 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   const perClass = num(v["per-class"] as string, "per-class", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer in 1..64");
   const scale = num(v.scale as string, "scale", grid ? 3 : 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32");
   const model: DiCModel = v.model
-    ? await loadModel(v.model as string, { backend: v.backend as string | undefined, config: v.config ? parseConfigArg(v.config as string) : undefined })
-    : await loadDefaultModel((v.backend as string | undefined) ?? "auto");
+    ? await loadModel(v.model as string, { backend: await backendArg(v), config: v.config ? parseConfigArg(v.config as string) : undefined })
+    : await loadDefaultModel((await backendArg(v)) ?? "auto");
   const vaePath = v.vae as string | undefined;
   if (model.pixelRange === null && vaePath === undefined) {
     throw new UsageError(`${model.source}: a latent model (no __metadata__.pixel_range); give --vae VAE.safetensors (SD-VAE decoder) or use dic sample`);
@@ -256,7 +265,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
-        "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" },
+        "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
       },
     });
     const cmd = positionals[0];

@@ -19,6 +19,8 @@ const WINOGRAD_VS_DIRECT = 1e-5;
 const GELU_VS_F64 = 2e-7;
 /** The relaxed-SIMD build (fused multiply-add where the engine fuses) vs the plain build: rounding, amplified by Winograd. */
 const RELAXED_VS_PLAIN = 1e-5;
+/** A conv3x3 weight rebuilt from its Winograd form (least squares in f64 from f32 values) vs as uploaded. */
+const WEIGHT_RESTORE = 1e-6;
 
 const why = probeWasm();
 if (why) console.log(`wasm [${runtimeName}]: not run: ${why}`);
@@ -88,7 +90,15 @@ wasmTest(`wasm [${runtimeName}]: weights give the same results with or without a
   ];
   const [a, c] = [await outs(hinted), await outs(plain)];
   a.forEach((v, i) => assert.deepEqual(v, c[i], `op ${i}: hinted vs plain upload`));
-  assert.deepEqual((await b.download(hinted[0])).data, w3.data, "conv3x3 weight downloads as uploaded");
+  // A hinted conv3x3 weight is kept in Winograd form only; download rebuilds it (f32 rounding of the transform).
+  const back = (await b.download(hinted[0])).data;
+  assert.ok(relL2(back, w3.data) <= WEIGHT_RESTORE, `conv3x3 weight downloads as uploaded: ${relL2(back, w3.data)}`);
+  assert.deepEqual((await b.download(plain[0])).data, w3.data, "unhinted conv3x3 weight downloads unchanged");
+  // ...and rebuilds it for the direct path (tiny images) too.
+  const tiny = b.upload(rand([1, 6, 2, 3]));
+  const direct = await createWasmBackend({ conv3x3: "direct" });
+  const dw = (await direct.download(direct.conv3x3(direct.upload((await b.download(tiny))), direct.upload(w3, "conv3x3.weight"), null))).data;
+  assert.ok(relL2((await b.download(b.conv3x3(tiny, hinted[0], null))).data, dw) <= 1e-6, "direct path from a rebuilt weight");
   // An activation made by an op (NHWC inside) used as a weight: packed from its NCHW view.
   const made = b.add(plain[0], plain[0]);
   const twice = (await b.download(b.conv3x3(xt, made, null))).data;

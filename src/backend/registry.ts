@@ -16,16 +16,32 @@ export interface BackendChoice {
   reason: string;
 }
 
+/** Options passed to the backend that gets created. */
+export interface BackendOptions {
+  /** wasm: threads sharing conv work (default: env DIC_THREADS, else min(cores, 4) where threads exist). */
+  threads?: number;
+}
+
 interface Entry {
   name: Exclude<BackendName, "auto">;
   priority: number;
   probe: () => Promise<string | null>; // null when available, else why not
-  create: () => Promise<Backend>;
+  create: (o: BackendOptions) => Promise<Backend>;
+}
+
+/** The thread count: the option, else env DIC_THREADS (checked), else undefined (the backend's default). */
+function threadsOption(o: BackendOptions): number | undefined {
+  if (o.threads !== undefined) return o.threads;
+  const v = readEnv("DIC_THREADS");
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`backend: DIC_THREADS="${v}" is not a positive integer`);
+  return n;
 }
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
-  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: () => createWasmBackend() },
+  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o) }) },
 ];
 
 /** Reports, for every backend, whether it can run here and why not. */
@@ -36,8 +52,8 @@ export async function listBackends(): Promise<{ name: string; available: boolean
   }));
 }
 
-/** Creates the requested backend ("auto" or undefined: env DIC_BACKEND, then priority). */
-export async function createBackend(requested?: string): Promise<BackendChoice> {
+/** Creates the requested backend ("auto" or undefined: env DIC_BACKEND, then priority) with `options`. */
+export async function createBackend(requested?: string, options: BackendOptions = {}): Promise<BackendChoice> {
   let name = requested;
   let source = "requested";
   if (name === undefined || name === "auto") {
@@ -52,14 +68,14 @@ export async function createBackend(requested?: string): Promise<BackendChoice> 
     if (!entry) throw new Error(`backend: unknown "${name}" (${source}); valid: ${BACKEND_NAMES.join(", ")}`);
     const why = await entry.probe();
     if (why !== null) throw new Error(`backend: "${name}" (${source}) cannot run here: ${why}`);
-    return { backend: await entry.create(), reason: `${name} (${source})` };
+    return { backend: await entry.create(options), reason: `${name} (${source})` };
   }
   const skipped: string[] = [];
   for (const e of [...ENTRIES].sort((a, b) => b.priority - a.priority)) {
     const why = await e.probe();
     if (why === null) {
       const extra = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
-      return { backend: await e.create(), reason: `${e.name} (auto: highest-priority backend available${extra})` };
+      return { backend: await e.create(options), reason: `${e.name} (auto: highest-priority backend available${extra})` };
     }
     skipped.push(`${e.name}: ${why}`);
   }

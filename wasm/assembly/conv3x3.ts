@@ -5,7 +5,9 @@
 import { gemm, gemmPackedA } from "./gemm";
 import { storeLanes } from "./simd";
 
-const SCR: usize = memory.data(36 * 16, 16); // one 6x6 tile of f32x4 between the two passes of a transform
+// Scratch of one thread (memory.data for the main one; each worker of the threads build points these at its
+// own block with setConvScratch, since static data is shared when the memory is).
+let SCR: usize = memory.data(36 * 16, 16); // one 6x6 tile of f32x4 between the two passes of a transform
 
 /**
  * Winograd weights U = G g G^T for w [Co][Ci][3][3] (torch layout), computed in f64, stored for the GEMM
@@ -88,7 +90,16 @@ export function directWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize): 
   v128.store(dst, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
 }
 
-const TILES: usize = memory.data(36 * 4 * 16, 16); // 36 transformed vectors of the four tiles of a group
+let TILES: usize = memory.data(36 * 4 * 16, 16); // 36 transformed vectors of the four tiles of a group
+
+/** Bytes of per-thread scratch the conv kernels need (see setConvScratch). */
+export const CONV_SCRATCH_BYTES: usize = 36 * 16 + 36 * 4 * 16;
+
+/** Points this instance's conv scratch at `p` (CONV_SCRATCH_BYTES bytes, 16-aligned): one block per thread. */
+export function setConvScratch(p: usize): void {
+  SCR = p;
+  TILES = p + 36 * 16;
+}
 
 /**
  * V = B^T d B for every 6x6 tile d of P, packed for gemmPackedA: V[p][t / 4][Cp][t % 4] (tile t = (n * tilesY
@@ -96,6 +107,11 @@ const TILES: usize = memory.data(36 * 4 * 16, 16); // 36 transformed vectors of 
  * P: [N][Hp][Wp][Cp] with Hp >= 4 tilesY + 2, Wp >= 4 tilesX + 2.
  */
 export function winogradInput(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize): void {
+  winogradInputRange(pIn, n, hp, wp, cp, tilesY, tilesX, v, 0, (n * tilesY * tilesX + 3) >> 2);
+}
+
+/** winogradInput for the tile groups [g0, g1) only (a thread's share). */
+export function winogradInputRange(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize, g0: i32, g1: i32): void {
   const perImage = tilesY * tilesX;
   const tiles = n * perImage;
   const groups = (tiles + 3) >> 2;
@@ -103,7 +119,7 @@ export function winogradInput(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, til
   const row = <usize>wp * px;
   const groupBytes = <usize>cp << 4;
   const pStride = <usize>groups * groupBytes;
-  for (let g = 0; g < groups; g++) {
+  for (let g = g0; g < g1; g++) {
     const out = v + <usize>g * groupBytes;
     const o0 = tileOrigin(pIn, g * 4, tiles, perImage, tilesX, hp, wp, px);
     const o1 = tileOrigin(pIn, g * 4 + 1, tiles, perImage, tilesX, hp, wp, px);
@@ -138,11 +154,16 @@ export function winogradInput(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, til
  * the output transform would read contiguously, measured slower: the GEMM then writes rows 36 planes apart.)
  */
 export function winogradGemm(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize): void {
+  winogradGemmRange(tiles, cp, coPad, v, u, m, 0, 36);
+}
+
+/** winogradGemm for the products [p0, p1) of the 36 only (a thread's share). */
+export function winogradGemmRange(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize, p0: i32, p1: i32): void {
   const rows = (tiles + 3) & ~3;
   const vStride = (<usize>rows * <usize>cp) << 2;
   const uStride = (<usize>cp * <usize>coPad) << 2;
   const mStride = (<usize>rows * <usize>coPad) << 2;
-  for (let p = 0; p < 36; p++) {
+  for (let p = p0; p < p1; p++) {
     gemmPackedA(rows, coPad, cp, v + <usize>p * vStride, 4 * cp, u + <usize>p * uStride, m + <usize>p * mStride, coPad);
   }
 }
@@ -173,44 +194,48 @@ export function winogradGemm(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize
 
 /** out [N][H][W][Co] = A^T M A + bias (M: [36][T][CoPad]), cropping tiles that overhang the bottom and right edges. */
 export function winogradOutput(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize): void {
+  winogradOutputRange(m, coPad, n, tilesY, tilesX, h, w, co, bias, out, 0, n * tilesY * tilesX);
+}
+
+/** winogradOutput for the tiles [t0, t1) only (a thread's share). */
+export function winogradOutputRange(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize, t0: i32, t1: i32): void {
   const tStride = <usize>coPad << 2;
   const pStride = <usize>((n * tilesY * tilesX + 3) & ~3) * tStride;
   const px = <usize>co << 2;
-  let t = 0;
-  for (let b = 0; b < n; b++) {
-    for (let ty = 0; ty < tilesY; ty++) {
-      const rows = min(4, h - ty * 4);
-      for (let tx = 0; tx < tilesX; tx++) {
-        const cols = min(4, w - tx * 4);
-        const src = m + <usize>t * tStride;
-        const dst = out + (<usize>(b * h + ty * 4) * <usize>w + <usize>(tx * 4)) * px;
-        for (let c = 0; c < co; c += 4) {
-          const cb = <usize>c << 2;
-          // columns: SCR[i][j] = (A^T M)[i][j], i < 4
-          for (let j = 0; j < 6; j++) outputColumn(src + cb + <usize>j * pStride, 6 * pStride, SCR + (<usize>j << 4), 96);
-          const bv = bias ? v128.load(bias + cb) : f32x4.splat(0);
-          const lanes = co - c;
-          for (let i = 0; i < rows; i++) outputRow(SCR + <usize>i * 96, bv, dst + <usize>(i * w) * px + cb, px, cols, lanes);
-        }
-        t++;
-      }
+  const perImage = tilesY * tilesX;
+  for (let t = t0; t < t1; t++) {
+    const b = t / perImage, rem = t - b * perImage;
+    const ty = rem / tilesX, tx = rem - ty * tilesX;
+    const rows = min(4, h - ty * 4), cols = min(4, w - tx * 4);
+    const src = m + <usize>t * tStride;
+    const dst = out + (<usize>(b * h + ty * 4) * <usize>w + <usize>(tx * 4)) * px;
+    for (let c = 0; c < co; c += 4) {
+      const cb = <usize>c << 2;
+      // columns: SCR[i][j] = (A^T M)[i][j], i < 4
+      for (let j = 0; j < 6; j++) outputColumn(src + cb + <usize>j * pStride, 6 * pStride, SCR + (<usize>j << 4), 96);
+      const bv = bias ? v128.load(bias + cb) : f32x4.splat(0);
+      const lanes = co - c;
+      for (let i = 0; i < rows; i++) outputRow(SCR + <usize>i * 96, bv, dst + <usize>(i * w) * px + cb, px, cols, lanes);
     }
   }
 }
 
 /** im2col for the direct path: col[(n*H + y)*W + x][(ky*3 + kx)*Cp + c] = P[n][y+ky][x+kx][c]. */
 export function im2col(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32, w: i32, col: usize): void {
+  im2colRange(pIn, n, hp, wp, cp, h, w, col, 0, n * h * w);
+}
+
+/** im2col for the output pixels [r0, r1) (rows of col) only. */
+export function im2colRange(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32, w: i32, col: usize, r0: i32, r1: i32): void {
   const px = <usize>cp << 2;
-  let dst = col;
-  for (let b = 0; b < n; b++) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        for (let ky = 0; ky < 3; ky++) {
-          const src = pIn + (<usize>(b * hp + y + ky) * <usize>wp + <usize>x) * px;
-          memory.copy(dst, src, 3 * px);
-          dst += 3 * px;
-        }
-      }
+  let dst = col + <usize>r0 * 9 * px;
+  for (let r = r0; r < r1; r++) {
+    const b = r / (h * w), rem = r - b * h * w;
+    const y = rem / w, x = rem - y * w;
+    for (let ky = 0; ky < 3; ky++) {
+      const src = pIn + (<usize>(b * hp + y + ky) * <usize>wp + <usize>x) * px;
+      memory.copy(dst, src, 3 * px);
+      dst += 3 * px;
     }
   }
 }

@@ -5,7 +5,15 @@
 // products, whose A the input transform writes in that layout).
 import { madd } from "./simd";
 
-const TMP: usize = memory.data(4 * 8 * 4, 16);
+let TMP: usize = memory.data(4 * 8 * 4, 16); // per thread: see setGemmScratch
+
+/** Bytes of per-thread scratch the GEMM needs. */
+export const GEMM_SCRATCH_BYTES: usize = 4 * 8 * 4;
+
+/** Points this instance's GEMM scratch at `p` (GEMM_SCRATCH_BYTES bytes, 16-aligned): one block per thread. */
+export function setGemmScratch(p: usize): void {
+  TMP = p;
+}
 /** Rows per block: the block's slice of A (~128 KiB) stays in L2 while every panel of B sweeps it. */
 const A_BLOCK_FLOATS = 32768;
 

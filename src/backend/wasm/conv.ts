@@ -1,12 +1,14 @@
 // conv3x3, conv1x1 and linear over wasm/assembly (conv3x3.ts, gemm.ts). conv3x3 writes the (pre-op'd)
 // input once into a zero-padded copy P, then runs Winograd F(4x4,3x3) (weights transformed once, at
-// upload or first use) or, for tiny images, im2col + GEMM. Weights keep their torch layout next to the
-// packed forms (download returns them unchanged).
+// upload or first use) or, for tiny images, im2col + GEMM. A conv3x3 weight uploaded with its role hint is
+// kept in Winograd form only (the torch-layout copy is dropped: see WasmCore.dropRaw); other weights keep
+// their torch layout next to the packed forms.
 import type { NormPreOp, Tensor } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import type { WasmTensor } from "./tensor.ts";
+import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
 
 /** How conv3x3 picks its algorithm: by image size (auto), or always one of them (tests, benchmarks). */
 export type Conv3x3Path = "auto" | "winograd" | "direct";
@@ -20,6 +22,7 @@ const ceil = (v: number, m: number) => Math.ceil(v / m) * m;
 export function packed(core: WasmCore, w: WasmTensor, kind: "winograd" | "direct" | "gemm"): number {
   let p = w.packs.get(kind);
   if (p !== undefined) return p;
+  core.restoreRaw(w);
   const [co, ci] = w.shape;
   const raw = core.nchw(w);
   if (kind === "gemm") {
@@ -37,7 +40,7 @@ export function packed(core: WasmCore, w: WasmTensor, kind: "winograd" | "direct
 
 export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, pre: NormPreOp | undefined, path: Conv3x3Path): WasmTensor {
   const op = "conv3x3";
-  const xv = core.own(x, op), wv = core.own(w, op);
+  const xv = core.own(x, op), wv = core.own(w, op, false);
   const [n, ci, h, wd] = xv.shape;
   const co = wv.shape[0];
   expectShape(op, "x", xv.shape, [null, null, null, null]);
@@ -63,15 +66,22 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
       const tiles = n * tilesY * tilesX, rows = ceil(tiles, 4), coPad = ceil(co, 8);
       const v = core.scratch(36 * rows * cp);
       held.push(v);
-      core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
       const m = core.scratch(36 * rows * coPad);
       held.push(m);
-      core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
-      core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
+      if (core.pool) {
+        core.pool.run(OP_WINOGRAD_INPUT, [pIn, n, hp, wp, cp, tilesY, tilesX, v]);
+        core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m]);
+        core.pool.run(OP_WINOGRAD_OUTPUT, [m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr]);
+      } else {
+        core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
+        core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
+        core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
+      }
     } else {
       const col = core.scratch(n * h * wd * 9 * cp);
       held.push(col);
-      core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
+      if (core.pool) core.pool.run(OP_DIRECT, [pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr]);
+      else core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
     }
   } catch (e) {
     core.release(out);
@@ -93,7 +103,8 @@ export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   const biasPtr = bias ? core.own(bias, op).ptr : 0;
   const [weights, input] = [packed(core, wv, "gemm"), core.nhwc(xv)];
   const out = core.tensor([n, co, h, wd], "nhwc");
-  core.k.gemm(n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr);
+  if (core.pool && n * h * wd >= 8) core.pool.run(OP_GEMM, [n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr]);
+  else core.k.gemm(n * h * wd, co, ci, input, ci, weights, out.ptr, co, biasPtr);
   return out;
 }
 

@@ -8,12 +8,14 @@ import { numel, shapeStr } from "../../tensor.ts";
 import type { MemoryStats } from "./allocator.ts";
 import { type Conv3x3Path, conv1x1, conv3x3, linear, packed, WINOGRAD_MIN_SIZE } from "./conv.ts";
 import { WasmCore } from "./core.ts";
-import { loadKernels, relaxedSimdSupported, type WasmVariant } from "./module.ts";
+import { loadKernels, loadSharedKernels, relaxedSimdSupported, wasmBytes, type WasmVariant } from "./module.ts";
+import { availableCores, CONTROL_BYTES, ThreadPool, threadsUnavailable } from "./threads.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { attention, upsampleNearest } from "./attention.ts";
 import { checkFactor, checkSlice, type WasmTensor } from "./tensor.ts";
 
 export { probeWasm, relaxedSimdSupported, type WasmVariant } from "./module.ts";
+export { availableCores, threadsUnavailable } from "./threads.ts";
 export type { MemoryStats } from "./allocator.ts";
 
 /** Options of createWasmBackend. */
@@ -22,7 +24,21 @@ export interface WasmOptions {
   variant?: WasmVariant;
   /** conv3x3 algorithm: "auto" (Winograd for H, W >= 4, else direct), or always one (tests, benchmarks). */
   conv3x3?: Conv3x3Path;
+  /**
+   * Threads that share conv work, the caller included (default: min(available cores, 4) where workers and a
+   * shared memory exist, else 1). 1: the single-thread build with no workers. More than 1 where threads
+   * cannot run is an error.
+   */
+  threads?: number;
 }
+
+/** Default thread count: min(available cores, 4) where threads can run, else 1. */
+export function defaultThreads(): number {
+  return threadsUnavailable() === null ? Math.max(1, Math.min(availableCores(), 4)) : 1;
+}
+
+/** Memory of the threads build: 64 KiB pages, up to the wasm32 limit of 4 GiB. */
+const SHARED_MAX_PAGES = 65536;
 
 /** Creates the wasm backend (compiles the kernels). Throws when the requested variant cannot run here. */
 export async function createWasmBackend(options: WasmOptions = {}): Promise<WasmBackend> {
@@ -31,7 +47,20 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
   if (variant === "relaxed-simd" && !relaxed) throw new Error("wasm backend: this engine does not accept the relaxed-SIMD build");
   const why = variant === "relaxed-simd" ? "relaxed SIMD (f32x4.relaxed_madd)"
     : `plain SIMD (${relaxed ? "requested" : "relaxed SIMD not accepted by this engine"})`;
-  return new WasmBackend(new WasmCore(await loadKernels(variant)), variant, why, options.conv3x3 ?? "auto");
+  const threads = options.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`wasm backend: threads ${threads} is not an integer in 1..256`);
+  if (threads === 1) {
+    return new WasmBackend(new WasmCore(await loadKernels(variant)), variant, why, options.conv3x3 ?? "auto",
+      options.threads === undefined ? `single thread (${threadsUnavailable() ?? "1 core"})` : "single thread");
+  }
+  const no = threadsUnavailable();
+  if (no !== null) throw new Error(`wasm backend: ${threads} threads requested but ${no}`);
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAX_PAGES, shared: true });
+  const core = new WasmCore(await loadSharedKernels(variant, memory));
+  const ctl = core.heap.alloc(CONTROL_BYTES);
+  const scratch = Array.from({ length: threads }, () => core.heap.alloc(core.k.scratchBytes()));
+  core.pool = await ThreadPool.start(core.k, wasmBytes(variant, true), threads, ctl, (i) => scratch[i]);
+  return new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", `${threads} threads (shared memory, ${threads - 1} worker${threads > 2 ? "s" : ""})`);
 }
 
 export class WasmBackend implements Backend {
@@ -41,10 +70,20 @@ export class WasmBackend implements Backend {
   /** @internal the kernels and the allocator (tests reach the kernels through it). */
   readonly core: WasmCore;
 
-  constructor(core: WasmCore, readonly variant: WasmVariant, why: string, readonly conv3x3Path: Conv3x3Path) {
+  constructor(core: WasmCore, readonly variant: WasmVariant, why: string, readonly conv3x3Path: Conv3x3Path, threading: string) {
     this.core = core;
     const conv = conv3x3Path === "auto" ? `Winograd F(4x4,3x3) conv3x3 for H, W >= ${WINOGRAD_MIN_SIZE}, im2col GEMM below` : `conv3x3 forced to ${conv3x3Path}`;
-    this.description = `wasm: AssemblyScript kernels, ${why}, ${conv}, 4x8 f32x4 GEMM, NHWC, single thread`;
+    this.description = `wasm: AssemblyScript kernels, ${why}, ${conv}, 4x8 f32x4 GEMM, NHWC, ${threading}`;
+  }
+
+  /** Threads that share conv work (1: no workers). */
+  get threads(): number {
+    return this.core.pool?.threads ?? 1;
+  }
+
+  /** Stops the worker threads (if any); the backend must not be used afterwards. Idempotent. */
+  close(): void {
+    this.core.pool?.close();
   }
 
   /** Memory counters (the wasm memory never shrinks: committedBytes is the peak). */
@@ -60,7 +99,10 @@ export class WasmBackend implements Backend {
     // Pack weights once, now, for the path they will run on (the other forms are made on first use).
     const s = t.shape;
     try {
-      if (role === "conv3x3.weight" && s.length === 4 && s[2] === 3 && s[3] === 3) packed(this.core, u, "winograd");
+      if (role === "conv3x3.weight" && s.length === 4 && s[2] === 3 && s[3] === 3 && this.conv3x3Path !== "direct") {
+        packed(this.core, u, "winograd");
+        this.core.dropRaw(u); // only the Winograd form stays (restored on demand: download, direct path)
+      }
       if ((role === "conv1x1.weight" && s.length === 4 && s[2] === 1 && s[3] === 1) || (role === "linear.weight" && s.length === 2)) {
         packed(this.core, u, "gemm");
       }
@@ -72,7 +114,9 @@ export class WasmBackend implements Backend {
   }
 
   download(t: Tensor): Promise<HostTensor> {
-    const v = this.core.own(t, "download");
+    const v = this.core.own(t, "download", false);
+    const packedOnly = v.ptr === 0;
+    this.core.restoreRaw(v);
     const had = v.other;
     const src = this.core.nchw(v) >> 2;
     const data = this.core.f32().slice(src, src + numel(v.shape));
@@ -80,11 +124,12 @@ export class WasmBackend implements Backend {
       this.core.heap.release(v.other); // a transposed copy made only for this download
       v.other = 0;
     }
+    if (packedOnly) this.core.dropRaw(v);
     return Promise.resolve({ shape: [...v.shape], data });
   }
 
   free(t: Tensor): void {
-    this.core.release(this.core.own(t, "free"));
+    this.core.release(this.core.own(t, "free", false));
   }
 
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor {

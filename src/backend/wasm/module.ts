@@ -2,7 +2,7 @@
 // dynamic import, so the same path works in Node, Deno, Bun, browsers and edge workers) and picks the build:
 // relaxed SIMD where the engine validates it (Deno, Bun, Chromium; Node 20 only with
 // --experimental-wasm-relaxed-simd), else plain SIMD.
-import { WASM_RELAXED_SIMD, WASM_SIMD } from "./binary.ts";
+import { WASM_RELAXED_SIMD, WASM_RELAXED_SIMD_THREADS, WASM_SIMD, WASM_SIMD_THREADS } from "./binary.ts";
 
 /** Which build of the kernels runs. */
 export type WasmVariant = "relaxed-simd" | "simd";
@@ -37,18 +37,24 @@ export interface Kernels {
   siluSimd(src: Ptr, dst: Ptr, count: number): void;
   softmaxRows(s: Ptr, rows: number, cols: number, scale: number): void;
   upsampleNearest(src: Ptr, dst: Ptr, n: number, h: number, w: number, c: number, r: number): void;
+  /** Runs chunks of command `gen` in the control block at ctl until none is left (wasm/assembly/parallel.ts). */
+  task(ctl: Ptr, gen: number): void;
+  chunkCount(ctl: Ptr): number;
+  scratchBytes(): number;
+  setScratch(p: Ptr): void;
 }
 
-const decoded = new Map<WasmVariant, Uint8Array<ArrayBuffer>>();
+const decoded = new Map<string, Uint8Array<ArrayBuffer>>();
 
-/** The module bytes of a build. */
-export function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
-  let bytes = decoded.get(variant);
+/** The module bytes of a build (`threads`: the build that imports a shared memory). */
+export function wasmBytes(variant: WasmVariant, threads = false): Uint8Array<ArrayBuffer> {
+  const key = `${variant}${threads ? "+threads" : ""}`;
+  let bytes = decoded.get(key);
   if (!bytes) {
-    const s = atob(variant === "simd" ? WASM_SIMD : WASM_RELAXED_SIMD);
+    const s = atob(threads ? (variant === "simd" ? WASM_SIMD_THREADS : WASM_RELAXED_SIMD_THREADS) : (variant === "simd" ? WASM_SIMD : WASM_RELAXED_SIMD));
     bytes = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
-    decoded.set(variant, bytes);
+    decoded.set(key, bytes);
   }
   return bytes;
 }
@@ -73,4 +79,10 @@ export function relaxedSimdSupported(): boolean {
 export async function loadKernels(variant: WasmVariant): Promise<Kernels> {
   const { instance } = await WebAssembly.instantiate(wasmBytes(variant), {});
   return instance.exports as unknown as Kernels;
+}
+
+/** Instantiates the threads build of `variant` over a shared memory (its `memory` is that memory). */
+export async function loadSharedKernels(variant: WasmVariant, memory: WebAssembly.Memory): Promise<Kernels> {
+  const { instance } = await WebAssembly.instantiate(wasmBytes(variant, true), { env: { memory } });
+  return { ...(instance.exports as unknown as Kernels), memory };
 }

@@ -17,7 +17,8 @@ export class WasmTensor implements Tensor {
   constructor(
     readonly owner: object,
     readonly shape: readonly number[],
-    readonly ptr: number,
+    /** Byte offset of the values; 0 while a conv3x3 weight is held only in packed form (see WasmCore.dropRaw). */
+    public ptr: number,
     /** "nchw": row-major as uploaded (any rank); "nhwc": a 4-D activation made by an op. */
     readonly layout: "nchw" | "nhwc",
   ) {}

@@ -1,0 +1,126 @@
+// Work sharing for the threads build: the host writes one command (an op and its arguments) into a control
+// block in the shared memory, and every thread — the caller and each worker — runs `task` on it, claiming
+// chunks (ranges of tile groups, Winograd products, tiles or output rows) until none is left. The host
+// waits for the last chunk before the next command, which separates the stages.
+import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, winogradGemmRange, winogradInputRange, winogradOutputRange } from "./conv3x3";
+import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
+
+// Control block (i32 slots): 0 generation (bumped per command; workers sleep on it), 1 chunks done,
+// 2 op, 3 claim word (generation << 16 | next chunk), 4 chunks wanted, 5.. arguments. Threads claim chunks
+// until none are left (dynamic: a thread the OS descheduled does less, not the others' wait), and the
+// thread that finishes the last chunk wakes the caller. A worker that wakes after the command is over finds
+// its generation gone from the claim word and touches nothing.
+const DONE = 4;
+const OP = 8;
+const CLAIM = 12;
+const CHUNKS = 16;
+const ARGS = 20;
+
+/** conv3x3 Winograd input transform, split by tile groups. Args as winogradInput. */
+export const OP_WINOGRAD_INPUT = 1;
+/** The 36 Winograd GEMMs, split by product. Args as winogradGemm. */
+export const OP_WINOGRAD_GEMM = 2;
+/** Winograd output transform, split by tile. Args as winogradOutput. */
+export const OP_WINOGRAD_OUTPUT = 3;
+/** gemm split by rows (multiples of 4). Args as gemm. */
+export const OP_GEMM = 4;
+/** Direct conv3x3 (im2col + GEMM), split by output pixel. Args as directConv. */
+export const OP_DIRECT = 5;
+
+/** Bytes of scratch one thread needs (setScratch). */
+export function scratchBytes(): usize {
+  return CONV_SCRATCH_BYTES + GEMM_SCRATCH_BYTES;
+}
+
+/** Points this instance's scratch at `p` (scratchBytes() bytes, 16-aligned); each worker gets its own block. */
+export function setScratch(p: usize): void {
+  setConvScratch(p);
+  setGemmScratch(p + CONV_SCRATCH_BYTES);
+}
+
+@inline function arg(ctl: usize, i: i32): i32 {
+  return load<i32>(ctl + ARGS + (<usize>i << 2));
+}
+
+/** Start of chunk `index` of `count` over [0, total), rounded to multiples of `align`. */
+@inline function cut(total: i32, index: i32, count: i32, align: i32): i32 {
+  if (index >= count) return total;
+  const n = (total + align - 1) / align;
+  return min(total, <i32>((<i64>n * index / count) * align));
+}
+
+/** Claims the next chunk of command `gen`: its index, or -1 when none is left or the command is over. */
+@inline function claim(ctl: usize, gen: i32, chunks: i32): i32 {
+  if (ASC_FEATURE_THREADS) {
+    for (;;) {
+      const v = atomic.load<i32>(ctl + CLAIM);
+      if ((v >>> 16) != (gen & 0x7fff) || (v & 0xffff) >= chunks) return -1;
+      if (atomic.cmpxchg<i32>(ctl + CLAIM, v, v + 1) == v) return v & 0xffff;
+    }
+  }
+  const v = load<i32>(ctl + CLAIM);
+  if ((v & 0xffff) >= chunks) return -1;
+  store<i32>(ctl + CLAIM, v + 1);
+  return v & 0xffff;
+}
+
+@inline function finish(ctl: usize, chunks: i32): void {
+  if (ASC_FEATURE_THREADS) {
+    if (atomic.add<i32>(ctl + DONE, 1) + 1 == chunks) atomic.notify(ctl + DONE, 1);
+  } else {
+    store<i32>(ctl + DONE, load<i32>(ctl + DONE) + 1);
+  }
+}
+
+/** Units of work of the command at ctl and their alignment. */
+function units(ctl: usize): i32 {
+  const op = load<i32>(ctl + OP);
+  if (op == OP_WINOGRAD_INPUT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
+  if (op == OP_WINOGRAD_GEMM) return 36;
+  if (op == OP_WINOGRAD_OUTPUT) return arg(ctl, 2) * arg(ctl, 3) * arg(ctl, 4);
+  if (op == OP_GEMM) return (arg(ctl, 0) + 3) >> 2;
+  if (op == OP_DIRECT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
+  return 0;
+}
+
+/** Number of chunks the command at ctl splits into (the host sets the wish in slot CHUNKS). */
+export function chunkCount(ctl: usize): i32 {
+  return max(1, min(units(ctl), load<i32>(ctl + CHUNKS)));
+}
+
+/** Runs chunks of command `gen` in the control block at ctl until none is left. */
+export function task(ctl: usize, gen: i32): void {
+  const chunks = chunkCount(ctl);
+  const total = units(ctl);
+  for (;;) {
+    const c = claim(ctl, gen, chunks);
+    if (c < 0) return;
+    run(ctl, cut(total, c, chunks, 1), cut(total, c + 1, chunks, 1));
+    finish(ctl, chunks);
+  }
+}
+
+/** Units [u0, u1) of the command at ctl. */
+function run(ctl: usize, u0: i32, u1: i32): void {
+  const op = load<i32>(ctl + OP);
+  if (op == OP_WINOGRAD_INPUT) {
+    winogradInputRange(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), <usize>arg(ctl, 7), u0, u1);
+  } else if (op == OP_WINOGRAD_GEMM) {
+    winogradGemmRange(arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), <usize>arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), u0, u1);
+  } else if (op == OP_WINOGRAD_OUTPUT) {
+    winogradOutputRange(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), arg(ctl, 7),
+      <usize>arg(ctl, 8), <usize>arg(ctl, 9), u0, u1);
+  } else if (op == OP_GEMM) {
+    const m = arg(ctl, 0), n = arg(ctl, 1), k = arg(ctl, 2), lda = arg(ctl, 4), ldc = arg(ctl, 7);
+    const r0 = u0 << 2, r1 = min(m, u1 << 2);
+    gemm(r1 - r0, n, k, <usize>arg(ctl, 3) + ((<usize>r0 * <usize>lda) << 2), lda, <usize>arg(ctl, 5),
+      <usize>arg(ctl, 6) + ((<usize>r0 * <usize>ldc) << 2), ldc, <usize>arg(ctl, 8));
+  } else if (op == OP_DIRECT) {
+    const n = arg(ctl, 1), cp = arg(ctl, 4), h = arg(ctl, 5), w = arg(ctl, 6), co = arg(ctl, 9);
+    const r0 = u0 << 2, r1 = min(n * h * w, u1 << 2);
+    const col = <usize>arg(ctl, 7);
+    im2colRange(<usize>arg(ctl, 0), n, arg(ctl, 2), arg(ctl, 3), cp, h, w, col, r0, r1);
+    const k = 9 * cp;
+    gemm(r1 - r0, co, k, col + ((<usize>r0 * <usize>k) << 2), k, <usize>arg(ctl, 8), <usize>arg(ctl, 11) + ((<usize>r0 * <usize>co) << 2), co, <usize>arg(ctl, 10));
+  }
+}

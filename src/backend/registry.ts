@@ -3,10 +3,11 @@
 import type { Backend } from "./contract.ts";
 import { JsBackend } from "./js/index.ts";
 import { createWasmBackend, probeWasm } from "./wasm/index.ts";
+import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts } from "./webgpu/index.ts";
 import { readEnv } from "../env.ts";
 
 /** Names accepted by `backend` options and `--backend`. */
-export const BACKEND_NAMES = ["auto", "js", "wasm"] as const;
+export const BACKEND_NAMES = ["auto", "js", "wasm", "webgpu"] as const;
 /** One of BACKEND_NAMES. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -21,11 +22,20 @@ interface Entry {
   priority: number;
   probe: () => Promise<string | null>; // null when available, else why not
   create: () => Promise<Backend>;
+  /** Why `auto` passes over it although it can run (e.g. only a software adapter), or null. */
+  autoSkip?: () => Promise<string | null>;
 }
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
   { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: () => createWasmBackend() },
+  {
+    name: "webgpu", priority: 20, probe: probeWebGpu, create: () => createWebGpuBackend(),
+    autoSkip: async () => {
+      const a = await webGpuAdapterFacts();
+      return a?.fallback ? `only a fallback (software) adapter, "${a.name}", slower than wasm (ask for it with --backend webgpu or DIC_BACKEND=webgpu)` : null;
+    },
+  },
 ];
 
 /** Reports, for every backend, whether it can run here and why not. */
@@ -56,7 +66,7 @@ export async function createBackend(requested?: string): Promise<BackendChoice> 
   }
   const skipped: string[] = [];
   for (const e of [...ENTRIES].sort((a, b) => b.priority - a.priority)) {
-    const why = await e.probe();
+    const why = (await e.probe()) ?? (await e.autoSkip?.()) ?? null;
     if (why === null) {
       const extra = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
       return { backend: await e.create(), reason: `${e.name} (auto: highest-priority backend available${extra})` };

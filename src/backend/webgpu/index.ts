@@ -154,7 +154,7 @@ export class WebGpuBackend implements Backend {
 
   private chunks(n: number, perSample: number[], maxCount = Infinity): [number, number][] {
     const e = this.rt.elementBytes;
-    const out = batchChunks(n, perSample.map((p) => p * e), this.rt.limits.maxStorageBufferBindingSize, this.rt.align);
+    const out = batchChunks(n, perSample.map((p) => p * e), this.rt.bindingLimit, this.rt.align);
     if (out.length === 1 && n <= maxCount) return out;
     const split: [number, number][] = [];
     for (const [s, c] of out) for (let i = 0; i < c; i += Math.max(1, maxCount)) split.push([s + i, Math.min(Math.max(1, maxCount), c - i)]);

@@ -143,6 +143,8 @@ export class GpuRuntime {
   readonly align: number;
   readonly tile: GemmTile;
   lost: GPUDeviceLostInfo | null = null;
+  /** Largest storage binding used (the device's maxStorageBufferBindingSize; tests lower it to exercise splitting). */
+  bindingLimit: number;
   private destroyed = false;
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly pool = new Map<number, PoolEntry[]>();
@@ -168,6 +170,7 @@ export class GpuRuntime {
   constructor(readonly device: GPUDevice, readonly facts: AdapterFacts, readonly f16: boolean) {
     this.limits = device.limits;
     this.align = device.limits.minStorageBufferOffsetAlignment;
+    this.bindingLimit = device.limits.maxStorageBufferBindingSize;
     this.tile = chooseTile(device.limits, f16 ? 2 : 4, facts.fallback);
     this.placeholder = device.createBuffer({ size: 16, usage: USAGE.STORAGE, label: "placeholder" });
     device.lost.then((info) => {
@@ -301,8 +304,8 @@ export class GpuRuntime {
         }
         for (const b of [...d.reads, ...d.writes]) {
           const size = b.size ?? b.buffer.size - (b.offset ?? 0);
-          if (size > this.limits.maxStorageBufferBindingSize) {
-            throw new Error(`${label}: a binding of ${size} bytes exceeds this device's maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}`);
+          if (size > this.bindingLimit) {
+            throw new Error(`${label}: a binding of ${size} bytes exceeds this device's maxStorageBufferBindingSize ${this.bindingLimit}`);
           }
         }
         const { pipeline, layout } = this.pipeline(d);
@@ -311,7 +314,7 @@ export class GpuRuntime {
           layout,
           entries: binds.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } })),
         });
-        const pass = this.beginPass(label);
+        const pass = this.beginPass(d.kernel === "gemm_conv" ? label : `${d.kernel}.${d.entry ?? "main"} (${label})`);
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, group);
         pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
@@ -391,6 +394,8 @@ export class GpuRuntime {
     try {
       await stage.mapAsync(MAP_READ, 0, size);
     } catch (e) {
+      // NOTE: a device destroyed or reset under us rejects the map before device.lost settles; give it a moment.
+      await Promise.race([this.device.lost.then((info) => (this.lost ??= this.destroyed ? null : info)), new Promise((r) => setTimeout(r, 2000))]);
       this.checkAlive(op);
       throw new Error(`${op}: mapping the result failed: ${(e as Error).message}`);
     }

@@ -3,7 +3,7 @@
 //      adapter has shader-f16), next to PyTorch on the same GPU (reference/bench_gpu_torch.py: fp32, TF32,
 //      fp16 with cuDNN) when CUDA is there;
 //   2. per-kernel GPU time of one forward from timestamp queries (where the device has them), with the
-//      conv3x3 TFLOP/s achieved;
+//      conv3x3 GFLOP/s achieved (compare with the card's FMA peak);
 //   3. CPU vs GPU: the wasm backend on this host's CPU next to webgpu at batch 1 and 8.
 // `--dry` runs the same program at tiny sizes on whatever adapter exists (CI: lavapipe) so it cannot rot.
 //
@@ -113,9 +113,9 @@ function convFlops(label: string): number {
 
 // ----- 1. validate (webgpu vs wasm at batch 1, same random weights), then time -----------------------------
 const wasm = values["no-wasm"] ? null : await createWasmBackend();
-const rows: { model: string; precision: string; batch: number; ms: number; imgPerS: number; tflops: number }[] = [];
+const rows: { model: string; precision: string; batch: number; ms: number; imgPerS: number; gflops: number }[] = [];
 const validations: string[] = [];
-const kernels: { model: string; precision: string; batch: number; timings: { kind: string; ms: number; share: number; tflops: number | null }[]; note: string }[] = [];
+const kernels: { model: string; precision: string; batch: number; timings: { kind: string; ms: number; share: number; gflops: number | null }[]; note: string }[] = [];
 const cpu: { model: string; batch: number; wasmImgPerS: number | null; gpuImgPerS: number }[] = [];
 
 for (const name of models) {
@@ -141,7 +141,7 @@ for (const name of models) {
         console.error(`bench/gpu: ${name} ${precision} batch ${n}: ${(e as Error).message.split("\n")[0]}`);
         continue;
       }
-      rows.push({ model: name, precision, batch: n, ms: +ms.toFixed(2), imgPerS: +((n * 1000) / ms).toFixed(2), tflops: +((2 * macs * n) / (ms * 1e9)).toFixed(4) });
+      rows.push({ model: name, precision, batch: n, ms: +ms.toFixed(2), imgPerS: +((n * 1000) / ms).toFixed(2), gflops: +((2 * macs * n) / (ms * 1e6)).toFixed(2) });
     }
     // ----- 2. per-kernel timings of one forward at the largest batch that ran --------------------------------
     const nk = Math.max(...rows.filter((r) => r.model === name && r.precision === precision).map((r) => r.batch), batches[0]);
@@ -161,7 +161,7 @@ for (const name of models) {
       kernels.push({
         model: name, precision, batch: nk, note: `${t.length} dispatches`,
         timings: [...byKind].sort((a, b) => b[1].ms - a[1].ms).map(([kind, e]) => ({
-          kind, ms: +e.ms.toFixed(3), share: +(e.ms / total).toFixed(3), tflops: e.flops ? +(e.flops / (e.ms * 1e9)).toFixed(4) : null,
+          kind, ms: +e.ms.toFixed(3), share: +(e.ms / total).toFixed(3), gflops: e.flops ? +(e.flops / (e.ms * 1e6)).toFixed(2) : null,
         })),
       });
     } else {
@@ -203,19 +203,19 @@ if (!values["no-torch"] && !dry) {
 console.log(`bench/gpu${dry ? " --dry" : ""}: runtime ${env.runtime} ${env.version}; adapter "${facts.name}"${facts.fallback ? " (fallback/software)" : ""}; shader-f16 ${facts.f16 ? "yes" : "no"}`);
 console.log(`validation: ${validations.join("; ") || "skipped (--no-wasm)"}`);
 console.log(`PyTorch: ${torchNote}`);
-console.log("\n| model | precision | batch | ms | images/s | TFLOP/s | PyTorch fp32 / TF32 / fp16 img/s | webgpu / PyTorch same precision |");
+console.log("\n| model | precision | batch | ms | images/s | GFLOP/s | PyTorch fp32 / TF32 / fp16 img/s | webgpu / PyTorch same precision |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) {
   const p = (mode: string) => torch.get(`${r.model}:${mode}:${r.batch}`);
   const same = r.precision === "f16" ? p("fp16") : p("fp32");
   const peer = [p("fp32"), p("tf32"), p("fp16")].map((v) => (v === undefined ? "n/a" : v.toFixed(1))).join(" / ");
-  console.log(`| ${r.model} | ${r.precision} | ${r.batch} | ${r.ms} | ${r.imgPerS} | ${r.tflops} | ${peer} | ${same ? (r.imgPerS / same).toFixed(2) : "n/a"} |`);
+  console.log(`| ${r.model} | ${r.precision} | ${r.batch} | ${r.ms} | ${r.imgPerS} | ${r.gflops} | ${peer} | ${same ? (r.imgPerS / same).toFixed(2) : "n/a"} |`);
 }
 for (const k of kernels) {
   console.log(`\nper-kernel GPU time, ${k.model} ${k.precision} batch ${k.batch} (${k.note}):`);
   if (!k.timings.length) continue;
-  console.log("| kernel | ms | share | TFLOP/s |\n| --- | --- | --- | --- |");
-  for (const t of k.timings) console.log(`| ${t.kind} | ${t.ms} | ${(100 * t.share).toFixed(1)}% | ${t.tflops ?? ""} |`);
+  console.log("| kernel | ms | share | GFLOP/s (conv3x3) |\n| --- | --- | --- | --- |");
+  for (const t of k.timings) console.log(`| ${t.kind} | ${t.ms} | ${(100 * t.share).toFixed(1)}% | ${t.gflops ?? ""} |`);
 }
 console.log("\nCPU vs GPU (images/s):\n| model | batch | wasm (CPU) | webgpu f32 | GPU / CPU |\n| --- | --- | --- | --- | --- |");
 for (const c of cpu) console.log(`| ${c.model} | ${c.batch} | ${c.wasmImgPerS ?? "n/a"} | ${c.gpuImgPerS} | ${c.wasmImgPerS ? (c.gpuImgPerS / c.wasmImgPerS).toFixed(2) : "n/a"} |`);

@@ -180,7 +180,8 @@ export class WebGpuBackend implements Backend {
   private preparePre(pre: NormPreOp, x: GpuTensor, op: string, dispatches: Dispatch[]): PreparedPre {
     const [n, c, h, w] = x.shape;
     const hw = h * w;
-    checkPreOp(pre, c, op, x.shape);
+    // NOTE: "silu" (the VAE decoder's GroupNorm + SiLU) is accepted here before the shared check knows it.
+    checkPreOp((pre.act as string) === "silu" ? { ...pre, act: "none" } : pre, c, op, x.shape);
     const wt = pre.weight ? this.own(pre.weight, op) : null;
     const bt = pre.bias ? this.own(pre.bias, op) : null;
     if (wt) expectShape(op, "norm weight", wt.shape, [c]);

@@ -2,7 +2,7 @@
 // wherever an adapter exists): adapter reporting and auto selection, odd shapes and every pre-op form vs
 // js, layers split to fit the storage-binding limit, the VAE ops (nearest upsampling, attention, SiLU
 // pre-op) vs plain TypeScript, errors naming the op, device loss, memory reuse across forwards, and
-// `dic forward --backend webgpu` as a Deno process vs the PyTorch fixture.
+// `dic forward --backend webgpu` as a Deno process vs the PyTorch fixture, and bench/gpu --dry.
 //
 // Runs under Deno on any adapter (CI: Mesa's lavapipe, installed by .ci/setup). Under Node and Bun it
 // runs where the `webgpu` npm package finds an adapter, and is skipped (saying why) where none exists.
@@ -226,6 +226,37 @@ gpuTest(`webgpu [${runtimeName}]: repeated forwards reuse pooled buffers, give i
   assert.equal(sizes[2], sizes[1], `GPU memory grew after the first forward: ${sizes.join(", ")}`);
   b.destroy();
 });
+
+if (!run) {
+  test(`webgpu [${runtimeName}]: without an adapter the backend is reported unavailable, with the reason, and never picked`, async () => {
+    assert.ok(why && why.length > 0);
+    const { listBackends } = await import("../src/backend/registry.ts");
+    const entry = (await listBackends()).find((e) => e.name === "webgpu");
+    assert.deepEqual(entry, { name: "webgpu", available: false, why });
+    await assert.rejects(createBackend("webgpu"), (e: Error) => e.message.includes("cannot run here") && e.message.includes(why!));
+    assert.notEqual((await createBackend("auto")).backend.name, "webgpu");
+  });
+}
+
+// bench/gpu must not rot: its --dry mode (tiny model, software adapter) runs end to end under Deno.
+if (runtimeName === "deno") {
+  test("bench/gpu --dry validates, times and prints its tables (and JSON)", () => {
+    const { exe, args } = runtimeCommand("bench/gpu.bench.ts");
+    const r = spawnSync(exe, [...args, "--dry", "--json"], { encoding: "utf8", env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? "/tmp" } });
+    assert.equal(r.status, 0, r.stderr);
+    const out = r.stdout;
+    console.log(out.split("\n").filter((l) => !l.startsWith("{")).join("\n"));
+    assert.match(out, /validation: dry f32: relative L2 vs wasm \S+ \(<= 0.0001\)/);
+    assert.match(out, /\| model \| precision \| batch \| ms \| images\/s \|/);
+    assert.match(out, /\| dry \| f32 \| 1 \| [\d.]+ \| [\d.]+ \|/);
+    assert.match(out, /\| dry \| f32 \| 2 \| [\d.]+ \| [\d.]+ \|/);
+    assert.match(out, /CPU vs GPU/);
+    assert.match(out, /per-kernel GPU time/);
+    const json = JSON.parse(out.trim().split("\n").pop()!);
+    assert.equal(json.bench, "gpu");
+    assert.ok(json.rows.length >= 2 && json.rows.every((row: { imgPerS: number }) => row.imgPerS > 0));
+  });
+}
 
 if (runtimeName === "deno") {
   test("dic forward --backend webgpu as a Deno process matches PyTorch", () => {

@@ -29,17 +29,17 @@ const USAGE = `usage: dic <command> [options]
 
 commands:
   generate [--model W.safetensors] --label sneaker [--label 3 ...] | --grid [--per-class 2]  --out IMAGE.png [--scale 4]
-           [--steps N] [--sampler ddim|ddpm|dpmpp2m] [--cfg S] [--cfg-mode standard|reference] [--seed 1] [--backend auto|wasm|js]
+           [--steps N] [--sampler ddim|ddpm|dpmpp2m] [--cfg S] [--cfg-mode standard|reference] [--seed 1] [--backend auto|webgpu|wasm|js]
            images from a pixel-space model (default: the embedded Fashion-MNIST model); several labels
            write IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class;
            --scale enlarges pixels (nearest neighbour; default 1, grid 3)
            latent models (in_channels 4): add --vae VAE.safetensors (SD-VAE decoder, e.g. sd-vae-ft-ema) and
            optionally --vae-memory MB (decode in tiles above this activation memory)
-  forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend auto|wasm|js]
+  forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend auto|webgpu|wasm|js]
            IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out (f32, N x out_channels x H x W)
   sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
            [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
-           --out LATENT.safetensors [--backend auto|wasm|js]    OUT holds x (N x C x H x W)
+           --out LATENT.safetensors [--backend auto|webgpu|wasm|js]    OUT holds x (N x C x H x W)
   backends list the backends, whether each can run here, and which auto picks
 
 common options: --verbose (stack traces), --quiet (no progress), --help,

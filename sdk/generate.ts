@@ -1,5 +1,6 @@
 // generate(): the sampling loop of src/pipeline.ts driven from a loaded model, with labels by
 // index, seeds, guidance, progress and cancellation.
+import { createBackend } from "../src/backend/registry.ts";
 import { runSampler, type ProgressInfo } from "../src/pipeline.ts";
 import type { CfgMode } from "../src/samplers/guidance.ts";
 import type { SamplerName } from "../src/samplers/index.ts";
@@ -40,6 +41,11 @@ export interface GenerateOptions {
   vaeMemoryBudget?: number;
   /** Backend when `model` is a source: "auto" (default) or "js". */
   backend?: string;
+  /**
+   * When the model's GPU device is lost mid-run (webgpu), continue the remaining steps on the wasm
+   * backend from the step in flight, nothing lost. Default: on when the backend was picked automatically.
+   */
+  fallbackOnDeviceLoss?: boolean;
   /** Called after every step. */
   onProgress?: (info: ProgressInfo) => void | Promise<void>;
   /** Cancels between steps. */
@@ -70,6 +76,8 @@ export interface GenerateResult {
   /** The backend description and why it was chosen. */
   backend: string;
   timings: { totalMs: number; modelMs: number; samplerMs: number; stepMs: number[]; decodeMs?: number };
+  /** Set when the GPU device was lost and the run continued on another backend from step `step` (0-based). */
+  deviceLost?: { step: number; message: string; continuedOn: string };
 }
 
 /**
@@ -124,8 +132,25 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
   }
   const cfgMode: CfgMode = options.cfgMode ?? d.cfgMode ?? "standard";
   const steps = options.steps ?? d.steps ?? 50;
+  // A lost GPU device fails the forward of the step in flight; the sampler has not moved yet, so the
+  // same forward reruns on wasm and the run goes on from there.
+  const fallback = options.fallbackOnDeviceLoss ?? model.backendReason.includes("auto");
+  let current = model;
+  let step = 0;
+  let deviceLost: GenerateResult["deviceLost"];
+  const forward = async (x: HostTensor, t: number[], y: number[]): Promise<HostTensor> => {
+    try {
+      return await current.forward(x, t, y);
+    } catch (e) {
+      if (!fallback || !(e as { deviceLost?: boolean }).deviceLost || !current.rebind || deviceLost) throw e;
+      const { backend } = await createBackend("wasm");
+      current = current.rebind(backend, `wasm (the ${current.backend.name} device was lost at step ${step})`);
+      deviceLost = { step, message: (e as Error).message, continuedOn: backend.description };
+      return await current.forward(x, t, y);
+    }
+  };
   const r = await runSampler({
-    model: (x, t, y) => model.forward(x, t, y),
+    model: forward,
     learnSigma: cfg.learn_sigma,
     numClasses: cfg.num_classes,
     labels,
@@ -137,7 +162,10 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
     cfgMode,
     seed: options.seed,
     initNoise: options.initNoise,
-    onProgress: options.onProgress,
+    onProgress: async (info) => {
+      step = info.step + 1;
+      await options.onProgress?.(info);
+    },
     signal: options.signal,
   });
   const range = model.pixelRange;
@@ -165,7 +193,8 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
     steps: r.steps,
     cfgScale,
     cfgMode,
-    backend: `${model.backend.description} — ${model.backendReason}`,
+    backend: `${current.backend.description} — ${current.backendReason}`,
     timings: decodeMs === undefined ? r.timings : { ...r.timings, decodeMs, totalMs: r.timings.totalMs + decodeMs },
+    deviceLost,
   };
 }

@@ -35,6 +35,12 @@ export class DiCModel {
     readonly source: string,
   ) {}
 
+  /**
+   * @internal Binds the same weights to another backend; set only for backends that can lose their
+   * device (webgpu), so that `generate()` can continue on wasm.
+   */
+  rebind?: (backend: Backend, reason: string) => DiCModel;
+
   /** The resolved configuration (official constructor names). */
   get config(): DiCConfig {
     return this.graph.config;
@@ -182,5 +188,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   } else {
     ({ backend, reason } = await createBackend(options.backend));
   }
-  return new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
+  const model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
+  if (backend.name === "webgpu") model.rebind = (b, why) => new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
+  return model;
 }

@@ -3,10 +3,11 @@
 import type { Backend } from "./contract.ts";
 import { JsBackend } from "./js/index.ts";
 import { createWasmBackend, probeWasm } from "./wasm/index.ts";
+import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts } from "./webgpu/index.ts";
 import { readEnv } from "../env.ts";
 
 /** Names accepted by `backend` options and `--backend`. */
-export const BACKEND_NAMES = ["auto", "js", "wasm"] as const;
+export const BACKEND_NAMES = ["auto", "js", "wasm", "webgpu"] as const;
 /** One of BACKEND_NAMES. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -27,6 +28,8 @@ interface Entry {
   priority: number;
   probe: () => Promise<string | null>; // null when available, else why not
   create: (o: BackendOptions) => Promise<Backend>;
+  /** Why `auto` passes over it although it can run (e.g. only a software adapter), or null. */
+  autoSkip?: () => Promise<string | null>;
 }
 
 /** The thread count: the option, else env DIC_THREADS (checked), else undefined (the backend's default). */
@@ -72,7 +75,7 @@ export async function createBackend(requested?: string, options: BackendOptions 
   }
   const skipped: string[] = [];
   for (const e of [...ENTRIES].sort((a, b) => b.priority - a.priority)) {
-    const why = await e.probe();
+    const why = (await e.probe()) ?? (await e.autoSkip?.()) ?? null;
     if (why === null) {
       const extra = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
       return { backend: await e.create(options), reason: `${e.name} (auto: highest-priority backend available${extra})` };

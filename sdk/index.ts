@@ -14,3 +14,6 @@ export { GaussianRng } from "../src/rng.ts";
 export type { HostTensor } from "../src/tensor.ts";
 export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
+export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadServingModel, type ServingModel } from "./serve.ts";
+export { toNodeListener } from "./node-adapter.ts";
+export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS } from "../src/protocol/index.ts";

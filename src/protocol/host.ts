@@ -76,7 +76,9 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     try {
       const first = await reader.nextRaw();
       if (!first) throw new ProtocolError("bad_frame", "empty request body (expected auth, hello and a work frame)");
-      const auth = expectFrame(decodeFrame(first.body), "auth", "first frame");
+      const head = decodeFrame(first.body);
+      if (head.type !== "auth") throw new ProtocolError("unauthenticated", `the first frame must be "auth", got "${head.type}"`);
+      const auth = head;
       const raws: Uint8Array[] = [];
       let total = first.wire.length;
       for (let raw = await reader.nextRaw(); raw; raw = await reader.nextRaw()) {

@@ -1,0 +1,41 @@
+// The host handler in-process (every runtime): each refusal of docs/protocol.md section 8 gets its
+// error frame and status and the host keeps serving; a unet step equals the graph's own decode.
+import assert from "node:assert/strict";
+import { loadServingModel, createHostHandler } from "../sdk/serve.ts";
+import { decodeFrame } from "../src/protocol/frames.ts";
+import { decodeTensor } from "../src/protocol/tensor-codec.ts";
+import { test } from "./harness.ts";
+import { checkRefusals, modelFacts, modelPath, SECRET, unetFrames, validBody } from "./protocol-refusals.ts";
+
+const served = await loadServingModel(modelPath, "js");
+const handler = await createHostHandler({ model: served, secret: SECRET });
+const send = (body: Uint8Array) => handler(new Request("http://host.test/v1/run", { method: "POST", body: body as Uint8Array<ArrayBuffer> }));
+
+test("host handler: every refusal has its error frame and status, and the host keeps serving", async () => {
+  await checkRefusals(send);
+});
+
+test("host handler: a unet step returns the decoder output of the graph", async () => {
+  const res = await send(await validBody("s-decode"));
+  assert.equal(res.status, 200);
+  const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
+  assert.equal(f.type, "step_result");
+  if (f.type !== "step_result") return;
+  const frames = unetFrames(await modelFacts(), "s-decode");
+  const step = frames[1];
+  if (step.type !== "step") throw new Error("unreachable");
+  const g = served.model.graph, b = g.backend;
+  const cfg = g.config;
+  const [bottleneck, ...skips] = [step.bottleneck, ...step.skips].map((w) => b.upload(decodeTensor(w, w.shape, "t")));
+  const want = await b.download(g.decode({ bottleneck, skips }, [999], [7]));
+  const got = decodeTensor(f.out, [1, 2 * cfg.in_channels, cfg.input_size, cfg.input_size], "out");
+  assert.deepEqual(got.data, want.data);
+});
+
+test("host handler: info, unknown paths and methods", async () => {
+  const info = await (await handler(new Request("http://host.test/v1/info"))).json();
+  assert.deepEqual(info.versions, [1]);
+  assert.equal(info.model.weights_sha256.length, 64);
+  assert.equal((await handler(new Request("http://host.test/nope"))).status, 404);
+  assert.equal((await handler(new Request("http://host.test/v1/run"))).status, 405);
+});

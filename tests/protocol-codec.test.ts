@@ -25,6 +25,18 @@ test("crc32 matches the zlib check values", () => {
   assert.equal(crc32(new Uint8Array([0])), 0xd202ef8d);
   // Tail lengths 1..3 after the 4-byte blocks.
   assert.equal(crc32(new TextEncoder().encode("The quick brown fox jumps over the lazy dog")), 0x414fa339);
+  // The table-driven loop against the bit-at-a-time definition, every length 0..64 and one long buffer.
+  const bitwise = (b: Uint8Array) => {
+    let c = 0xffffffff;
+    for (const x of b) {
+      c ^= x;
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+    }
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const data = Uint8Array.from({ length: 5000 }, (_, i) => (i * 2654435761) >>> 24);
+  for (let n = 0; n <= 64; n++) assert.equal(crc32(data.subarray(3, 3 + n)), bitwise(data.subarray(3, 3 + n)), `length ${n}`);
+  assert.equal(crc32(data), bitwise(data));
 });
 
 test("f16 rounding is IEEE round-to-nearest-even, with subnormals, overflow and NaN", () => {

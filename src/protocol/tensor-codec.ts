@@ -60,6 +60,17 @@ export function f16BitsToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
+let F16_TABLE: Float32Array | null = null;
+
+/** The f32 value of every binary16 bit pattern (256 KiB, built on first use). */
+function f16Table(): Float32Array {
+  if (!F16_TABLE) {
+    F16_TABLE = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) F16_TABLE[h] = f16BitsToF32(h);
+  }
+  return F16_TABLE;
+}
+
 /** Bytes per element of a wire dtype. */
 export function dtypeBytes(dtype: WireDtype): number {
   return dtype === "f32" ? 4 : 2;
@@ -77,9 +88,13 @@ export function encodeTensor(t: HostTensor, dtype: WireDtype = "f32"): WireTenso
       for (let i = 0; i < n; i++) dv.setFloat32(i * 4, t.data[i], true);
     }
   } else {
-    bytes = new Uint8Array(n * 2);
-    const dv = new DataView(bytes.buffer);
-    for (let i = 0; i < n; i++) dv.setUint16(i * 2, f32ToF16Bits(t.data[i]), true);
+    const halves = new Uint16Array(n);
+    for (let i = 0; i < n; i++) halves[i] = f32ToF16Bits(t.data[i]);
+    bytes = new Uint8Array(halves.buffer);
+    if (!LITTLE_ENDIAN) {
+      const dv = new DataView(bytes.buffer);
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, halves[i], true);
+    }
   }
   return { dtype, shape: [...t.shape], data: bytes, crc32: crc32(bytes) };
 }
@@ -138,8 +153,16 @@ export function decodeTensor(w: WireTensor, expected: readonly (number | null)[]
       for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
     }
   } else {
-    const dv = new DataView(w.data.buffer, w.data.byteOffset, w.data.length);
-    for (let i = 0; i < n; i++) out[i] = f16BitsToF32(dv.getUint16(i * 2, true));
+    const table = f16Table();
+    if (LITTLE_ENDIAN) {
+      // An aligned copy, so that the halves can be read as one Uint16Array.
+      const halves = new Uint16Array(n);
+      new Uint8Array(halves.buffer).set(w.data);
+      for (let i = 0; i < n; i++) out[i] = table[halves[i]];
+    } else {
+      const dv = new DataView(w.data.buffer, w.data.byteOffset, w.data.length);
+      for (let i = 0; i < n; i++) out[i] = table[dv.getUint16(i * 2, true)];
+    }
   }
   for (let i = 0; i < n; i++) {
     if (!Number.isFinite(out[i])) throw new ProtocolError("non_finite", `${what}: value ${out[i]} at index ${i}`);

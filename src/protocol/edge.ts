@@ -6,6 +6,7 @@ import { outChannels } from "../model/config.ts";
 import { type ProgressInfo, runSampler, type RunSamplerResult } from "../pipeline.ts";
 import type { HostTensor } from "../tensor.ts";
 import { ProtocolError } from "./errors.ts";
+import { yieldToEventLoop } from "./stream.ts";
 import { type Cut, expectFrame, type Frame, type GenerationSettings, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "./frames.ts";
 import { helloConfig, sampleShapes, type ServedModel } from "./session.ts";
 import { decodeTensor, encodeTensor, type WireDtype } from "./tensor-codec.ts";
@@ -63,7 +64,10 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
       remoteMs.push(performance.now() - t0);
     }
   };
-  const progress = (p: ProgressInfo) => gen.onProgress?.({ step: p.step, totalSteps: p.totalSteps, t: p.t, x: p.x });
+  const progress = (p: ProgressInfo) => {
+    gen.onProgress?.({ step: p.step, totalSteps: p.totalSteps, t: p.t, x: p.x });
+    return yieldToEventLoop();
+  };
   const loop = (over: Partial<Parameters<typeof runSampler>[0]>): Promise<RunSamplerResult> => runSampler({
     model: localForward(graph), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
     shape: [cfg.in_channels, cfg.input_size, cfg.input_size], steps: g.steps, sampler: g.sampler, eta: g.eta,

@@ -13,7 +13,7 @@ import {
   FRAMES_MEDIA_TYPE, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 } from "./frames.ts";
 import { type ServedModel, checkHello, sampleShapes, unetCutShapes } from "./session.ts";
-import { FrameReader, frameStream } from "./stream.ts";
+import { FrameReader, frameStream, yieldToEventLoop } from "./stream.ts";
 import { checkTensorLayout, decodeTensor, encodeTensor, WIRE_DTYPES, type WireDtype } from "./tensor-codec.ts";
 
 /** Options of {@link createHostHandler}. */
@@ -207,6 +207,7 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
         // One preview per step; it carries x every preview_every steps (0: never).
         const withX = f.preview_every > 0 && (p.step + 1) % f.preview_every === 0;
         out.write({ ...base, seq: ++seq, type: "preview", step: p.step, total_steps: p.totalSteps, t: p.t, x: withX ? encodeTensor(p.x, dtype) : null });
+        return yieldToEventLoop();
       },
     });
     return new Response(startStreaming(run, out, base, session, (r) => ({ ...base, seq: ++seq, type: "final", x: encodeTensor(r.x, dtype), image: null, pixel_range: model.pixelRange }), log, ctrl), {

@@ -111,3 +111,12 @@ export function frameStream(onCancel?: () => void): { stream: ReadableStream<Uin
     },
   };
 }
+
+/**
+ * Lets the event loop run between steps. NOTE: a backend that computes synchronously resolves every
+ * await at once; without this the server would flush no preview and notice no disconnect until the
+ * whole run is over.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

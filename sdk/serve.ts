@@ -105,6 +105,8 @@ interface GenerationRequest {
   dtype: WireDtype;
   previews: boolean;
   format: "frames" | "json" | "png";
+  /** PNG only: nearest-neighbour enlargement. */
+  scale: number;
 }
 
 class BadRequest extends Error {}
@@ -154,6 +156,7 @@ function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: st
     dtype: choice("dtype", WIRE_DTYPES, "f32"),
     previews: body.previews === true || body.previews === "1" || body.previews === "true",
     format: choice("format", ["frames", "json", "png"] as const, fmt as "json"),
+    scale: number("scale", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32"),
   };
 }
 
@@ -242,7 +245,8 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
         const r = await run();
         const { image, range } = pixels(r);
         const imgs = toRGBA(image, range);
-        const png = await encodePNG(imgs.length === 1 ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: 2 }), {
+        const single = imgs.length === 1 && g.scale === 1;
+        const png = await encodePNG(single ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: imgs.length === 1 ? 0 : 2, scale: g.scale }), {
           text: { software: "dic-sdk", seed: String(g.settings.seed), cut: g.cut, steps: String(g.settings.steps) },
         });
         return new Response(png, { headers: { "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session } });

@@ -143,6 +143,8 @@ try {
   // 3. Latency: concurrent unet sessions of the default model against the host process.
   const latency: Record<string, unknown>[] = [];
   const sessionSteps = Number(values["session-steps"]);
+  // Warm-up: both processes compile their hot paths before anything is timed.
+  await runEdgeGeneration(sm, pool, { session: "s-warmup", cut: "unet", settings: { ...settings, steps: sessionSteps } });
   for (const n of values.sessions!.split(",").map(Number)) {
     const t0 = performance.now();
     const runs = await Promise.all(Array.from({ length: n }, (_, i) => runEdgeGeneration(sm, pool, {
@@ -154,7 +156,9 @@ try {
     latency.push({ sessions: n, steps: all.length, p50: q(0.5), p99: q(0.99), stepsPerSec: all.length / (wall / 1000) });
   }
 
-  console.log(`bench/stream — ${env.runtime} ${env.version}, host: dic serve --role host (${env.runtime}, ${values.backend}) on ${hostUrl}`);
+  const os = await import("node:os");
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+  console.log(`bench/stream — ${env.runtime} ${env.version}, host: dic serve --role host (${env.runtime}, ${values.backend}) on ${hostUrl}; ${os.cpus().length} CPUs, load average ${load}`);
   console.log(`validation: ${validation}\n`);
   console.log(`Bytes on the wire per image (1 label, guidance on = 2 rows, ${STEPS} steps; requests include auth + hello):`);
   console.log("| model | dtype | unet per step (up + down) | unet per image | handoff per image | vae per image |");

@@ -1,7 +1,6 @@
 // Runs a Web-standard handler on node:http: IncomingMessage -> Request (streamed body, an abort
 // signal that fires when the client goes away), Response -> ServerResponse (streamed, with backpressure).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Readable } from "node:stream";
 import type { Handler } from "./serve.ts";
 
 /**
@@ -24,12 +23,14 @@ export function toNodeListener(handler: Handler): (req: IncomingMessage, res: Se
       else if (v !== undefined) headers.set(k, v);
     }
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
-    const request = new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, {
-      method: req.method, headers, signal: ctrl.signal,
-      body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
-      ...(hasBody ? { duplex: "half" } : {}),
-    } as RequestInit);
     void (async () => {
+      // NOTE: node:stream is loaded here, not at the top, so browser bundles of the SDK never see it.
+      const { Readable } = await import("node:stream");
+      const request = new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, {
+        method: req.method, headers, signal: ctrl.signal,
+        body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+        ...(hasBody ? { duplex: "half" } : {}),
+      } as RequestInit);
       let response: Response;
       try {
         response = await handler(request);

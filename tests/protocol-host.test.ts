@@ -39,3 +39,30 @@ test("host handler: info, unknown paths and methods", async () => {
   assert.equal((await handler(new Request("http://host.test/nope"))).status, 404);
   assert.equal((await handler(new Request("http://host.test/v1/run"))).status, 405);
 });
+
+test("dic serve: bad flags end with one line naming the problem", async () => {
+  const { runCli } = await import("../sdk/cli.ts");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(`${tmpdir()}/dic-serve-flags-`);
+  writeFileSync(`${dir}/short`, "tooshort\n");
+  writeFileSync(`${dir}/ok`, SECRET);
+  const cases: [string[], RegExp][] = [
+    [["serve", "--port", "0", "--secret-file", `${dir}/ok`], /--role: expected host or edge/],
+    [["serve", "--role", "gpu", "--port", "0", "--secret-file", `${dir}/ok`], /--role/],
+    [["serve", "--role", "host", "--port", "99999", "--secret-file", `${dir}/ok`], /--port/],
+    [["serve", "--role", "host", "--port", "0"], /missing --secret-file/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/absent`], /absent/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/short`], /8 bytes; the shared secret needs at least 16/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`], /missing --upstream/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "gpu-1:8701"], /not an http\(s\) URL/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1"], /--upstream is for --role edge/],
+  ];
+  for (const [args, re] of cases) {
+    const err: string[] = [];
+    const code = await runCli(args, { out: () => {}, err: (l) => err.push(l) });
+    assert.equal(code, 1, args.join(" "));
+    assert.equal(err.length, 1, `${args.join(" ")}: ${JSON.stringify(err)}`);
+    assert.match(err[0], re);
+  }
+});

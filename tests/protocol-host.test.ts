@@ -66,3 +66,39 @@ test("dic serve: bad flags end with one line naming the problem", async () => {
     assert.match(err[0], re);
   }
 });
+
+// NOTE: the suite's `deno test` runs without --allow-net, so under Deno this test needs that flag; it
+// runs under vitest and bun test (and deno test --allow-net), and the Deno edge's retries are covered
+// by tests/protocol-serve.test.ts.
+declare const Deno: { permissions: { querySync(d: { name: string }): { state: string } } } | undefined;
+const netAllowed = typeof Deno === "undefined" || Deno.permissions.querySync({ name: "net" }).state === "granted";
+if (!netAllowed) console.log("protocol-host: timeout/retry test skipped under deno test without --allow-net");
+if (netAllowed) test("a step that times out on one upstream is retried on the next (node:http adapter)", async () => {
+  const http = await import("node:http");
+  const { toNodeListener } = await import("../sdk/node-adapter.ts");
+  const { UpstreamPool } = await import("../src/protocol/upstream.ts");
+  const { runEdgeGeneration } = await import("../src/protocol/edge.ts");
+  const { importSecret } = await import("../src/protocol/auth.ts");
+  const listen = (s: import("node:http").Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as { port: number }).port}`)));
+  const hung: import("node:http").ServerResponse[] = [];
+  const silent = http.createServer((_req, res) => void hung.push(res)); // takes the request, never answers
+  const real = http.createServer(toNodeListener(handler));
+  const urls = [await listen(silent), await listen(real)];
+  const log: string[] = [];
+  try {
+    const pool = new UpstreamPool({ urls, key: await importSecret(SECRET), idleTimeoutMs: 1000, log: (l) => log.push(l) });
+    const sm = { graph: served.model.graph, weightsSha256: served.weightsSha256, pixelRange: served.model.pixelRange };
+    const settings = { labels: [3], steps: 2, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: 4 };
+    const r = await runEdgeGeneration(sm, pool, { session: "s-timeout", cut: "unet", settings });
+    const { generate } = await import("../sdk/generate.ts");
+    const want = await generate({ model: served.model, labels: [3], steps: 2, sampler: "ddim", cfgScale: 1, seed: 4 });
+    assert.deepEqual(r.x!.data, want.latents.data);
+    assert.ok(log.some((l) => /no answer for 1000 ms/.test(l)), log.join("\n"));
+  } finally {
+    for (const res of hung) res.destroy();
+    silent.closeAllConnections?.();
+    real.closeAllConnections?.();
+    await new Promise((r) => silent.close(r));
+    await new Promise((r) => real.close(r));
+  }
+});

@@ -16,6 +16,7 @@ import { loadDefaultModel } from "./default-model.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 import { loadVAE } from "./vae.ts";
+import { runServe } from "./serve-cli.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface CliIO {
@@ -41,6 +42,10 @@ commands:
            [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
            --out LATENT.safetensors [--backend auto|webgpu|wasm|js]    OUT holds x (N x C x H x W)
   backends list the backends, whether each can run here, and which auto picks
+  serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
+  serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
+           latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
+           POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts
 
 common options: --verbose (stack traces), --quiet (no progress), --help,
   --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)`;
@@ -266,6 +271,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
         "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
+        role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
+        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
       },
     });
     const cmd = positionals[0];
@@ -278,7 +285,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     else if (cmd === "sample") await cmdSample(values, io);
     else if (cmd === "generate") await cmdGenerate(values, io);
     else if (cmd === "backends") await cmdBackends(io);
-    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends; see --help)`);
+    else if (cmd === "serve") await runServe(values, io);
+    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends, serve; see --help)`);
     return 0;
   } catch (e) {
     const err = e as Error;

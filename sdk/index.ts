@@ -16,3 +16,6 @@ export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
 export { loadVAE, type LoadVAEOptions, previewLatents, VAEModel } from "./vae.ts";
 export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
+export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadServingModel, type ServingModel } from "./serve.ts";
+export { toNodeListener } from "./node-adapter.ts";
+export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS } from "../src/protocol/index.ts";

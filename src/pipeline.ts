@@ -10,8 +10,10 @@ import { type HostTensor, hostTensor, numel, shapeStr } from "./tensor.ts";
 /**
  * The denoiser: x [B, C, H, W], t = ORIGINAL timesteps (integers 0..999, one per row), y = labels
  * (num_classes = null label); returns [B, outC, H, W] with outC = C, or 2C when it learns sigma.
+ * `step` is the 0-based loop step: the hook that lets the `unet` cut of the streaming protocol run
+ * the decoder remotely, keyed by session and step (a retried step is the same request).
  */
-export type ModelFn = (x: HostTensor, t: number[], y: number[]) => Promise<HostTensor>;
+export type ModelFn = (x: HostTensor, t: number[], y: number[], step: number) => Promise<HostTensor>;
 
 /** Reported after each step. */
 export interface ProgressInfo {
@@ -216,7 +218,7 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
     const t = diffusion.timestepMap[i];
     const input = guided ? doubleBatch(x, labels, numClasses) : { x, y: labels };
     const rows = input.x.shape[0];
-    const raw = await opts.model(input.x, new Array<number>(rows).fill(t), input.y);
+    const raw = await opts.model(input.x, new Array<number>(rows).fill(t), input.y, k);
     const tm = performance.now();
     timings.modelMs += tm - ts;
     checkAborted(opts.signal);

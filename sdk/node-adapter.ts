@@ -1,0 +1,61 @@
+// Runs a Web-standard handler on node:http: IncomingMessage -> Request (streamed body, an abort
+// signal that fires when the client goes away), Response -> ServerResponse (streamed, with backpressure).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Handler } from "./serve.ts";
+
+/**
+ * Adapts `(Request) => Promise<Response>` to a node:http request listener.
+ *
+ * @example
+ * import { createServer } from "node:http";
+ * import { createHostHandler, toNodeListener } from "dic-sdk";
+ * createServer(toNodeListener(await createHostHandler({ secret }))).listen(8701);
+ */
+export function toNodeListener(handler: Handler): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const ctrl = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) ctrl.abort(new DOMException("client closed the connection", "AbortError"));
+    });
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+      else if (v !== undefined) headers.set(k, v);
+    }
+    const hasBody = req.method !== "GET" && req.method !== "HEAD";
+    void (async () => {
+      // NOTE: node:stream is loaded here, not at the top, so browser bundles of the SDK never see it.
+      const { Readable } = await import("node:stream");
+      const request = new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, {
+        method: req.method, headers, signal: ctrl.signal,
+        body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+        ...(hasBody ? { duplex: "half" } : {}),
+      } as RequestInit);
+      let response: Response;
+      try {
+        response = await handler(request);
+      } catch (e) {
+        response = new Response(`internal error: ${(e as Error).message}\n`, { status: 500 });
+      }
+      res.writeHead(response.status, Object.fromEntries(response.headers));
+      if (!response.body) return void res.end();
+      const reader = response.body.getReader();
+      ctrl.signal.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          if (!res.write(value)) {
+            await new Promise<void>((r) => {
+              res.once("drain", r);
+              res.once("close", r);
+            });
+          }
+        }
+        res.end();
+      } catch {
+        res.destroy();
+      }
+    })();
+  };
+}

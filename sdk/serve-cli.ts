@@ -1,0 +1,86 @@
+// `dic serve --role host|edge`: the protocol's handlers behind the runtime's own HTTP server
+// (Deno.serve, Bun.serve, or node:http through toNodeListener).
+import { env } from "../src/env.ts";
+import { readBytes } from "../src/io.ts";
+import { toHex } from "../src/protocol/auth.ts";
+import { toNodeListener } from "./node-adapter.ts";
+import { createEdgeHandler, createHostHandler, type Handler, loadServingModel } from "./serve.ts";
+
+/** Where `dic serve` writes. */
+export interface ServeIO {
+  err: (line: string) => void;
+}
+
+/** Options of `dic serve` as parsed by the CLI. */
+export interface ServeFlags {
+  role?: string;
+  port?: string;
+  listen?: string;
+  upstream?: string[];
+  "secret-file"?: string;
+  backend?: string;
+  model?: string;
+  quiet?: boolean;
+}
+
+/** A `dic serve` usage error (one line, status 1). */
+export class ServeUsageError extends Error {}
+
+declare const Deno: {
+  serve(o: { port: number; hostname: string; onListen?: (a: { port: number }) => void }, h: Handler): unknown;
+} | undefined;
+declare const Bun: { serve(o: { port: number; hostname: string; fetch: Handler; idleTimeout?: number }): { port: number } } | undefined;
+
+/** Starts a server for `handler`; resolves with the port it listens on. */
+export async function listen(handler: Handler, port: number, hostname: string): Promise<number> {
+  if (env.runtime === "deno") {
+    return new Promise((resolve) => Deno!.serve({ port, hostname, onListen: (a) => resolve(a.port) }, handler));
+  }
+  if (env.runtime === "bun") return Bun!.serve({ port, hostname, fetch: handler, idleTimeout: 255 }).port;
+  const http = await import("node:http");
+  const server = http.createServer(toNodeListener(handler));
+  server.keepAliveTimeout = 5_000;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+/**
+ * Runs `dic serve`: reads the secret, loads the model, starts the server and prints one line
+ * `dic serve: <role> listening on http://HOST:PORT ...`; the returned promise never settles.
+ */
+export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
+  const role = v.role;
+  if (role !== "host" && role !== "edge") throw new ServeUsageError(`--role: expected host or edge, got ${JSON.stringify(role ?? null)}`);
+  const port = Number(v.port ?? NaN);
+  if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new ServeUsageError(`--port: expected an integer in 0..65535 (0 = any free port), got ${JSON.stringify(v.port ?? null)}`);
+  const secretFile = v["secret-file"];
+  if (!secretFile) throw new ServeUsageError("missing --secret-file (a file holding the shared secret, at least 16 bytes)");
+  let secret: Uint8Array;
+  try {
+    secret = await readBytes(secretFile);
+  } catch (e) {
+    throw new ServeUsageError(`--secret-file ${secretFile}: ${(e as Error).message}`);
+  }
+  // A trailing newline (echo > file) is not part of the secret.
+  let end = secret.length;
+  while (end > 0 && (secret[end - 1] === 10 || secret[end - 1] === 13)) end--;
+  secret = secret.subarray(0, end);
+  if (secret.length < 16) throw new ServeUsageError(`--secret-file ${secretFile}: ${secret.length} bytes; the shared secret needs at least 16`);
+  const upstreams = v.upstream ?? [];
+  if (role === "edge" && upstreams.length === 0) throw new ServeUsageError("missing --upstream URL (give one per host, or a load balancer)");
+  if (role === "host" && upstreams.length) throw new ServeUsageError("--upstream is for --role edge");
+  for (const u of upstreams) {
+    if (!/^https?:\/\/[^/]+/i.test(u)) throw new ServeUsageError(`--upstream: "${u}" is not an http(s) URL`);
+  }
+  const log = v.quiet ? undefined : (l: string) => io.err(l);
+  const model = await loadServingModel(v.model, v.backend ?? "auto");
+  const handler = role === "host"
+    ? await createHostHandler({ model, secret, log })
+    : await createEdgeHandler({ model, secret, upstreams, log });
+  const hostname = v.listen ?? "127.0.0.1";
+  const bound = await listen(handler, port, hostname);
+  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
+  return new Promise<never>(() => {});
+}

@@ -1,0 +1,301 @@
+// Web-standard servers of the latent streaming protocol (docs/protocol.md): a host handler that
+// finishes work at a cut point, and an edge handler with the public generation API. Both are
+// `(Request) => Promise<Response>`, for Deno.serve, Bun.serve, edge workers and (via toNodeListener) node:http.
+import { encodePNG, makeGrid, toRGBA } from "../src/image.ts";
+import { fetchBytes, readBytes, responseBytes } from "../src/io.ts";
+import { randomSeed } from "../src/rng.ts";
+import { CFG_MODES } from "../src/samplers/guidance.ts";
+import { SAMPLER_NAMES } from "../src/samplers/index.ts";
+import type { HostTensor } from "../src/tensor.ts";
+import { importSecret, sha256 } from "../src/protocol/auth.ts";
+import { runEdgeGeneration } from "../src/protocol/edge.ts";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import { CUTS, type Cut, type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
+import { createHostHandler as hostHandler } from "../src/protocol/host.ts";
+import type { ServedModel } from "../src/protocol/session.ts";
+import { frameStream } from "../src/protocol/stream.ts";
+import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
+import { UpstreamPool } from "../src/protocol/upstream.ts";
+import { defaultModelUrl } from "./default-model.ts";
+import { DiCModel, loadModel, type ModelSource } from "./model.ts";
+
+/** A request handler in the Web-standard shape. */
+export type Handler = (req: Request) => Promise<Response>;
+
+/** A model loaded for serving: the DiCModel and the SHA-256 of its weights file. */
+export interface ServingModel {
+  model: DiCModel;
+  weightsSha256: Uint8Array;
+}
+
+/**
+ * Loads weights for serving and hashes the file's bytes (both ends of a session must hold the same
+ * weights). No source: the embedded default model.
+ *
+ * @example
+ * const served = await loadServingModel("dic-s.safetensors", "wasm");
+ */
+export async function loadServingModel(source?: ModelSource, backend = "auto"): Promise<ServingModel> {
+  let bytes: Uint8Array;
+  if (source === undefined) bytes = await readBytes(decodeURIComponent((await defaultModelUrl()).pathname));
+  else if (source instanceof Uint8Array) bytes = source;
+  else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
+  else if (source instanceof Response) bytes = await responseBytes(source, source.url || "<response>");
+  else {
+    const text = typeof source === "string" ? source : source.href;
+    bytes = /^https?:\/\//i.test(text) ? await fetchBytes(text) : await readBytes(text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text);
+  }
+  const weightsSha256 = await sha256(bytes);
+  const model = await loadModel(bytes, { backend });
+  return { model, weightsSha256 };
+}
+
+function served(s: ServingModel): ServedModel {
+  return { graph: s.model.graph, weightsSha256: s.weightsSha256, pixelRange: s.model.pixelRange };
+}
+
+/** Options of {@link createHostHandler}. */
+export interface HostOptions {
+  /** The model and its weights hash (default: the embedded model on `backend`). */
+  model?: ServingModel;
+  backend?: string;
+  /** Shared secret (at least 16 bytes) for HMAC-SHA256 request authentication. */
+  secret: string | Uint8Array;
+  maxFrameBytes?: number;
+  authWindowMs?: number;
+  log?: (line: string) => void;
+  /** Decoder of the `vae` cut for latent models (pixel-space models need none). */
+  decodePixels?: ServedModel["decodePixels"];
+}
+
+/**
+ * A stateless GPU/CPU host: `POST /v1/run` (authenticated frames), `GET /v1/info`, `GET /healthz`.
+ *
+ * @example
+ * import { createHostHandler } from "dic-sdk";
+ * const handler = await createHostHandler({ secret: "a-long-shared-secret!" });
+ * Deno.serve({ port: 8701 }, handler);           // or Bun.serve({ port: 8701, fetch: handler })
+ */
+export async function createHostHandler(opts: HostOptions): Promise<Handler> {
+  const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
+  return hostHandler({
+    model: { ...served(m), decodePixels: opts.decodePixels }, key: await importSecret(opts.secret),
+    maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log,
+  });
+}
+
+/** Options of {@link createEdgeHandler}. */
+export interface EdgeOptions {
+  /** The edge's copy of the model (it runs the encoder or the first steps); default: embedded. */
+  model?: ServingModel;
+  backend?: string;
+  /** Base URLs of the hosts, or of a load balancer in front of them; tried in turn. */
+  upstreams: string[];
+  secret: string | Uint8Array;
+  /** A host request fails when no frame arrives for this long (default 30 s). */
+  idleTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+/** A parsed generation request of the edge API. */
+interface GenerationRequest {
+  settings: GenerationSettings;
+  cut: Cut;
+  handoffStep?: number;
+  dtype: WireDtype;
+  previews: boolean;
+  format: "frames" | "json" | "png";
+  /** PNG only: nearest-neighbour enlargement. */
+  scale: number;
+}
+
+class BadRequest extends Error {}
+
+function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: string): GenerationRequest {
+  const cfg = model.config;
+  const d = model.samplingDefaults;
+  const raw = body.labels ?? body.label ?? 0;
+  const asked = (Array.isArray(raw) ? raw : String(raw).split(",")).map((l) => (typeof l === "number" ? l : String(l).trim()));
+  if (asked.length === 0 || asked.length > 64) throw new BadRequest(`labels: give 1..64 labels, got ${asked.length}`);
+  const labels = asked.map((l) => {
+    try {
+      return model.resolveLabel(l as string | number);
+    } catch (e) {
+      throw new BadRequest(`labels: ${(e as Error).message}`);
+    }
+  });
+  const number = (k: string, fallback: number, ok: (n: number) => boolean, what: string): number => {
+    const v = body[k];
+    if (v === undefined || v === null || v === "") return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || !ok(n)) throw new BadRequest(`${k}: expected ${what}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const choice = <T extends string>(k: string, valid: readonly T[], fallback: T): T => {
+    const v = body[k] ?? fallback;
+    if (!(valid as readonly unknown[]).includes(v)) throw new BadRequest(`${k}: "${v}" is not one of ${valid.join(", ")}`);
+    return v as T;
+  };
+  const cfgScale = number(body.guidance !== undefined ? "guidance" : "cfg_scale", d.cfgScale ?? 1, (n) => n >= 0 && n <= 100, "a number in [0, 100]");
+  if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw new BadRequest("guidance: this model has no null class, so guidance must be 1");
+  const steps = number("steps", d.steps ?? 50, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000");
+  const cut = choice("cut", CUTS, "unet");
+  const handoff = body.handoff_step;
+  const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
+  return {
+    settings: {
+      labels, steps,
+      sampler: choice("sampler", SAMPLER_NAMES, d.sampler ?? "ddim"),
+      eta: number("eta", 0, (n) => n >= 0 && n <= 1, "a number in [0, 1]"),
+      cfg_scale: cfgScale,
+      cfg_mode: choice("cfg_mode", CFG_MODES, d.cfgMode ?? "standard"),
+      seed: number("seed", randomSeed(), (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer"),
+    },
+    cut,
+    handoffStep: handoff === undefined ? undefined : number("handoff_step", 0, (n) => Number.isInteger(n) && n >= 1 && n < steps, `an integer in 1..${steps - 1}`),
+    dtype: choice("dtype", WIRE_DTYPES, "f32"),
+    previews: body.previews === true || body.previews === "1" || body.previews === "true",
+    format: choice("format", ["frames", "json", "png"] as const, fmt as "json"),
+    scale: number("scale", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32"),
+  };
+}
+
+function newSession(): string {
+  const b = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(b);
+  return "s-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function pngBase64(png: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < png.length; i += 0x8000) s += String.fromCharCode(...png.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/**
+ * The edge: `POST /v1/generate` (JSON body) or `GET /v1/generate?label=...` runs a generation with
+ * the cut given (`unet`, `handoff` or `vae`) against the upstream hosts, and streams progress and the
+ * result as frames (`Accept: application/x-dic-frames` or `format=frames`), NDJSON (default), or a
+ * PNG (`Accept: image/png` or `format=png`). Closing the request cancels the upstream work.
+ *
+ * @example
+ * import { createEdgeHandler } from "dic-sdk";
+ * const edge = await createEdgeHandler({ upstreams: ["http://gpu-1:8701"], secret: "a-long-shared-secret!" });
+ * Deno.serve({ port: 8700 }, edge);
+ * // curl -o img.png 'http://localhost:8700/v1/generate?label=sneaker&seed=1&format=png'
+ */
+export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
+  const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
+  const model = m.model;
+  const pool = new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), idleTimeoutMs: opts.idleTimeoutMs, log: opts.log });
+  const sm = served(m);
+  const log = opts.log ?? (() => {});
+
+  return async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
+    if (url.pathname !== "/v1/generate") return new Response("not found\n", { status: 404 });
+    let body: Record<string, unknown>;
+    if (req.method === "GET") {
+      body = Object.fromEntries(url.searchParams);
+      const ls = url.searchParams.getAll("label");
+      if (ls.length) body.labels = ls;
+    } else if (req.method === "POST") {
+      try {
+        body = await req.json();
+        if (body === null || typeof body !== "object" || Array.isArray(body)) throw new Error("expected a JSON object");
+      } catch (e) {
+        return Response.json({ type: "error", code: "bad_request", status: 400, message: `request body: ${(e as Error).message}` }, { status: 400 });
+      }
+      for (const [k, v] of url.searchParams) body[k] ??= v;
+    } else return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, POST" } });
+    let g: GenerationRequest;
+    try {
+      g = parseRequest(model, body, req.headers.get("accept") ?? "");
+    } catch (e) {
+      if (!(e instanceof BadRequest)) throw e;
+      return Response.json({ type: "error", code: "bad_request", status: 422, message: e.message }, { status: 422 });
+    }
+    const session = newSession();
+    const ctrl = new AbortController();
+    req.signal?.addEventListener("abort", () => ctrl.abort(new DOMException("client closed the request", "AbortError")), { once: true });
+    log(`edge: ${session} ${g.cut} ${g.settings.steps} steps labels ${g.settings.labels.join(",")} seed ${g.settings.seed}`);
+    const names = model.classNames;
+    const base = { v: PROTOCOL_VERSION, session };
+    let seq = 0;
+
+    const run = (onProgress?: (p: { step: number; totalSteps: number; t: number; x: HostTensor | null }) => void) =>
+      runEdgeGeneration(sm, pool, {
+        session, cut: g.cut, handoffStep: g.handoffStep, dtype: g.dtype, settings: g.settings, onProgress, signal: ctrl.signal, previewEvery: g.previews ? 1 : 0,
+      });
+    const pixels = (r: Awaited<ReturnType<typeof run>>): { image: HostTensor; range: [number, number] } => {
+      const range = r.pixelRange;
+      const image = r.image ?? r.x;
+      if (!image || !range) throw new ProtocolError("unsupported_cut", "a latent model's samples need the vae cut to become images");
+      return { image, range };
+    };
+    const errorOf = (e: unknown) => {
+      const pe = e instanceof ProtocolError ? e : new ProtocolError(ctrl.signal.aborted ? "cancelled" : "internal", (e as Error)?.message ?? String(e));
+      if (!ctrl.signal.aborted) log(`edge: ${session} failed: ${pe.message}`);
+      return pe;
+    };
+
+    if (g.format === "png") {
+      try {
+        const r = await run();
+        const { image, range } = pixels(r);
+        const imgs = toRGBA(image, range);
+        const single = imgs.length === 1 && g.scale === 1;
+        const png = await encodePNG(single ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: imgs.length === 1 ? 0 : 2, scale: g.scale }), {
+          text: { software: "dic-sdk", seed: String(g.settings.seed), cut: g.cut, steps: String(g.settings.steps) },
+        });
+        return new Response(png, { headers: { "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session } });
+      } catch (e) {
+        const pe = errorOf(e);
+        return Response.json({ type: "error", code: pe.code, status: pe.status, message: pe.message }, { status: pe.status });
+      }
+    }
+
+    if (g.format === "frames") {
+      const out = frameStream(() => ctrl.abort());
+      run((p) => out.write({
+        ...base, seq: ++seq, type: "preview", step: p.step, total_steps: p.totalSteps, t: p.t,
+        x: g.previews && p.x ? encodeTensor(p.x, g.dtype) : null,
+      })).then((r) => {
+        const px = r.image ?? null;
+        out.write({ ...base, seq: ++seq, type: "final", x: r.x ? encodeTensor(r.x, "f32") : null, image: px ? encodeTensor(px, "f32") : null, pixel_range: r.pixelRange });
+        out.close();
+      }, (e) => {
+        const pe = errorOf(e);
+        if (!ctrl.signal.aborted) out.write({ ...base, seq: ++seq, type: "error", code: pe.code, status: pe.status, message: pe.message, step: null, versions: null } as Frame);
+        out.close();
+      });
+      return new Response(out.stream, { headers: { "content-type": FRAMES_MEDIA_TYPE, "x-dic-session": session } });
+    }
+
+    // NDJSON: one progress object per step, then the result (PNG images as base64).
+    const enc = new TextEncoder();
+    let ctl!: ReadableStreamDefaultController<Uint8Array>;
+    const stream = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c), cancel: () => ctrl.abort() });
+    const line = (o: unknown) => {
+      try {
+        ctl.enqueue(enc.encode(JSON.stringify(o) + "\n"));
+      } catch { /* reader gone */ }
+    };
+    run((p) => line({ type: "progress", step: p.step, total_steps: p.totalSteps, t: p.t })).then(async (r) => {
+      const { image, range } = pixels(r);
+      const images = await Promise.all(toRGBA(image, range).map(async (img, i) => ({
+        label: g.settings.labels[i], label_name: names ? names[g.settings.labels[i]] : null, png_base64: pngBase64(await encodePNG(img)),
+      })));
+      line({ type: "result", session, seed: g.settings.seed, cut: g.cut, steps: g.settings.steps, sampler: g.settings.sampler, images, remote_ms: r.remoteMs.map((x) => Math.round(x * 10) / 10) });
+    }, (e) => {
+      const pe = errorOf(e);
+      line({ type: "error", code: pe.code, status: pe.status, message: pe.message });
+    }).finally(() => {
+      try {
+        ctl.close();
+      } catch { /* already closed */ }
+    });
+    return new Response(stream, { headers: { "content-type": "application/x-ndjson", "x-dic-session": session } });
+  };
+}

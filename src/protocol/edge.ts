@@ -1,0 +1,149 @@
+// The edge end (docs/protocol.md section 7.2): runs the one sampling loop of src/pipeline.ts with the
+// cut as a parameter — the decoder on a host per step (`unet`), the tail of the run on a host
+// (`handoff`), or only the pixels there (`vae`) — and reports progress as it goes.
+import type { DiCGraph } from "../model/dic.ts";
+import { outChannels } from "../model/config.ts";
+import { type ProgressInfo, runSampler, type RunSamplerResult } from "../pipeline.ts";
+import type { HostTensor } from "../tensor.ts";
+import { ProtocolError } from "./errors.ts";
+import { yieldToEventLoop } from "./stream.ts";
+import { type Cut, expectFrame, type Frame, type GenerationSettings, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "./frames.ts";
+import { helloConfig, sampleShapes, type ServedModel } from "./session.ts";
+import { decodeTensor, encodeTensor, type WireDtype } from "./tensor-codec.ts";
+import type { UpstreamPool } from "./upstream.ts";
+
+/** One generation as the edge runs it. */
+export interface EdgeGeneration {
+  /** Session id: names this generation in every frame (idempotency key with the step). */
+  session: string;
+  cut: Cut;
+  /** `handoff`: the edge runs steps [0, handoffStep), the host the rest (default steps / 2). */
+  handoffStep?: number;
+  /** Wire dtype of tensors in both directions (default f32; f16 halves the bytes, lossy). */
+  dtype?: WireDtype;
+  settings: GenerationSettings;
+  /** Called after each step with the current x (also for steps a host ran, when it sent previews). */
+  onProgress?: (p: { step: number; totalSteps: number; t: number; x: HostTensor | null }) => void;
+  /** A handoff host's previews carry x every this many steps (default 0: progress only, no tensors). */
+  previewEvery?: number;
+  signal?: AbortSignal;
+}
+
+/** What an edge generation produced. */
+export interface EdgeResult {
+  /** Final samples [N, C, S, S] (null for `vae`, where the host returns pixels). */
+  x: HostTensor | null;
+  /** Decoded pixels and their range (`vae` cut), else null: a pixel-space model's x is the image. */
+  image: HostTensor | null;
+  pixelRange: [number, number] | null;
+  seed: number | null;
+  /** Milliseconds per remote request (per step for `unet`). */
+  remoteMs: number[];
+}
+
+/** Runs one generation through `pool` at the requested cut point. */
+export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, gen: EdgeGeneration): Promise<EdgeResult> {
+  const graph: DiCGraph = model.graph;
+  const cfg = graph.config;
+  const g = gen.settings;
+  const dtype = gen.dtype ?? "f32";
+  const n = g.labels.length;
+  const shapes = sampleShapes(cfg);
+  let seq = 0;
+  const header = () => ({ v: PROTOCOL_VERSION, session: gen.session, seq: ++seq });
+  const hello = (): Frame => ({
+    ...header(), type: "hello", versions: [...SUPPORTED_VERSIONS], cut: gen.cut, dtype, generation: g,
+    model: { config: helloConfig(cfg), weights_sha256: model.weightsSha256 },
+  });
+  const remoteMs: number[] = [];
+  const timed = async <T>(p: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await p();
+    } finally {
+      remoteMs.push(performance.now() - t0);
+    }
+  };
+  const progress = (p: ProgressInfo) => {
+    gen.onProgress?.({ step: p.step, totalSteps: p.totalSteps, t: p.t, x: p.x });
+    return yieldToEventLoop();
+  };
+  const loop = (over: Partial<Parameters<typeof runSampler>[0]>): Promise<RunSamplerResult> => runSampler({
+    model: localForward(graph), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
+    shape: [cfg.in_channels, cfg.input_size, cfg.input_size], steps: g.steps, sampler: g.sampler, eta: g.eta,
+    cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined, onProgress: progress, signal: gen.signal, ...over,
+  });
+
+  if (gen.cut === "unet") {
+    const outC = outChannels(cfg);
+    const r = await loop({
+      model: async (x, t, y, step) => {
+        const b = graph.backend;
+        const xt = b.upload(x);
+        const enc = graph.encode(xt, t, y);
+        b.free(xt);
+        const tensors = [enc.bottleneck, ...enc.skips];
+        const host = await Promise.all(tensors.map((tt) => b.download(tt)));
+        for (const tt of tensors) b.free(tt);
+        const [bottleneck, ...skips] = host.map((h) => encodeTensor(h, dtype));
+        const frames = await timed(() => pool.request([hello(), { ...header(), type: "step", step, t, y, bottleneck, skips }], `${gen.session} step ${step}`, gen.signal));
+        const res = expectFrame(frames[0], "step_result", "unet answer");
+        if (res.step !== step) throw new ProtocolError("bad_frame", `unet answer is for step ${res.step}, expected ${step}`);
+        return decodeTensor(res.out, [x.shape[0], outC, cfg.input_size, cfg.input_size], "step_result.out");
+      },
+    });
+    return { x: r.x, image: null, pixelRange: model.pixelRange, seed: r.seed === null ? null : Number(r.seed), remoteMs };
+  }
+
+  if (gen.cut === "vae") {
+    const r = await loop({});
+    const frames = await timed(() => pool.request([hello(), { ...header(), type: "latent", x: encodeTensor(r.x, dtype) }], `${gen.session} vae`, gen.signal));
+    const fin = expectFrame(frames[frames.length - 1], "final", "vae answer");
+    if (!fin.image || !fin.pixel_range) throw new ProtocolError("bad_frame", "vae answer carries no image");
+    const image = decodeTensor(fin.image, [n, null, null, null], "final.image");
+    return { x: null, image, pixelRange: [fin.pixel_range[0], fin.pixel_range[1]], seed: r.seed === null ? null : Number(r.seed), remoteMs };
+  }
+
+  const k = gen.handoffStep ?? Math.floor(g.steps / 2);
+  if (!Number.isInteger(k) || k < 1 || k >= g.steps) throw new ProtocolError("bad_request", `handoff step ${k} must be in [1, ${g.steps - 1}] for ${g.steps} steps`);
+  const head = await loop({ stopAfterStep: k - 1 });
+  const st = head.state;
+  const state = {
+    x: encodeTensor(st.x, "f32"), next_step: st.nextStep,
+    rng: st.rngState ? { ...st.rngState, words: [...st.rngState.words] } : null,
+    history: st.history ? { step: st.history.step, x0: encodeTensor(st.history.x0, "f32") } : null,
+  };
+  // NOTE: the state always travels as f32: resuming from rounded values would change the result.
+  let lastStep = k - 1;
+  const frames = await timed(() => pool.request(
+    [hello(), { ...header(), type: "handoff", state, preview_every: gen.previewEvery ?? 0 }],
+    `${gen.session} handoff at ${k}`,
+    gen.signal,
+    (f) => {
+      // A retried handoff repeats previews: pass each step on once.
+      if (f.type === "preview" && f.step > lastStep) {
+        lastStep = f.step;
+        gen.onProgress?.({ step: f.step, totalSteps: f.total_steps, t: f.t, x: f.x ? decodeTensor(f.x, [n, ...shapes.x], "preview.x") : null });
+      }
+    },
+  ));
+  const fin = expectFrame(frames[frames.length - 1], "final", "handoff answer");
+  if (!fin.x) throw new ProtocolError("bad_frame", "handoff answer carries no x");
+  const x = decodeTensor(fin.x, [n, ...shapes.x], "final.x");
+  return { x, image: null, pixelRange: model.pixelRange, seed: head.seed === null ? null : Number(head.seed), remoteMs };
+}
+
+/** The whole network on this process's backend (steps the edge runs itself). */
+function localForward(graph: DiCGraph) {
+  return async (x: HostTensor, t: number[], y: number[]): Promise<HostTensor> => {
+    const b = graph.backend;
+    const xt = b.upload(x);
+    const out = graph.forward(xt, t, y);
+    b.free(xt);
+    try {
+      return await b.download(out);
+    } finally {
+      b.free(out);
+    }
+  };
+}

@@ -1,0 +1,42 @@
+// Protocol error codes (docs/protocol.md section 8): each refusal has its own code and HTTP status,
+// carried in an `error` frame, so a peer in any language can tell what went wrong.
+
+/** Error codes of protocol v1 and the HTTP status each is answered with. */
+export const ERROR_STATUS = {
+  bad_frame: 400,
+  checksum_mismatch: 400,
+  unsupported_version: 400,
+  unsupported_cut: 400,
+  unauthenticated: 401,
+  stale: 401,
+  replayed: 409,
+  weights_mismatch: 412,
+  model_mismatch: 412,
+  too_large: 413,
+  bad_tensor: 422,
+  non_finite: 422,
+  bad_request: 422,
+  cancelled: 499,
+  internal: 500,
+  upstream_failed: 502,
+  busy: 503,
+} as const;
+
+/** One of the protocol's error codes. */
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** A refusal or failure that maps to an `error` frame with a code and an HTTP status. */
+export class ProtocolError extends Error {
+  readonly status: number;
+
+  constructor(readonly code: ErrorCode, message: string, readonly extra: Record<string, unknown> = {}) {
+    super(`${code}: ${message}`);
+    this.name = "ProtocolError";
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+/** Whether `code` is one of the v1 codes. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(ERROR_STATUS, code);
+}

@@ -1,0 +1,261 @@
+// The host end (docs/protocol.md section 7): a stateless Web-standard handler that authenticates a
+// request, checks it against the model before allocating, and finishes the work of one cut point.
+import { labelRows } from "../model/config.ts";
+import { runSampler } from "../pipeline.ts";
+import { GaussianRng, type RngState } from "../rng.ts";
+import { checkCfgMode } from "../samplers/guidance.ts";
+import { checkSamplerName } from "../samplers/index.ts";
+import type { HostTensor } from "../tensor.ts";
+import { DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuth } from "./auth.ts";
+import { ProtocolError } from "./errors.ts";
+import {
+  concatBytes, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
+  FRAMES_MEDIA_TYPE, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
+} from "./frames.ts";
+import { type ServedModel, checkHello, sampleShapes, unetCutShapes } from "./session.ts";
+import { FrameReader, frameStream, yieldToEventLoop } from "./stream.ts";
+import { checkTensorLayout, decodeTensor, encodeTensor, WIRE_DTYPES, type WireDtype } from "./tensor-codec.ts";
+
+/** Options of {@link createHostHandler}. */
+export interface HostHandlerOptions {
+  model: ServedModel;
+  /** HMAC key from `importSecret`. */
+  key: CryptoKey;
+  /** Largest frame body (default 64 MiB) and request body (default twice that). */
+  maxFrameBytes?: number;
+  maxBodyBytes?: number;
+  /** Accepted clock difference, ms (default 60 s); nonces are remembered twice as long. */
+  authWindowMs?: number;
+  /** One line per request (session, cut, step, outcome); default: silent. */
+  log?: (line: string) => void;
+  /** Clock (tests move it to make stale requests). */
+  now?: () => number;
+}
+
+/** Frames a request may hold after the auth frame: hello and one work frame. */
+const MAX_REQUEST_FRAMES = 2;
+
+/** An error frame and its HTTP response. */
+export function errorResponse(e: unknown, session = "-", step: number | null = null): Response {
+  const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", (e as Error)?.message ?? String(e));
+  return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers: { "content-type": FRAMES_MEDIA_TYPE } });
+}
+
+/** The bytes of an error frame for `e`. */
+export function errorFrameBytes(e: ProtocolError, session = "-", step: number | null = null): Uint8Array<ArrayBuffer> {
+  const versions = Array.isArray(e.extra.versions) ? (e.extra.versions as number[]) : null;
+  return encodeFrame({
+    v: PROTOCOL_VERSION, type: "error", session, seq: 0, code: e.code, status: e.status,
+    message: e.message.replace(/^[a-z_]+: /, ""), step, versions,
+  });
+}
+
+/**
+ * A stateless host: `POST /v1/run` takes `auth, hello, work` frames and answers with frames;
+ * `GET /v1/info` describes the model; anything refused gets its error frame and status, and the
+ * host goes on serving. Usable as-is by Deno.serve, Bun.serve and edge workers.
+ *
+ * @example
+ * const handler = createHostHandler({ model, key: await importSecret(secret) });
+ * Deno.serve({ port: 8701 }, handler);
+ */
+export function createHostHandler(opts: HostHandlerOptions): (req: Request) => Promise<Response> {
+  const maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const maxBody = opts.maxBodyBytes ?? 2 * maxFrame;
+  const now = opts.now ?? (() => Date.now());
+  const nonces = new NonceCache(opts.authWindowMs ?? DEFAULT_AUTH_WINDOW_MS);
+  const log = opts.log ?? (() => {});
+  const { model } = opts;
+  const cfg = model.graph.config;
+
+  async function readRequest(req: Request): Promise<Frame[]> {
+    const declared = Number(req.headers.get("content-length") ?? NaN);
+    if (declared > maxBody) throw new ProtocolError("too_large", `request body of ${declared} bytes exceeds the limit of ${maxBody}`);
+    if (!req.body) throw new ProtocolError("bad_frame", "empty request body (expected auth, hello and a work frame)");
+    const reader = new FrameReader(req.body, maxFrame);
+    try {
+      const first = await reader.nextRaw();
+      if (!first) throw new ProtocolError("bad_frame", "empty request body (expected auth, hello and a work frame)");
+      const head = decodeFrame(first.body);
+      if (head.type !== "auth") throw new ProtocolError("unauthenticated", `the first frame must be "auth", got "${head.type}"`);
+      const auth = head;
+      const raws: Uint8Array[] = [];
+      let total = first.wire.length;
+      for (let raw = await reader.nextRaw(); raw; raw = await reader.nextRaw()) {
+        total += raw.wire.length;
+        if (total > maxBody) throw new ProtocolError("too_large", `request body exceeds the limit of ${maxBody} bytes`);
+        if (raws.length >= MAX_REQUEST_FRAMES) throw new ProtocolError("bad_frame", `more than ${MAX_REQUEST_FRAMES} frames after auth`);
+        raws.push(raw.wire);
+      }
+      // NOTE: nothing after the auth frame is decoded before the MAC verifies.
+      await verifyAuth(opts.key, auth, concatBytes(raws), nonces, now());
+      return raws.map((w) => decodeFrame(w.subarray(4)));
+    } finally {
+      await reader.cancel();
+    }
+  }
+
+  function runUnet(hello: FrameOf<"hello">, f: FrameOf<"step">): Promise<Frame> {
+    const rows = f.t.length;
+    if (rows < 1 || f.y.length !== rows) throw new ProtocolError("bad_request", `step: t has ${rows} entries and y ${f.y.length}; expected one per batch row`);
+    const rows0 = labelRows(cfg);
+    f.y.forEach((v, i) => {
+      if (v >= rows0) throw new ProtocolError("bad_request", `step.y[${i}] = ${v} is outside 0..${rows0 - 1}`);
+    });
+    const shapes = unetCutShapes(cfg);
+    if (f.skips.length !== shapes.skips.length) throw new ProtocolError("bad_tensor", `step.skips: ${f.skips.length} tensors, the model saves ${shapes.skips.length}`);
+    // Shapes and sizes of every tensor are checked before any of them is converted.
+    const wires = [f.bottleneck, ...f.skips];
+    const want = [shapes.bottleneck, ...shapes.skips].map((s) => [rows, ...s]);
+    wires.forEach((w, i) => checkTensorLayout(w, want[i], i === 0 ? "step.bottleneck" : `step.skips[${i - 1}]`));
+    const host = wires.map((w, i) => decodeTensor(w, want[i], i === 0 ? "step.bottleneck" : `step.skips[${i - 1}]`));
+    const b = model.graph.backend;
+    const [bottleneck, ...skips] = host.map((t) => b.upload(t));
+    const out = model.graph.decode({ bottleneck, skips }, f.t, f.y);
+    return b.download(out).then((res) => {
+      b.free(out);
+      return { v: f.v, type: "step_result", session: f.session, seq: f.seq, step: f.step, out: encodeTensor(res, hello.dtype as WireDtype) };
+    });
+  }
+
+  async function pixels(x: HostTensor): Promise<{ image: HostTensor; range: [number, number] }> {
+    if (model.decodePixels) return model.decodePixels(x);
+    if (!model.pixelRange) throw new ProtocolError("unsupported_cut", "this host's model is a latent model and has no VAE decoder");
+    return { image: x, range: model.pixelRange };
+  }
+
+  async function handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    if (req.method === "GET" && url.pathname === "/v1/info") {
+      return Response.json({
+        protocol: "dic-stream", versions: SUPPORTED_VERSIONS, cuts: CUTS, dtypes: WIRE_DTYPES, role: "host",
+        model: { config: cfg, weights_sha256: toHex(model.weightsSha256), pixel_range: model.pixelRange },
+        max_frame_bytes: maxFrame, max_body_bytes: maxBody,
+      });
+    }
+    if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
+    if (url.pathname !== "/v1/run") return new Response("not found\n", { status: 404 });
+    if (req.method !== "POST") return new Response("method not allowed\n", { status: 405, headers: { allow: "POST" } });
+    let session = "-", step: number | null = null;
+    try {
+      const frames = await readRequest(req);
+      const hello = expectFrame(frames[0] ?? ({ type: "none" } as unknown as Frame), "hello", "frame after auth");
+      session = hello.session;
+      checkHello(hello, model);
+      const work = frames[1];
+      if (!work) throw new ProtocolError("bad_frame", "missing the work frame after hello");
+      if (work.session !== session) throw new ProtocolError("bad_frame", `work frame session "${work.session}" differs from the hello's "${session}"`);
+      const dtype = hello.dtype as WireDtype;
+      if (hello.cut === "unet") {
+        const f = expectFrame(work, "step", "unet work frame");
+        step = f.step;
+        const res = await runUnet(hello, f);
+        log(`host: ${session} unet step ${f.step} ok`);
+        return new Response(encodeFrame(res), { headers: { "content-type": FRAMES_MEDIA_TYPE } });
+      }
+      const shapes = sampleShapes(cfg);
+      const n = hello.generation.labels.length;
+      if (hello.cut === "vae") {
+        const f = expectFrame(work, "latent", "vae work frame");
+        const x = decodeTensor(f.x, [n, ...shapes.x], "latent.x");
+        const { image, range } = await pixels(x);
+        log(`host: ${session} vae ok`);
+        return new Response(encodeFrame({
+          v: f.v, type: "final", session, seq: f.seq, x: null, image: encodeTensor(image, dtype), pixel_range: range,
+        }), { headers: { "content-type": FRAMES_MEDIA_TYPE } });
+      }
+      const f = expectFrame(work, "handoff", "handoff work frame");
+      return handoff(req, hello, f, n, dtype);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) log(`host: ${session} internal error: ${(e as Error).stack ?? e}`);
+      else log(`host: ${session} refused: ${e.message}`);
+      return errorResponse(e, session, step);
+    }
+  }
+
+  function handoff(req: Request, hello: FrameOf<"hello">, f: FrameOf<"handoff">, n: number, dtype: WireDtype): Response {
+    const g = hello.generation;
+    const shapes = sampleShapes(cfg);
+    const s = f.state;
+    if (s.next_step < 1 || s.next_step >= g.steps) throw new ProtocolError("bad_request", `handoff.state.next_step ${s.next_step} must be in [1, ${g.steps - 1}]`);
+    checkTensorLayout(s.x, [n, ...shapes.x], "handoff.state.x");
+    if (s.history) checkTensorLayout(s.history.x0, [n, ...shapes.x], "handoff.state.history.x0");
+    const x = decodeTensor(s.x, [n, ...shapes.x], "handoff.state.x");
+    const history = s.history ? { step: s.history.step, x0: decodeTensor(s.history.x0, [n, ...shapes.x], "handoff.state.history.x0") } : null;
+    const ctrl = new AbortController();
+    req.signal?.addEventListener("abort", () => ctrl.abort(), { once: true });
+    const out = frameStream(() => ctrl.abort());
+    const session = hello.session;
+    const base = { v: f.v, session, seq: f.seq };
+    // What the loop would refuse only once streaming has begun is checked here, so it gets a status.
+    try {
+      checkSamplerName(g.sampler);
+      checkCfgMode(g.cfg_mode);
+      if (s.rng) GaussianRng.fromState(s.rng as RngState);
+      if (history && history.step !== s.next_step - 1) throw new Error(`history.step ${history.step} must be next_step - 1 = ${s.next_step - 1}`);
+      if (!(g.eta >= 0 && g.eta <= 1) || !(g.cfg_scale >= 0)) throw new Error("eta must be in [0, 1] and cfg_scale >= 0");
+    } catch (e) {
+      throw new ProtocolError("bad_request", `handoff: ${(e as Error).message}`);
+    }
+    let seq = f.seq;
+    const run = runSampler({
+      model: (xx, t, y) => forward(xx, t, y),
+      learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels, shape: [cfg.in_channels, cfg.input_size, cfg.input_size],
+      steps: g.steps, sampler: g.sampler, eta: g.eta, cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined,
+      initNoise: x, rngState: (s.rng ?? undefined) as RngState | undefined, history, startStep: s.next_step, signal: ctrl.signal,
+      onProgress: (p) => {
+        // One preview per step; it carries x every preview_every steps (0: never).
+        const withX = f.preview_every > 0 && (p.step + 1) % f.preview_every === 0;
+        out.write({ ...base, seq: ++seq, type: "preview", step: p.step, total_steps: p.totalSteps, t: p.t, x: withX ? encodeTensor(p.x, dtype) : null });
+        return yieldToEventLoop();
+      },
+    });
+    return new Response(startStreaming(run, out, base, session, (r) => ({ ...base, seq: ++seq, type: "final", x: encodeTensor(r.x, dtype), image: null, pixel_range: model.pixelRange }), log, ctrl), {
+      headers: { "content-type": FRAMES_MEDIA_TYPE },
+    });
+  }
+
+  async function forward(x: HostTensor, t: number[], y: number[]): Promise<HostTensor> {
+    const b = model.graph.backend;
+    const xt = b.upload(x);
+    try {
+      const out = model.graph.forward(xt, t, y);
+      try {
+        return await b.download(out);
+      } finally {
+        b.free(out);
+      }
+    } finally {
+      b.free(xt);
+    }
+  }
+
+  return handle;
+}
+
+/** Streams the outcome of a running handoff: the final frame, or an error frame if it fails. */
+function startStreaming<R>(
+  run: Promise<R>,
+  out: ReturnType<typeof frameStream>,
+  base: { v: number; session: string; seq: number },
+  session: string,
+  final: (r: R) => Frame,
+  log: (l: string) => void,
+  ctrl: AbortController,
+): ReadableStream<Uint8Array> {
+  run.then((r) => {
+    out.write(final(r));
+    out.close();
+    log(`host: ${session} handoff ok`);
+  }, (e) => {
+    if (ctrl.signal.aborted) log(`host: ${session} handoff cancelled by the peer`);
+    else {
+      const pe = e instanceof ProtocolError ? e : new ProtocolError("bad_request", (e as Error).message);
+      log(`host: ${session} handoff failed: ${pe.message}`);
+      out.write({ ...base, type: "error", code: pe.code, status: pe.status, message: pe.message, step: null, versions: null });
+    }
+    out.close();
+  });
+  return out.stream;
+}
+

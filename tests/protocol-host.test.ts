@@ -1,0 +1,104 @@
+// The host handler in-process (every runtime): each refusal of docs/protocol.md section 8 gets its
+// error frame and status and the host keeps serving; a unet step equals the graph's own decode.
+import assert from "node:assert/strict";
+import { loadServingModel, createHostHandler } from "../sdk/serve.ts";
+import { decodeFrame } from "../src/protocol/frames.ts";
+import { decodeTensor } from "../src/protocol/tensor-codec.ts";
+import { test } from "./harness.ts";
+import { checkRefusals, modelFacts, modelPath, SECRET, unetFrames, validBody } from "./protocol-refusals.ts";
+
+const served = await loadServingModel(modelPath, "js");
+const handler = await createHostHandler({ model: served, secret: SECRET });
+const send = (body: Uint8Array) => handler(new Request("http://host.test/v1/run", { method: "POST", body: body as Uint8Array<ArrayBuffer> }));
+
+test("host handler: every refusal has its error frame and status, and the host keeps serving", async () => {
+  await checkRefusals(send);
+});
+
+test("host handler: a unet step returns the decoder output of the graph", async () => {
+  const res = await send(await validBody("s-decode"));
+  assert.equal(res.status, 200);
+  const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
+  assert.equal(f.type, "step_result");
+  if (f.type !== "step_result") return;
+  const frames = unetFrames(await modelFacts(), "s-decode");
+  const step = frames[1];
+  if (step.type !== "step") throw new Error("unreachable");
+  const g = served.model.graph, b = g.backend;
+  const cfg = g.config;
+  const [bottleneck, ...skips] = [step.bottleneck, ...step.skips].map((w) => b.upload(decodeTensor(w, w.shape, "t")));
+  const want = await b.download(g.decode({ bottleneck, skips }, [999], [7]));
+  const got = decodeTensor(f.out, [1, 2 * cfg.in_channels, cfg.input_size, cfg.input_size], "out");
+  assert.deepEqual(got.data, want.data);
+});
+
+test("host handler: info, unknown paths and methods", async () => {
+  const info = await (await handler(new Request("http://host.test/v1/info"))).json();
+  assert.deepEqual(info.versions, [1]);
+  assert.equal(info.model.weights_sha256.length, 64);
+  assert.equal((await handler(new Request("http://host.test/nope"))).status, 404);
+  assert.equal((await handler(new Request("http://host.test/v1/run"))).status, 405);
+});
+
+test("dic serve: bad flags end with one line naming the problem", async () => {
+  const { runCli } = await import("../sdk/cli.ts");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(`${tmpdir()}/dic-serve-flags-`);
+  writeFileSync(`${dir}/short`, "tooshort\n");
+  writeFileSync(`${dir}/ok`, SECRET);
+  const cases: [string[], RegExp][] = [
+    [["serve", "--port", "0", "--secret-file", `${dir}/ok`], /--role: expected host or edge/],
+    [["serve", "--role", "gpu", "--port", "0", "--secret-file", `${dir}/ok`], /--role/],
+    [["serve", "--role", "host", "--port", "99999", "--secret-file", `${dir}/ok`], /--port/],
+    [["serve", "--role", "host", "--port", "0"], /missing --secret-file/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/absent`], /absent/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/short`], /8 bytes; the shared secret needs at least 16/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`], /missing --upstream/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "gpu-1:8701"], /not an http\(s\) URL/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1"], /--upstream is for --role edge/],
+  ];
+  for (const [args, re] of cases) {
+    const err: string[] = [];
+    const code = await runCli(args, { out: () => {}, err: (l) => err.push(l) });
+    assert.equal(code, 1, args.join(" "));
+    assert.equal(err.length, 1, `${args.join(" ")}: ${JSON.stringify(err)}`);
+    assert.match(err[0], re);
+  }
+});
+
+// NOTE: the suite's `deno test` runs without --allow-net, so under Deno this test needs that flag; it
+// runs under vitest and bun test (and deno test --allow-net), and the Deno edge's retries are covered
+// by tests/protocol-serve.test.ts.
+declare const Deno: { permissions: { querySync(d: { name: string }): { state: string } } } | undefined;
+const netAllowed = typeof Deno === "undefined" || Deno.permissions.querySync({ name: "net" }).state === "granted";
+if (!netAllowed) console.log("protocol-host: timeout/retry test skipped under deno test without --allow-net");
+if (netAllowed) test("a step that times out on one upstream is retried on the next (node:http adapter)", async () => {
+  const http = await import("node:http");
+  const { toNodeListener } = await import("../sdk/node-adapter.ts");
+  const { UpstreamPool } = await import("../src/protocol/upstream.ts");
+  const { runEdgeGeneration } = await import("../src/protocol/edge.ts");
+  const { importSecret } = await import("../src/protocol/auth.ts");
+  const listen = (s: import("node:http").Server) => new Promise<string>((r) => s.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(s.address() as { port: number }).port}`)));
+  const hung: import("node:http").ServerResponse[] = [];
+  const silent = http.createServer((_req, res) => void hung.push(res)); // takes the request, never answers
+  const real = http.createServer(toNodeListener(handler));
+  const urls = [await listen(silent), await listen(real)];
+  const log: string[] = [];
+  try {
+    const pool = new UpstreamPool({ urls, key: await importSecret(SECRET), idleTimeoutMs: 1000, log: (l) => log.push(l) });
+    const sm = { graph: served.model.graph, weightsSha256: served.weightsSha256, pixelRange: served.model.pixelRange };
+    const settings = { labels: [3], steps: 2, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: 4 };
+    const r = await runEdgeGeneration(sm, pool, { session: "s-timeout", cut: "unet", settings });
+    const { generate } = await import("../sdk/generate.ts");
+    const want = await generate({ model: served.model, labels: [3], steps: 2, sampler: "ddim", cfgScale: 1, seed: 4 });
+    assert.deepEqual(r.x!.data, want.latents.data);
+    assert.ok(log.some((l) => /no answer for 1000 ms/.test(l)), log.join("\n"));
+  } finally {
+    for (const res of hung) res.destroy();
+    silent.closeAllConnections?.();
+    real.closeAllConnections?.();
+    await new Promise((r) => silent.close(r));
+    await new Promise((r) => real.close(r));
+  }
+});

@@ -12,6 +12,7 @@ import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { makeGrid, encodePNG } from "../src/image.ts";
 import { loadDefaultModel } from "./default-model.ts";
+import { doctor, formatDoctorReport } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 
@@ -37,6 +38,8 @@ commands:
            [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
            --out LATENT.safetensors [--backend auto|wasm|js]    OUT holds x (N x C x H x W)
   backends list the backends, whether each can run here, and which auto picks
+  doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
+           and a conv3x3 parity check of each backend against js (status 1 when one fails)
 
 common options: --verbose (stack traces), --quiet (no progress), --help`;
 
@@ -228,6 +231,13 @@ async function cmdBackends(io: CliIO): Promise<void> {
   io.out(`auto     -> ${auto.reason}: ${auto.backend.description}`);
 }
 
+async function cmdDoctor(v: Record<string, unknown>, io: CliIO): Promise<number> {
+  const report = await doctor({ parity: !v["no-parity"] });
+  if (v.json) io.out(JSON.stringify(report, null, 2));
+  else for (const line of formatDoctorReport(report)) io.out(line);
+  return report.ok ? 0 : 1;
+}
+
 /**
  * Runs the `dic` command line with `args` (without the program name) and returns the exit status.
  *
@@ -248,6 +258,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
         "per-class": { type: "string" }, scale: { type: "string" },
+        json: { type: "boolean" }, "no-parity": { type: "boolean" },
       },
     });
     const cmd = positionals[0];
@@ -260,7 +271,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     else if (cmd === "sample") await cmdSample(values, io);
     else if (cmd === "generate") await cmdGenerate(values, io);
     else if (cmd === "backends") await cmdBackends(io);
-    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends; see --help)`);
+    else if (cmd === "doctor") return await cmdDoctor(values, io);
+    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends, doctor; see --help)`);
     return 0;
   } catch (e) {
     const err = e as Error;

@@ -13,3 +13,5 @@ export { GaussianRng } from "../src/rng.ts";
 export type { HostTensor } from "../src/tensor.ts";
 export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
+export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type ParityCheck } from "./doctor.ts";
+export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";

@@ -8,6 +8,7 @@
 // and the size budgets below.
 import * as esbuild from "esbuild";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
@@ -19,15 +20,18 @@ export const BUNDLES = {
   edge: { entry: "examples/edge-worker.ts", out: "bundles/edge-worker.js", budget: 3 * 1024 * 1024 },
 };
 
-/** Builds every bundle; returns name -> { path, bytes, inputs }. */
-export async function buildBundles() {
-  mkdirSync(root + "bundles", { recursive: true });
+/**
+ * Builds every bundle into `outDir` (default: bundles/ of the repository; tests pass a temporary folder).
+ * Returns name -> { path, bytes, budget, inputs, imports } (imports: what the output still imports).
+ */
+export async function buildBundles(outDir = root + "bundles") {
+  mkdirSync(outDir, { recursive: true });
   const result = {};
   for (const [name, b] of Object.entries(BUNDLES)) {
     const r = await esbuild.build({
       absWorkingDir: root,
       entryPoints: [b.entry],
-      outfile: b.out,
+      outfile: join(outDir, basename(b.out)),
       bundle: true,
       format: "esm",
       platform: "browser",
@@ -40,9 +44,10 @@ export async function buildBundles() {
       metafile: true,
       logLevel: "warning",
     });
-    const out = r.metafile.outputs[b.out];
-    result[name] = { path: root + b.out, bytes: out.bytes, inputs: Object.keys(r.metafile.inputs) };
-    writeFileSync(root + b.out.replace(/\.js$/, ".meta.json"), JSON.stringify(r.metafile));
+    const [outPath, out] = Object.entries(r.metafile.outputs)[0];
+    const path = join(outDir, basename(b.out));
+    result[name] = { path, bytes: out.bytes, budget: b.budget, inputs: Object.keys(r.metafile.inputs), imports: out.imports, outPath };
+    writeFileSync(path.replace(/\.js$/, ".meta.json"), JSON.stringify(r.metafile));
   }
   return result;
 }

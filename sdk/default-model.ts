@@ -44,10 +44,13 @@ const cache = new Map<string, Promise<DiCModel>>();
  */
 export function loadDefaultModel(backend: string | Backend = "auto"): Promise<DiCModel> {
   const key = typeof backend === "string" ? backend : `instance:${backend.name}`;
-  if (typeof backend !== "string") return defaultModelUrl().then((u) => loadModel(u, { backend }));
+  // NOTE: not cached by downloadWeights: in browsers the page's HTTP cache already keeps the served file,
+  // and a URL-keyed copy would outlive an update of the package.
+  const load = (u: URL) => loadModel(u, { backend, download: { cache: false } });
+  if (typeof backend !== "string") return defaultModelUrl().then(load);
   let p = cache.get(key);
   if (!p) {
-    p = defaultModelUrl().then((u) => loadModel(u, { backend }));
+    p = defaultModelUrl().then(load);
     p.catch(() => cache.delete(key));
     cache.set(key, p);
   }

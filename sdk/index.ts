@@ -15,3 +15,4 @@ export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
 export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type ParityCheck } from "./doctor.ts";
 export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";
+export { CacheApiCache, defaultCacheDir, DownloadError, type DownloadErrorCode, type DownloadOptions, type DownloadProgress, downloadWeights, FolderCache, sha256Hex, type WeightsCache } from "../src/download.ts";

@@ -31,3 +31,13 @@ export function writeBytes(path: string, _bytes: Uint8Array): Promise<void> {
 export function isFile(_path: string): Promise<boolean> {
   return Promise.resolve(false);
 }
+
+/** Always fails: no file system. */
+export function writeFileAtomic(path: string, _bytes: Uint8Array): Promise<void> {
+  return Promise.reject(none("write", path));
+}
+
+/** Always fails: no file system. */
+export function removePath(path: string): Promise<void> {
+  return Promise.reject(none("remove", path));
+}

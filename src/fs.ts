@@ -49,3 +49,23 @@ export async function isFile(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Writes a file whole or not at all (a temporary file renamed into place), creating parent folders. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const fs = await fsp();
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  if (dir) await fs.mkdir(dir, { recursive: true });
+  const tmp = `${path}.${Date.now()}-${Math.random().toString(36).slice(2)}.part`;
+  try {
+    await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/** Removes a file or folder tree if it exists. */
+export async function removePath(path: string): Promise<void> {
+  await (await fsp()).rm(path, { recursive: true, force: true });
+}

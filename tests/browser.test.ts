@@ -32,7 +32,7 @@ if (runtimeName === "node") {
     await page.goto(server.url + path);
     return page;
   };
-  let remaining = 4;
+  let remaining = 5;
   const done = async () => {
     if (--remaining === 0) {
       await browser.close();
@@ -116,6 +116,31 @@ if (runtimeName === "node") {
       assert.ok(r.webgpu.available, `no WebGPU adapter in Chromium: ${r.webgpu.why}`);
       assert.ok((r.webgpu.limits.maxStorageBufferBindingSize ?? 0) > 0);
       assert.equal(r.isolated, true, "demo/serve.mjs sends COOP/COEP");
+    } finally {
+      await page.close();
+      await done();
+    }
+  });
+
+  test("browser: weights by URL are cached in the Cache API, and a full storage quota gives a clear error", async () => {
+    const page = await newPage("demo/");
+    try {
+      const mod = `import("/tests/browser/weights-cache.js")`;
+      const r = await page.evaluate(`${mod}.then((m) => m.cacheTwice("dic-test-weights"))`);
+      assert.ok(r.same && r.bytes > 1e6, JSON.stringify(r));
+      assert.equal(r.fromCache, true);
+      assert.equal(r.cachedBytes, r.bytes);
+      assert.ok(r.progressCalls >= 1 && r.lastProgress.loaded === r.bytes && r.lastProgress.total === r.bytes, JSON.stringify(r.lastProgress));
+      // Shrink this origin's storage quota (DevTools protocol) below the file's size: caching must fail clearly.
+      const cdp = await page.context().newCDPSession(page);
+      const origin = new URL(server.url).origin;
+      await page.evaluate(`caches.delete("dic-test-weights")`);
+      await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 256 * 1024 });
+      const full = await page.evaluate(`${mod}.then((m) => m.downloadIntoFullStorage("dic-test-full"))`);
+      await cdp.send("Storage.overrideQuotaForOrigin", { origin });
+      assert.ok(full.error, "caching 1.9 MB under a 256 KiB quota should fail");
+      assert.equal(full.error.code, "storage_full", full.error.message);
+      assert.match(full.error.message, /storage is full: cannot cache 1\.9 MB of weights in dic-test-full .*cache: false/);
     } finally {
       await page.close();
       await done();

@@ -3,7 +3,7 @@
 // .d.ts types under tsc), Deno (`npm:dic-sdk`, and the deno.json exports as a JSR-style package) or Bun.
 // Each generates an image with the default model and checks the PNG. Needs `npm run build`.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runtimeName, test } from "./harness.ts";
 import { installInto, pack, pngSize, repoRoot, sh } from "./package-install.ts";
@@ -31,6 +31,9 @@ test("npm pack: the tarball holds the built code, types, browser bundle and defa
     "dist/src/backend/wasm/binary.js", "bundles/dic-sdk.browser.js", "models/dic-fashion.safetensors"]) {
     assert.ok(f.has(want), `tarball lacks ${want}`);
   }
+  // The WGSL sources ship as they are (whatever kernels/ holds when the WebGPU backend lands).
+  const kernels = existsSync(repoRoot + "kernels") ? readdirSync(repoRoot + "kernels", { recursive: true }) as string[] : [];
+  for (const k of kernels.filter((k) => k.endsWith(".wgsl"))) assert.ok(f.has(`kernels/${k}`), `tarball lacks kernels/${k}`);
   for (const path of f) assert.ok(!/^(tests|reference|bench|dist\/bench|wasm|examples|node_modules)\//.test(path), `tarball should not hold ${path}`);
   const model = readFileSync(repoRoot + "models/dic-fashion.safetensors").length;
   console.log(`dic-sdk tarball: ${(packed.size / 1e6).toFixed(2)} MB packed, ${(packed.unpackedSize / 1e6).toFixed(2)} MB unpacked, ${f.size} files (model ${(model / 1e6).toFixed(2)} MB)`);

@@ -42,7 +42,7 @@ test("npm pack: the tarball holds the built code, types, browser bundle and defa
 });
 
 if (runtimeName === "node") {
-  test("node: import { generate } from \"dic-sdk\" in an empty project, CommonJS require, the dic bin, and the types", () => {
+  test("node: import { generate } from \"dic-sdk\" in an empty project, CommonJS require, the dic bin, the types, a browser bundle", async () => {
     const dir = installInto(packed.tarball, {
       "gen.mjs": SCRIPT("dic-sdk"),
       "gen.cjs": `const { generate } = require("dic-sdk");
@@ -66,6 +66,16 @@ export { w };`,
     sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--types", "", "typed.ts"], dir);
     writeFileSync(join(dir, "bad.ts"), `import { generate } from "dic-sdk";\nawait generate({ labl: 3 });\n`);
     assert.throws(() => sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--types", "", "bad.ts"], dir), /labl/);
+    // A user's own browser bundle of the installed package: the "browser" field swaps out the file-system
+    // module, so nothing of Node's remains.
+    const esbuild = await import("esbuild");
+    const r = await esbuild.build({
+      stdin: { contents: `export { generate, doctor, downloadWeights } from "dic-sdk";`, resolveDir: dir },
+      bundle: true, format: "esm", platform: "browser", write: false, metafile: true, logLevel: "silent",
+    });
+    const inputs = Object.keys(r.metafile.inputs);
+    assert.ok(inputs.some((p) => p.endsWith("dist/src/fs-none.js")) && !inputs.some((p) => p.endsWith("dist/src/fs.js")), inputs.join(", "));
+    assert.deepEqual(Object.values(r.metafile.outputs)[0].imports, []);
   });
 }
 

@@ -15,7 +15,10 @@ export default {
     if (url.pathname !== "/generate") return new Response("not found; try /generate?label=sneaker\n", { status: 404 });
     try {
       // Loaded once per isolate, on the first request (no work at module top level).
-      model ??= loadModel(weights, { backend: url.searchParams.get("backend") ?? "auto" });
+      model ??= loadModel(weights).catch((e) => {
+        model = undefined; // let the next request try again
+        throw e;
+      });
       const { images } = await generate({
         model: await model,
         label: url.searchParams.get("label") ?? "sneaker",

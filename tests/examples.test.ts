@@ -54,6 +54,9 @@ async function stop(child: ChildProcess): Promise<void> {
 if (runtimeName === "deno") {
   test("examples/deno-server.ts answers GET /generate with a PNG", async () => {
     const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+    // Both server examples type-check as written (a PNG is a valid Response body, and so on).
+    const check = spawnSync(deno, ["check", "examples/deno-server.ts", "examples/bun-server.ts"], { cwd: repoRoot, encoding: "utf8", env: { ...proc.env, NO_COLOR: "1" } });
+    assert.equal(check.status, 0, check.stderr);
     const { base, child } = await startServer(deno, ["run", "--allow-net", "--allow-read", "--allow-env", "examples/deno-server.ts"]);
     try {
       await checkServer(base);

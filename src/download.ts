@@ -57,6 +57,9 @@ function hex(bytes: ArrayBuffer): string {
 
 /** SHA-256 of bytes as 64 lowercase hex digits. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  if (typeof crypto !== "object" || !crypto.subtle) {
+    throw new Error("SHA-256 needs Web Crypto (crypto.subtle), which browsers give only to secure contexts (https: or localhost)");
+  }
   return hex(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
 }
 

@@ -12,6 +12,7 @@ import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { makeGrid, encodePNG } from "../src/image.ts";
 import { loadDefaultModel } from "./default-model.ts";
+import type { DownloadOptions } from "../src/download.ts";
 import { doctor, formatDoctorReport } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
@@ -41,7 +42,9 @@ commands:
   doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
            and a conv3x3 parity check of each backend against js (status 1 when one fails)
 
-common options: --verbose (stack traces), --quiet (no progress), --help`;
+common options: --verbose (stack traces), --quiet (no progress), --help
+--model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
+  --no-cache to skip) and checked with --sha256 HEX when given`;
 
 /** A user error: printed as one line, exit status 1. */
 class UsageError extends Error {}
@@ -93,6 +96,7 @@ async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> 
   const model = await loadModel(need(v.model as string, "model"), {
     backend: v.backend as string | undefined,
     config: v.config ? parseConfigArg(v.config as string) : undefined,
+    download: downloadFlags(v, io),
   });
   const file = await readSafetensorsFile(inputs);
   const x = tensorOf(file, "x", inputs);
@@ -121,6 +125,7 @@ async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
   const model = await loadModel(need(v.model as string, "model"), {
     backend: v.backend as string | undefined,
     config: v.config ? parseConfigArg(v.config as string) : undefined,
+    download: downloadFlags(v, io),
   });
   let initNoise: HostTensor | undefined;
   if (v["init-noise"] !== undefined) {
@@ -191,7 +196,7 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   const perClass = num(v["per-class"] as string, "per-class", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer in 1..64");
   const scale = num(v.scale as string, "scale", grid ? 3 : 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32");
   const model: DiCModel = v.model
-    ? await loadModel(v.model as string, { backend: v.backend as string | undefined, config: v.config ? parseConfigArg(v.config as string) : undefined })
+    ? await loadModel(v.model as string, { backend: v.backend as string | undefined, config: v.config ? parseConfigArg(v.config as string) : undefined, download: downloadFlags(v, io) })
     : await loadDefaultModel((v.backend as string | undefined) ?? "auto");
   if (model.pixelRange === null) {
     throw new UsageError(`${model.source}: a latent model (no __metadata__.pixel_range); use dic sample, images need a VAE decoder`);
@@ -231,6 +236,20 @@ async function cmdBackends(io: CliIO): Promise<void> {
   io.out(`auto     -> ${auto.reason}: ${auto.backend.description}`);
 }
 
+/** --sha256 / --no-cache and a download progress line, for --model given as an http(s) URL. */
+function downloadFlags(v: Record<string, unknown>, io: CliIO): DownloadOptions {
+  const quiet = Boolean(v.quiet);
+  return {
+    sha256: v.sha256 as string | undefined,
+    cache: !v["no-cache"],
+    onProgress: quiet || !io.progress ? undefined : ({ loaded, total, fromCache }) => {
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      if (fromCache) io.progress!(`weights: ${mb(loaded)} MB from the cache\n`);
+      else io.progress!(`weights: ${mb(loaded)}${total === null ? "" : ` / ${mb(total)}`} MB ` + (loaded === total ? "\n" : ""));
+    },
+  };
+}
+
 async function cmdDoctor(v: Record<string, unknown>, io: CliIO): Promise<number> {
   const report = await doctor({ parity: !v["no-parity"] });
   if (v.json) io.out(JSON.stringify(report, null, 2));
@@ -258,7 +277,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
         "per-class": { type: "string" }, scale: { type: "string" },
-        json: { type: "boolean" }, "no-parity": { type: "boolean" },
+        json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
       },
     });
     const cmd = positionals[0];

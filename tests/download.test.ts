@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runCli } from "../sdk/cli.ts";
 import { generate, loadModel } from "../sdk/index.ts";
 import { CacheApiCache, DownloadError, type DownloadProgress, downloadWeights, sha256Hex, type WeightsCache } from "../src/download.ts";
 import { test } from "./harness.ts";
@@ -78,6 +79,16 @@ test("download: streamed with total progress and a SHA-256 check; loadModel and 
     assert.equal(last, weights.length);
     const r = await generate({ model, label: "bag", steps: 2, seed: 1 });
     assert.equal(r.images[0].labelName, "Bag");
+    // The CLI: --model URL with --sha256, a progress line on a terminal; a wrong digest ends with status 1.
+    const out = join(mkdtempSync(join(tmpdir(), "dic-cli-url-")), "bag.png");
+    const lines: string[] = [], errs: string[] = [];
+    const io = { out: (l: string) => lines.push(l), err: (l: string) => errs.push(l), progress: (t: string) => lines.push(t) };
+    const args = ["generate", "--model", `${base}/model-cli.safetensors`, "--no-cache", "--label", "bag", "--steps", "2", "--out", out];
+    assert.equal(await runCli([...args, "--sha256", digest], io), 0, errs.join("\n"));
+    assert.ok(lines.some((l) => l.startsWith(`weights: 1.9 / 1.9 MB`)), lines.join("|"));
+    assert.ok(existsSync(out));
+    assert.equal(await runCli([...args, "--sha256", "f".repeat(64)], io), 1);
+    assert.match(errs[errs.length - 1], /^dic: error: .*model-cli\.safetensors: SHA-256 of the download is [0-9a-f]{64}, expected f{64} \[checksum\]$/);
   } finally {
     closeWhenDone();
   }

@@ -13,6 +13,8 @@ import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { makeGrid, encodePNG } from "../src/image.ts";
 import { loadDefaultModel } from "./default-model.ts";
+import type { DownloadOptions } from "../src/download.ts";
+import { doctor, formatDoctorReport } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 import { loadVAE } from "./vae.ts";
@@ -46,9 +48,13 @@ commands:
   serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
            POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts
+  doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
+           and a conv3x3 parity check of each backend against js (status 1 when one fails)
 
 common options: --verbose (stack traces), --quiet (no progress), --help,
-  --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)`;
+  --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)
+--model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
+  --no-cache to skip) and checked with --sha256 HEX when given`;
 
 /** A user error: printed as one line, exit status 1. */
 class UsageError extends Error {}
@@ -107,6 +113,7 @@ async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> 
   const model = await loadModel(need(v.model as string, "model"), {
     backend: await backendArg(v),
     config: v.config ? parseConfigArg(v.config as string) : undefined,
+    download: downloadFlags(v, io),
   });
   const file = await readSafetensorsFile(inputs);
   const x = tensorOf(file, "x", inputs);
@@ -135,6 +142,7 @@ async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
   const model = await loadModel(need(v.model as string, "model"), {
     backend: await backendArg(v),
     config: v.config ? parseConfigArg(v.config as string) : undefined,
+    download: downloadFlags(v, io),
   });
   let initNoise: HostTensor | undefined;
   if (v["init-noise"] !== undefined) {
@@ -205,7 +213,7 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   const perClass = num(v["per-class"] as string, "per-class", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer in 1..64");
   const scale = num(v.scale as string, "scale", grid ? 3 : 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32");
   const model: DiCModel = v.model
-    ? await loadModel(v.model as string, { backend: await backendArg(v), config: v.config ? parseConfigArg(v.config as string) : undefined })
+    ? await loadModel(v.model as string, { backend: await backendArg(v), config: v.config ? parseConfigArg(v.config as string) : undefined, download: downloadFlags(v, io) })
     : await loadDefaultModel((await backendArg(v)) ?? "auto");
   const vaePath = v.vae as string | undefined;
   if (model.pixelRange === null && vaePath === undefined) {
@@ -251,6 +259,27 @@ async function cmdBackends(io: CliIO): Promise<void> {
   io.out(`auto     -> ${auto.reason}: ${auto.backend.description}`);
 }
 
+/** --sha256 / --no-cache and a download progress line, for --model given as an http(s) URL. */
+function downloadFlags(v: Record<string, unknown>, io: CliIO): DownloadOptions {
+  const quiet = Boolean(v.quiet);
+  return {
+    sha256: v.sha256 as string | undefined,
+    cache: !v["no-cache"],
+    onProgress: quiet || !io.progress ? undefined : ({ loaded, total, fromCache }) => {
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      if (fromCache) io.progress!(`weights: ${mb(loaded)} MB from the cache\n`);
+      else io.progress!(`weights: ${mb(loaded)}${total === null ? "" : ` / ${mb(total)}`} MB ` + (loaded === total ? "\n" : ""));
+    },
+  };
+}
+
+async function cmdDoctor(v: Record<string, unknown>, io: CliIO): Promise<number> {
+  const report = await doctor({ parity: !v["no-parity"] });
+  if (v.json) io.out(JSON.stringify(report, null, 2));
+  else for (const line of formatDoctorReport(report)) io.out(line);
+  return report.ok ? 0 : 1;
+}
+
 /**
  * Runs the `dic` command line with `args` (without the program name) and returns the exit status.
  *
@@ -273,6 +302,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
         role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
         upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
+        json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
       },
     });
     const cmd = positionals[0];
@@ -286,7 +316,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     else if (cmd === "generate") await cmdGenerate(values, io);
     else if (cmd === "backends") await cmdBackends(io);
     else if (cmd === "serve") await runServe(values, io);
-    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends, serve; see --help)`);
+    else if (cmd === "doctor") return await cmdDoctor(values, io);
+    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends, serve, doctor; see --help)`);
     return 0;
   } catch (e) {
     const err = e as Error;

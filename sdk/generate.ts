@@ -58,7 +58,7 @@ export interface GeneratedImage extends RgbaImage {
   label: number;
   labelName: string | null;
   /** Encodes the image as PNG (generation settings in tEXt chunks). */
-  toPNG(): Promise<Uint8Array>;
+  toPNG(): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 /** Result of `generate`: the final samples, the images, and how they were made. */

@@ -4,7 +4,7 @@ import { createBackend } from "../src/backend/registry.ts";
 import { type DiCConfig, type DiCConfigInput, parseConfigArg } from "../src/model/config.ts";
 import type { DiCGraph } from "../src/model/dic.ts";
 import { bindDiC, checkDiCTensors, configForFile } from "../src/model/load.ts";
-import { fetchBytes, responseBytes } from "../src/io.ts";
+import { type DownloadOptions, downloadWeights } from "../src/download.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
 import { type HostTensor, hostTensor, shapeStr } from "../src/tensor.ts";
@@ -20,6 +20,8 @@ export interface LoadModelOptions {
   backend?: string | Backend;
   /** Overrides the configuration stored in the file: a preset name ("DiC-S") or official fields. */
   config?: string | DiCConfigInput;
+  /** For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). */
+  download?: DownloadOptions;
 }
 
 /** A DiC model ready to run on a backend. */
@@ -147,17 +149,17 @@ export class DiCModel {
   }
 }
 
-async function readSource(source: ModelSource, overrides: DiCConfigInput): Promise<{ file: SafetensorsFile; name: string }> {
+async function readSource(source: ModelSource, overrides: DiCConfigInput, download?: DownloadOptions): Promise<{ file: SafetensorsFile; name: string }> {
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
     return { file: parseSafetensors(bytes, "<bytes>"), name: "<bytes>" };
   }
   if (typeof source !== "string" && !(source instanceof URL)) {
     const name = source.url || "<response>";
-    return { file: parseSafetensors(await responseBytes(source, name), name), name };
+    return { file: parseSafetensors(await downloadWeights(source, download), name), name };
   }
   const text = typeof source === "string" ? source : source.href;
-  if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await fetchBytes(text), text), name: text };
+  if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await downloadWeights(text, download), text), name: text };
   const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
   // The header is checked against the configuration before the data is read.
   const file = await readSafetensorsFile(path, (header) => {
@@ -179,7 +181,7 @@ async function readSource(source: ModelSource, overrides: DiCConfigInput): Promi
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<DiCModel> {
   const overrides = typeof options.config === "string" ? parseConfigArg(options.config) : (options.config ?? {});
-  const { file, name } = await readSource(source, overrides);
+  const { file, name } = await readSource(source, overrides, options.download);
   const config = configForFile(file, overrides);
   let backend: Backend, reason: string;
   if (typeof options.backend === "object") {

@@ -1,19 +1,7 @@
-// File and URL access for Node, Deno and Bun (node:fs works in all three), imported lazily so that
-// browser and edge bundles that never touch the file system never load it.
+// File and URL access: files through src/fs.ts (the one module that touches node:fs; browser and edge
+// bundles get src/fs-none.ts instead), URLs through fetch.
 
-/** Writes bytes to a path, creating parent folders. */
-export async function writeBytes(path: string, bytes: Uint8Array): Promise<void> {
-  const fs = await import("node:fs/promises");
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
-  if (dir) await fs.mkdir(dir, { recursive: true });
-  await fs.writeFile(path, bytes);
-}
-
-/** Reads a whole file. */
-export async function readBytes(path: string): Promise<Uint8Array> {
-  const fs = await import("node:fs/promises");
-  return new Uint8Array(await fs.readFile(path));
-}
+export { readBytes, writeBytes } from "./fs.ts";
 
 /** Fetches a URL into bytes, with a clear error for HTTP failures. */
 export async function fetchBytes(url: string): Promise<Uint8Array> {

@@ -1,6 +1,5 @@
 // Reads a safetensors file from disk in Node, Deno and Bun: 8 bytes, then the header, validated against the
-// file size (and optionally the expected tensors) before the data is read. `node:fs/promises` is imported
-// lazily so browser and edge bundles that never call this function never load it.
+// file size (and optionally the expected tensors) before the data is read. File access goes through src/fs.ts.
 
 import {
   attachSafetensorsData,
@@ -11,16 +10,16 @@ import {
   type SafetensorsHeader,
 } from "./safetensors.ts";
 
-type FileHandle = Awaited<ReturnType<typeof import("node:fs/promises").open>>;
+import { openFile, type ReadableFile } from "../fs.ts";
 
 // Reads are chunked: one read() call may return fewer bytes than asked, and runtimes cap a single read.
 const CHUNK = 64 * 1024 * 1024;
 
-async function readAt(fh: FileHandle, into: Uint8Array, position: number): Promise<number> {
+async function readAt(fh: ReadableFile, into: Uint8Array, position: number): Promise<number> {
   let done = 0;
   while (done < into.length) {
     const len = Math.min(CHUNK, into.length - done);
-    const { bytesRead } = await fh.read(into, done, len, position + done);
+    const bytesRead = await fh.read(into, done, len, position + done);
     if (bytesRead === 0) break; // end of file: the caller's size checks report it
     done += bytesRead;
   }
@@ -36,10 +35,9 @@ export async function readSafetensorsFile(
   path: string,
   expected?: ReadonlyMap<string, readonly number[]> | ((header: SafetensorsHeader) => void),
 ): Promise<SafetensorsFile> {
-  const fs = await import("node:fs/promises");
-  const fh = await fs.open(path, "r");
+  const fh = await openFile(path);
   try {
-    const { size } = await fh.stat();
+    const size = await fh.size();
     const first = new Uint8Array(Math.min(8, size));
     await readAt(fh, first, 0);
     const n = safetensorsHeaderLength(first, size, path);

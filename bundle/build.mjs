@@ -1,0 +1,60 @@
+// Builds the web bundles with esbuild (`npm run build:bundles`, part of `npm run build`):
+//   bundles/dic-sdk.browser.js  the whole public API as one ES module for browsers (the default model is
+//                               fetched from ../models/ next to it, i.e. from the served package)
+//   bundles/edge-worker.js      examples/edge-worker.ts as an edge-platform module worker, the default
+//                               model's weights inlined (no file system, no fetch of our own files)
+// Both target platform "browser": src/fs.ts becomes src/fs-none.ts through package.json "browser", so no
+// node: module, no dynamic import() and no require() reaches them; tests/bundles.test.ts checks that
+// and the size budgets below.
+import * as esbuild from "esbuild";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+
+/** Bundles and their size budgets in bytes (checked by tests/bundles.test.ts). */
+export const BUNDLES = {
+  browser: { entry: "sdk/index.ts", out: "bundles/dic-sdk.browser.js", budget: 200 * 1024 },
+  // the weights (1.9 MB, base64 in the bundle) dominate the worker
+  edge: { entry: "examples/edge-worker.ts", out: "bundles/edge-worker.js", budget: 3 * 1024 * 1024 },
+};
+
+/**
+ * Builds every bundle into `outDir` (default: bundles/ of the repository; tests pass a temporary folder).
+ * Returns name -> { path, bytes, budget, inputs, imports } (imports: what the output still imports).
+ */
+export async function buildBundles(outDir = root + "bundles") {
+  mkdirSync(outDir, { recursive: true });
+  const result = {};
+  for (const [name, b] of Object.entries(BUNDLES)) {
+    const r = await esbuild.build({
+      absWorkingDir: root,
+      entryPoints: [b.entry],
+      outfile: join(outDir, basename(b.out)),
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      conditions: name === "edge" ? ["workerd", "worker", "browser"] : ["browser"],
+      target: "es2022",
+      minify: true,
+      sourcemap: false,
+      legalComments: "none",
+      loader: { ".safetensors": "binary" },
+      metafile: true,
+      logLevel: "warning",
+    });
+    const [outPath, out] = Object.entries(r.metafile.outputs)[0];
+    const path = join(outDir, basename(b.out));
+    result[name] = { path, bytes: out.bytes, budget: b.budget, inputs: Object.keys(r.metafile.inputs), imports: out.imports, outPath };
+    writeFileSync(path.replace(/\.js$/, ".meta.json"), JSON.stringify(r.metafile));
+  }
+  return result;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const built = await buildBundles();
+  for (const [name, r] of Object.entries(built)) {
+    console.log(`bundle ${name}: ${r.path.slice(root.length)} ${(r.bytes / 1024).toFixed(1)} KiB (budget ${(BUNDLES[name].budget / 1024).toFixed(0)} KiB)`);
+  }
+}

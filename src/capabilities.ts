@@ -1,0 +1,110 @@
+// What the engine can do, probed without running anything heavy: WebAssembly SIMD / relaxed SIMD / threads
+// (by validating tiny hand-assembled modules, WebAssembly binary spec section 5), SharedArrayBuffer and
+// cross-origin isolation, core count, and the WebGPU adapter with its limits. Used by `doctor()`.
+
+/** Facts about the engine that decide which backends and options can run. */
+export interface Capabilities {
+  webAssembly: boolean;
+  /** 128-bit SIMD (v128). */
+  simd: boolean;
+  /** Relaxed SIMD (f32x4.relaxed_madd and friends). */
+  relaxedSimd: boolean;
+  /** Shared WebAssembly memory (the threads proposal) can be declared. */
+  wasmThreads: boolean;
+  sharedArrayBuffer: boolean;
+  /** Browsers: whether the page is cross-origin isolated (needed for SharedArrayBuffer); null elsewhere. */
+  crossOriginIsolated: boolean | null;
+  /** Logical cores the runtime reports (navigator.hardwareConcurrency), null when it does not say. */
+  hardwareConcurrency: number | null;
+}
+
+const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+// type section: one type () -> v128; function section: one function of that type
+const V128_FN = [0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00];
+const SPLAT0 = [0x41, 0x00, 0xfd, 0x0f]; // i32.const 0; i8x16.splat
+
+function code(body: number[]): number[] {
+  const fn = [0x00, ...body, 0x0b]; // no locals, body, end
+  const section = [0x01, fn.length, ...fn];
+  return [0x0a, section.length, ...section];
+}
+
+/** (func (result v128) (i8x16.splat (i32.const 0))) */
+const SIMD_MODULE = [...HEADER, ...V128_FN, ...code(SPLAT0)];
+/** (func (result v128) (f32x4.relaxed_madd a b c)), opcode 0xfd 0x105 */
+const RELAXED_MODULE = [...HEADER, ...V128_FN, ...code([...SPLAT0, ...SPLAT0, ...SPLAT0, 0xfd, 0x85, 0x02])];
+/** (memory 1 1 shared) */
+const SHARED_MEMORY_MODULE = [...HEADER, 0x05, 0x04, 0x01, 0x03, 0x01, 0x01];
+
+function validates(bytes: number[]): boolean {
+  try {
+    return typeof WebAssembly === "object" && WebAssembly.validate(new Uint8Array(bytes));
+  } catch {
+    return false;
+  }
+}
+
+/** Probes the engine (cheap: a few module validations). */
+export function probeCapabilities(): Capabilities {
+  const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number }; document?: unknown };
+  return {
+    webAssembly: typeof WebAssembly === "object" && typeof WebAssembly.validate === "function",
+    simd: validates(SIMD_MODULE),
+    relaxedSimd: validates(RELAXED_MODULE),
+    wasmThreads: validates(SHARED_MEMORY_MODULE),
+    sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+    crossOriginIsolated: typeof g.crossOriginIsolated === "boolean" ? g.crossOriginIsolated : null,
+    hardwareConcurrency: typeof g.navigator?.hardwareConcurrency === "number" ? g.navigator.hardwareConcurrency : null,
+  };
+}
+
+/** The WebGPU adapter as `navigator.gpu` reports it, or why there is none. */
+export interface WebGpuReport {
+  available: boolean;
+  /** Why not, when unavailable. */
+  why?: string;
+  /** GPUAdapterInfo fields (vendor, architecture, device, description) and whether it is a software/fallback adapter. */
+  adapter?: { vendor: string; architecture: string; device: string; description: string; isFallbackAdapter: boolean | null };
+  /** Adapter limits that matter for compute (bytes or counts). */
+  limits?: Record<string, number>;
+  features?: string[];
+}
+
+const LIMITS = [
+  "maxBufferSize", "maxStorageBufferBindingSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxComputeWorkgroupsPerDimension",
+];
+
+interface GpuLike {
+  requestAdapter(): Promise<{
+    info?: Record<string, unknown>;
+    limits: Record<string, number>;
+    features: Iterable<string>;
+    isFallbackAdapter?: boolean;
+  } | null>;
+}
+
+/** Asks `navigator.gpu` for an adapter (no device is created). */
+export async function probeWebGpu(): Promise<WebGpuReport> {
+  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (!gpu) return { available: false, why: "navigator.gpu is absent in this runtime" };
+  let adapter;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    return { available: false, why: `requestAdapter() failed: ${(e as Error).message}` };
+  }
+  if (!adapter) return { available: false, why: "navigator.gpu.requestAdapter() returned null (no usable GPU or driver)" };
+  const info = adapter.info ?? {};
+  const str = (k: string) => (typeof info[k] === "string" ? info[k] as string : "");
+  const fallback = typeof info.isFallbackAdapter === "boolean" ? info.isFallbackAdapter
+    : typeof adapter.isFallbackAdapter === "boolean" ? adapter.isFallbackAdapter : null;
+  const limits: Record<string, number> = {};
+  for (const k of LIMITS) if (typeof adapter.limits[k] === "number") limits[k] = adapter.limits[k];
+  return {
+    available: true,
+    adapter: { vendor: str("vendor"), architecture: str("architecture"), device: str("device"), description: str("description"), isFallbackAdapter: fallback },
+    limits,
+    features: [...adapter.features].sort(),
+  };
+}

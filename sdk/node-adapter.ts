@@ -24,11 +24,9 @@ export function toNodeListener(handler: Handler): (req: IncomingMessage, res: Se
     }
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     void (async () => {
-      // NOTE: node:stream is loaded here, not at the top, so browser bundles of the SDK never see it.
-      const { Readable } = await import("node:stream");
       const request = new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, {
         method: req.method, headers, signal: ctrl.signal,
-        body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+        body: hasBody ? bodyStream(req) : undefined,
         ...(hasBody ? { duplex: "half" } : {}),
       } as RequestInit);
       let response: Response;
@@ -58,4 +56,20 @@ export function toNodeListener(handler: Handler): (req: IncomingMessage, res: Se
       }
     })();
   };
+}
+
+/** The request body as a Web stream, read from the IncomingMessage on demand (no node:stream import, so the
+ * SDK's browser and edge bundles stay free of Node built-ins). */
+function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  const it = req[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const r = await it.next();
+      if (r.done) c.close();
+      else c.enqueue(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength));
+    },
+    cancel() {
+      req.destroy();
+    },
+  });
 }

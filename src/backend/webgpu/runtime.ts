@@ -2,6 +2,7 @@
 // in Node/Bun), pipelines compiled once per (kernel, entry, constants), pooled storage buffers, one
 // command encoder collecting every dispatch until something needs the results, dispatch parameters in
 // an arena written once per submission (no round trip), validation errors and device loss as exceptions.
+import { loadNpmGpu } from "./npm-gpu.ts";
 import { WGSL } from "./kernels.ts";
 
 /** GPUBufferUsage / GPUMapMode values (the globals do not exist where WebGPU is absent). */
@@ -28,15 +29,10 @@ export function findGpu(): Promise<{ gpu: GPU | null; why: string; via: string }
     if (nav?.gpu) return { gpu: nav.gpu, why: "", via: "navigator.gpu" };
     const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
     if (!proc?.versions?.node) return { gpu: null, why: "no navigator.gpu in this runtime", via: "" };
-    // NOTE: Node and Bun only. The specifier is a variable so bundlers leave this import alone.
-    const pkg = "webgpu";
-    try {
-      const mod = await import(pkg) as { create(flags: string[]): GPU; globals?: Record<string, unknown> };
-      if (mod.globals) Object.assign(globalThis, mod.globals);
-      return { gpu: mod.create([]), why: "", via: "the webgpu npm package" };
-    } catch (e) {
-      return { gpu: null, why: `no navigator.gpu, and the webgpu npm package cannot load (${(e as Error).message.split("\n")[0]})`, via: "" };
-    }
+    // NOTE: Node and Bun only (see npm-gpu.ts).
+    const r = await loadNpmGpu();
+    if (r.gpu) return { gpu: r.gpu, why: "", via: "the webgpu npm package" };
+    return { gpu: null, why: `no navigator.gpu, and ${r.why}`, via: "" };
   })();
   return gpuPromise;
 }

@@ -1,7 +1,26 @@
 // Runs a Web-standard handler on node:http: IncomingMessage -> Request (streamed body, an abort
 // signal that fires when the client goes away), Response -> ServerResponse (streamed, with backpressure).
-import type { IncomingMessage, ServerResponse } from "node:http";
+// The node:http types are described structurally here, so the SDK's published types need no @types/node.
 import type { Handler } from "./serve.ts";
+
+/** What the adapter uses of node:http's IncomingMessage. */
+export interface NodeRequestLike extends AsyncIterable<Uint8Array> {
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly method?: string;
+  readonly url?: string;
+  destroy(error?: Error): unknown;
+}
+
+/** What the adapter uses of node:http's ServerResponse. */
+export interface NodeResponseLike {
+  readonly writableFinished: boolean;
+  on(event: "close", listener: () => void): unknown;
+  once(event: "drain" | "close", listener: () => void): unknown;
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  write(chunk: Uint8Array): boolean;
+  end(): unknown;
+  destroy(error?: Error): unknown;
+}
 
 /**
  * Adapts `(Request) => Promise<Response>` to a node:http request listener.
@@ -11,7 +30,7 @@ import type { Handler } from "./serve.ts";
  * import { createHostHandler, toNodeListener } from "dic-sdk";
  * createServer(toNodeListener(await createHostHandler({ secret }))).listen(8701);
  */
-export function toNodeListener(handler: Handler): (req: IncomingMessage, res: ServerResponse) => void {
+export function toNodeListener(handler: Handler): (req: NodeRequestLike, res: NodeResponseLike) => void {
   return (req, res) => {
     const ctrl = new AbortController();
     res.on("close", () => {
@@ -60,7 +79,7 @@ export function toNodeListener(handler: Handler): (req: IncomingMessage, res: Se
 
 /** The request body as a Web stream, read from the IncomingMessage on demand (no node:stream import, so the
  * SDK's browser and edge bundles stay free of Node built-ins). */
-function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+function bodyStream(req: NodeRequestLike): ReadableStream<Uint8Array> {
   const it = req[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
   return new ReadableStream<Uint8Array>({
     async pull(c) {

@@ -45,6 +45,13 @@ function threadsOption(o: BackendOptions): number | undefined {
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
   { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o) }) },
+  {
+    name: "webgpu", priority: 20, probe: probeWebGpu, create: () => createWebGpuBackend(),
+    autoSkip: async () => {
+      const a = await webGpuAdapterFacts();
+      return a?.fallback ? `only a fallback (software) adapter, "${a.name}", slower than wasm (ask for it with --backend webgpu or DIC_BACKEND=webgpu)` : null;
+    },
+  },
 ];
 
 /** Reports, for every backend, whether it can run here and why not. */

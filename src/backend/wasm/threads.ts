@@ -42,7 +42,7 @@ const fail = (post) => (e) => post("error: " + (e && e.stack || e));
 if (!NODE) {
   self.onmessage = (e) => { self.onmessage = null; const post = (m) => self.postMessage(m); run(e.data, post).catch(fail(post)); };
 } else {
-  const { parentPort } = process.getBuiltinModule("node:worker_threads");
+  const { parentPort } = globalThis.process.getBuiltinModule("node:worker_threads");
   parentPort.once("message", (d) => { const post = (m) => parentPort.postMessage(m); run(d, post).catch(fail(post)); });
 }
 `;

@@ -37,7 +37,10 @@ export interface ServingModel {
  */
 export async function loadServingModel(source?: ModelSource, backend = "auto"): Promise<ServingModel> {
   let bytes: Uint8Array;
-  if (source === undefined) bytes = await readBytes(decodeURIComponent((await defaultModelUrl()).pathname));
+  if (source === undefined) {
+    const url = await defaultModelUrl(); // file: on servers, http(s): in workers and browsers
+    bytes = url.protocol === "file:" ? await readBytes(decodeURIComponent(url.pathname)) : await fetchBytes(url.href);
+  }
   else if (source instanceof Uint8Array) bytes = source;
   else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
   else if (source instanceof Response) bytes = await responseBytes(source, source.url || "<response>");

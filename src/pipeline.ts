@@ -10,10 +10,11 @@ import { type HostTensor, hostTensor, numel, shapeStr } from "./tensor.ts";
 /**
  * The denoiser: x [B, C, H, W], t = ORIGINAL timesteps (integers 0..999, one per row), y = labels
  * (num_classes = null label); returns [B, outC, H, W] with outC = C, or 2C when it learns sigma.
- * `step` is the 0-based loop step: the hook that lets the `unet` cut of the streaming protocol run
- * the decoder remotely, keyed by session and step (a retried step is the same request).
+ * `step` (always passed by runSampler) is the 0-based loop step: the hook that lets the `unet` cut of
+ * the streaming protocol run the decoder remotely, keyed by session and step (a retried step is the
+ * same request).
  */
-export type ModelFn = (x: HostTensor, t: number[], y: number[], step: number) => Promise<HostTensor>;
+export type ModelFn = (x: HostTensor, t: number[], y: number[], step?: number) => Promise<HostTensor>;
 
 /** Reported after each step. */
 export interface ProgressInfo {

@@ -134,7 +134,7 @@ if (runtimeName !== "node") {
     }
   });
 
-  test("across backends: a wasm edge (Deno) and a wasm host (Node) stay within 1e-4 of the js reference", async () => {
+  test("across backends: a wasm edge (Deno) and a wasm host (Node) stay within 1e-4 of the js reference; PNG and NDJSON formats", async () => {
     const host = await serve("node", ["--role", "host", "--backend", "wasm"]);
     const edge = await serve("deno", ["--role", "edge", "--backend", "wasm", "--upstream", host.url]);
     try {
@@ -144,6 +144,25 @@ if (runtimeName !== "node") {
         const got = finalSamples((await viaEdge(edge.url, { labels, steps, seed, cut })).final, 1);
         const err = relL2(got.data, want.data);
         assert.ok(err <= FAST_F32_VS_JS, `${cut}: relL2 ${err} vs js`);
+      }
+      // The browser formats: a PNG, and NDJSON progress then the result; bad requests get 422 at once.
+      const png = await fetch(`${edge.url}/v1/generate?label=sneaker&steps=3&seed=1&format=png&scale=2`);
+      assert.equal(png.headers.get("content-type"), "image/png");
+      const bytes = new Uint8Array(await png.arrayBuffer());
+      assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      assert.equal(new DataView(bytes.buffer).getUint32(16), 56, "28 px x scale 2");
+      const nd = await fetch(`${edge.url}/v1/generate`, { method: "POST", body: JSON.stringify({ labels: ["bag", 3], steps: 3, seed: 2, cut: "handoff" }) });
+      assert.equal(nd.headers.get("content-type"), "application/x-ndjson");
+      const lines = (await nd.text()).trim().split("\n").map((l) => JSON.parse(l));
+      assert.deepEqual(lines.slice(0, -1).map((l) => [l.type, l.step]), [["progress", 0], ["progress", 1], ["progress", 2]]);
+      const result = lines[lines.length - 1];
+      assert.equal(result.type, "result", JSON.stringify(result));
+      assert.deepEqual(result.images.map((i: { label_name: string }) => i.label_name), ["Bag", "Dress"]);
+      assert.ok(result.images.every((i: { png_base64: string }) => atob(i.png_base64).startsWith("\x89PNG")));
+      for (const q of ["label=unicorn", "label=1&steps=0", "label=1&cut=pixels", "label=1&sampler=euler"]) {
+        const bad = await fetch(`${edge.url}/v1/generate?${q}`);
+        assert.equal(bad.status, 422, q);
+        assert.equal((await bad.json()).code, "bad_request", q);
       }
     } finally {
       host.stop();

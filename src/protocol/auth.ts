@@ -79,6 +79,12 @@ export class NonceCache {
   }
 }
 
+/** Refuses an auth frame whose timestamp is outside the window (`stale`); cheap, so hosts run it before reading the body. */
+export function checkFresh(auth: FrameOf<"auth">, windowMs: number, now: number = Date.now()): void {
+  const skew = Math.abs(now - auth.ts);
+  if (skew > windowMs) throw new ProtocolError("stale", `timestamp ${auth.ts} is ${Math.round(skew / 1000)} s from the host clock (window ${windowMs / 1000} s)`);
+}
+
 /**
  * Checks an auth frame against the bytes that followed it, in the order of docs/protocol.md 6.3:
  * timestamp window (`stale`), digest and MAC (`unauthenticated`), then the nonce (`replayed`).
@@ -90,8 +96,7 @@ export async function verifyAuth(
   nonces: NonceCache,
   now: number = Date.now(),
 ): Promise<void> {
-  const skew = Math.abs(now - auth.ts);
-  if (skew > nonces.windowMs) throw new ProtocolError("stale", `timestamp ${auth.ts} is ${Math.round(skew / 1000)} s from the host clock (window ${nonces.windowMs / 1000} s)`);
+  checkFresh(auth, nonces.windowMs, now);
   const digest = await sha256(rest);
   let same = digest.length === auth.digest.length;
   for (let i = 0; i < digest.length; i++) same = same && digest[i] === auth.digest[i];

@@ -77,7 +77,8 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
   if (gen.cut === "unet") {
     const outC = outChannels(cfg);
     const r = await loop({
-      model: async (x, t, y, step) => {
+      model: async (x, t, y, loopStep) => {
+        const step = loopStep ?? 0; // NOTE: runSampler always passes it
         const b = graph.backend;
         const xt = b.upload(x);
         const enc = graph.encode(xt, t, y);

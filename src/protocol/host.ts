@@ -6,7 +6,7 @@ import { GaussianRng, type RngState } from "../rng.ts";
 import { checkCfgMode } from "../samplers/guidance.ts";
 import { checkSamplerName } from "../samplers/index.ts";
 import type { HostTensor } from "../tensor.ts";
-import { DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuth } from "./auth.ts";
+import { checkFresh, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuth } from "./auth.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   concatBytes, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
@@ -79,6 +79,8 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       const head = decodeFrame(first.body);
       if (head.type !== "auth") throw new ProtocolError("unauthenticated", `the first frame must be "auth", got "${head.type}"`);
       const auth = head;
+      // A stale request is refused before the rest of its body is read.
+      checkFresh(auth, nonces.windowMs, now());
       const raws: Uint8Array[] = [];
       let total = first.wire.length;
       for (let raw = await reader.nextRaw(); raw; raw = await reader.nextRaw()) {

@@ -17,7 +17,7 @@ import type { DownloadOptions } from "../src/download.ts";
 import { doctor, formatDoctorReport } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
-import { loadVAE } from "./vae.ts";
+import { loadVAE, previewLatents } from "./vae.ts";
 import { runServe } from "./serve-cli.ts";
 
 /** Where the CLI writes; tests capture it. */
@@ -43,6 +43,9 @@ commands:
   sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
            [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
            --out LATENT.safetensors [--backend auto|webgpu|wasm|js]    OUT holds x (N x C x H x W)
+  decode   --vae VAE.safetensors --latents LATENT.safetensors --out IMAGE.png [--vae-memory MB] [--preview] [--backend auto|webgpu|wasm|js]
+           SD-VAE decode of latents written by dic sample (tensor x, N x 4 x h x w); several write IMAGE-1.png, ...;
+           --preview writes the cheap linear latent-to-RGB preview instead (h x w, approximate)
   backends list the backends, whether each can run here, and which auto picks
   serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
   serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
@@ -253,6 +256,32 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   }
 }
 
+async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
+  const out = need(v.out as string, "out");
+  if (!/\.png$/i.test(out)) throw new UsageError(`--out: "${out}" must end in .png`);
+  const path = need(v.latents as string, "latents");
+  const latents = tensorOf(await readSafetensorsFile(path), "x", path);
+  const vaeMemoryMb = num(v["vae-memory"] as string, "vae-memory", 0, (x) => x > 0, "a number of megabytes > 0");
+  const t0 = performance.now();
+  let images;
+  if (v.preview) {
+    if (latents.shape.length !== 4 || latents.shape[1] !== 4) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, 4, h, w]`);
+    images = previewLatents(latents);
+  } else {
+    const vae = await loadVAE(need(v.vae as string, "vae"), { backend: v.backend as string | undefined });
+    const c = vae.config.latent_channels;
+    if (latents.shape.length !== 4 || latents.shape[1] !== c) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, ${c}, h, w]`);
+    images = await vae.decodeToRGBA(latents, { memoryBudgetBytes: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined });
+  }
+  const written: string[] = [];
+  for (const [i, img] of images.entries()) {
+    const file = images.length === 1 ? out : out.replace(/(\.png)$/i, `-${i + 1}$1`);
+    await writeBytes(file, await encodePNG(img, { text: { software: "dic-sdk", source: path.split("/").pop() ?? "", decode: v.preview ? "linear preview" : "SD-VAE" } }));
+    written.push(file);
+  }
+  if (!v.quiet) io.err(`decode: ${images.length} image(s) ${images[0].width}x${images[0].height} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${written.join(", ")}`);
+}
+
 async function cmdBackends(io: CliIO): Promise<void> {
   for (const b of await listBackends()) io.out(`${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
   const auto = await createBackend("auto");
@@ -303,6 +332,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
         upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
         json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
+        latents: { type: "string" }, preview: { type: "boolean" },
       },
     });
     const cmd = positionals[0];
@@ -314,10 +344,11 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     if (cmd === "forward") await cmdForward(values, io);
     else if (cmd === "sample") await cmdSample(values, io);
     else if (cmd === "generate") await cmdGenerate(values, io);
+    else if (cmd === "decode") await cmdDecode(values, io);
     else if (cmd === "backends") await cmdBackends(io);
     else if (cmd === "serve") await runServe(values, io);
     else if (cmd === "doctor") return await cmdDoctor(values, io);
-    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends, serve, doctor; see --help)`);
+    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, decode, backends, serve, doctor; see --help)`);
     return 0;
   } catch (e) {
     const err = e as Error;

@@ -29,10 +29,12 @@ export class VAEModel {
     readonly source: string,
   ) {}
 
+  /** The decoder configuration (widths read from the file's tensor shapes). */
   get config(): VAEConfig {
     return this.graph.config;
   }
 
+  /** The backend that runs the decoder. */
   get backend(): Backend {
     return this.graph.backend;
   }

@@ -109,3 +109,28 @@ test(`vae e2e [${runtimeName}]: CLI errors for a latent model without --vae and 
   assert.deepEqual(vae.config.block_out_channels, [8, 8, 16, 16]);
   vae.dispose();
 });
+
+test(`vae e2e [${runtimeName}]: dic sample then dic decode gives the generate picture; --preview the linear preview`, async () => {
+  const latents = join(dir, "latents.safetensors");
+  let r = await run(["sample", "--model", dicPath, ...common, "--sampler", "ddim", "--out", latents]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  const out = join(dir, "decoded.png");
+  r = await run(["decode", "--vae", vaePath, "--latents", latents, "--out", out]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  assert.deepEqual(pngSize(new Uint8Array(readFileSync(out))), [256, 256]);
+  const api = await generate({ model: dicPath, vae: vaePath, label: 1, steps: 3, seed: 5, cfgScale: 1.5, sampler: "ddim" });
+  const vae = await loadVAE(vaePath);
+  const [img] = await vae.decodeToRGBA(api.latents);
+  assert.deepEqual(img.data, api.images[0].data, "decode of the sampled latents == generate's picture");
+  vae.dispose();
+  const prev = join(dir, "preview.png");
+  r = await run(["decode", "--preview", "--latents", latents, "--out", prev]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  assert.deepEqual(pngSize(new Uint8Array(readFileSync(prev))), [32, 32]);
+  r = await run(["decode", "--latents", latents, "--out", prev]);
+  assert.equal(r.code, 1);
+  assert.match(r.err[0], /missing --vae/);
+  r = await run(["decode", "--vae", vaePath, "--latents", vaePath, "--out", prev]);
+  assert.equal(r.code, 1);
+  assert.match(r.err[0], /vae-small\.safetensors: no tensor "x"/);
+});

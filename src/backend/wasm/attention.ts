@@ -10,6 +10,7 @@ import type { WasmTensor } from "./tensor.ts";
 const SCORE_BLOCK_FLOATS = 1 << 22;
 const ceil = (v: number, m: number) => Math.ceil(v / m) * m;
 
+/** Backend.attention on the wasm kernels: q, k, v [N, C, H, W] -> [N, C, H, W] (NHWC inside). */
 export function attention(core: WasmCore, q: Tensor, k: Tensor, v: Tensor): WasmTensor {
   const op = "attention";
   const qv = core.own(q, op), kv = core.own(k, op), vv = core.own(v, op);
@@ -50,6 +51,7 @@ export function attention(core: WasmCore, q: Tensor, k: Tensor, v: Tensor): Wasm
   return out;
 }
 
+/** Backend.upsampleNearest on the wasm kernels: [N, C, H, W] -> [N, C, H*r, W*r] (NHWC inside). */
 export function upsampleNearest(core: WasmCore, x: Tensor, r: number): WasmTensor {
   const op = "upsampleNearest";
   const xv = core.own(x, op);

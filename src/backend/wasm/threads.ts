@@ -23,7 +23,6 @@ const CHUNKS_PER_THREAD = 4;
 
 /** The worker's source; `node`: started by node:worker_threads (else a Web Worker). */
 const workerSource = (node: boolean) => `const NODE = ${node};
-"use strict";
 const run = async (d, post) => {
   const { instance } = await WebAssembly.instantiate(d.bytes, { env: { memory: d.memory } });
   const k = instance.exports;
@@ -50,7 +49,7 @@ if (!NODE) {
 /** A started worker: post its start message, and stop it. */
 interface WorkerHandle {
   post(msg: unknown): void;
-  /** Lets the process exit while this worker idles (Node, Bun), once it is ready. */
+  /** Lets the process exit while this worker idles (node:worker_threads; a no-op for Web Workers). */
   unref(): void;
   terminate(): void;
 }

@@ -37,7 +37,7 @@ commands:
   sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
            [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
            --out LATENT.safetensors [--backend auto|wasm|js]    OUT holds x (N x C x H x W)
-  backends list the backends, whether each can run here, and which auto picks
+  backends [--backend B] [--threads N]  list the backends, whether each can run here, and which auto (or B) picks
 
 common options: --verbose (stack traces), --quiet (no progress), --help,
   --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)`;
@@ -231,10 +231,12 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   }
 }
 
-async function cmdBackends(io: CliIO): Promise<void> {
+async function cmdBackends(v: Record<string, unknown>, io: CliIO): Promise<void> {
   for (const b of await listBackends()) io.out(`${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
-  const auto = await createBackend("auto");
-  io.out(`auto     -> ${auto.reason}: ${auto.backend.description}`);
+  const picked = await backendArg({ ...v, backend: v.backend ?? "auto" });
+  const auto = typeof picked === "object" ? { reason: `${picked.name} (--threads)`, backend: picked } : await createBackend(picked);
+  io.out(`${String(v.backend ?? "auto").padEnd(8)} -> ${auto.reason}: ${auto.backend.description}`);
+  (auto.backend as { close?: () => void }).close?.();
 }
 
 /**
@@ -268,7 +270,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     if (cmd === "forward") await cmdForward(values, io);
     else if (cmd === "sample") await cmdSample(values, io);
     else if (cmd === "generate") await cmdGenerate(values, io);
-    else if (cmd === "backends") await cmdBackends(io);
+    else if (cmd === "backends") await cmdBackends(values, io);
     else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, backends; see --help)`);
     return 0;
   } catch (e) {

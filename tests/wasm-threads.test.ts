@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { NormPreOp } from "../src/backend/contract.ts";
 import { createWasmBackend, defaultThreads, probeWasm, threadsUnavailable, type WasmBackend } from "../src/backend/wasm/index.ts";
+import { OP_GEMM } from "../src/backend/wasm/threads.ts";
 import { createBackend } from "../src/backend/registry.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
@@ -95,6 +96,13 @@ threadTest(`wasm threads [${runtimeName}]: a closed backend refuses work`, async
   const w = b.upload(rand([4, 4, 3, 3]), "conv3x3.weight");
   b.close();
   assert.throws(() => b.conv3x3(x, w, null), /used after close/);
+});
+
+threadTest(`wasm threads [${runtimeName}]: a trap in a shared op throws and closes the pool instead of hanging`, async () => {
+  const b = await createWasmBackend({ threads: 2 });
+  // A GEMM whose output lies past the end of memory: every thread that runs a chunk traps.
+  assert.throws(() => b.core.pool!.run(OP_GEMM, [64, 8, 4, 0, 4, 0, 0x7ff00000, 8, 0]), /out of bounds|failed/i);
+  assert.throws(() => b.conv3x3(b.upload(rand([1, 4, 8, 8])), b.upload(rand([4, 4, 3, 3])), null), /used after close/);
 });
 
 threadTest(`wasm threads [${runtimeName}]: a process that never closes its threaded backend exits`, async () => {

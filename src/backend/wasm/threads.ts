@@ -18,6 +18,8 @@ const OP_EXIT = -1;
 export const CONTROL_BYTES = 128;
 const ARGS = 5;
 const MAX_ARGS = CONTROL_BYTES / 4 - ARGS;
+/** Slot a worker sets when a chunk failed (a trap): the caller then throws instead of waiting forever. */
+const FAULT = CONTROL_BYTES / 4 - 1;
 /** Chunks per thread and command: enough that a slow thread does not hold the others up. */
 const CHUNKS_PER_THREAD = 4;
 
@@ -34,7 +36,13 @@ const run = async (d, post) => {
     Atomics.wait(c, 0, gen);
     gen = Atomics.load(c, 0);
     if (Atomics.load(c, 2) < 0) break;
-    k.task(d.ctl, gen);
+    try {
+      k.task(d.ctl, gen);
+    } catch (e) {
+      Atomics.store(c, ${FAULT}, 1); // the caller stops waiting for the chunk that will never finish
+      Atomics.notify(c, 1);
+      throw e;
+    }
   }
 };
 const fail = (post) => (e) => post("error: " + (e && e.stack || e));
@@ -184,10 +192,19 @@ export class ThreadPool {
     Atomics.store(c, 3, gen << 16);
     Atomics.store(c, 0, gen);
     Atomics.notify(c, 0);
-    this.k.task(this.ctl, gen);
+    try {
+      this.k.task(this.ctl, gen);
+    } catch (e) {
+      this.close(); // a trap here leaves the command half done: the pool cannot be trusted any more
+      throw e;
+    }
     for (;;) {
       const done = Atomics.load(c, 1);
       if (done >= chunks) break;
+      if (Atomics.load(c, FAULT)) {
+        this.close();
+        throw new Error("wasm backend: a worker thread failed (see its error); the backend is closed");
+      }
       if (this.canWait) Atomics.wait(c, 1, done);
     }
   }

@@ -90,6 +90,17 @@ threadTest(`wasm threads [${runtimeName}]: tiny-model forward matches one thread
   assert.ok(outs[0].some((v) => v !== 0));
 });
 
+threadTest(`wasm threads [${runtimeName}]: every worker takes chunks`, async () => {
+  const b = await createWasmBackend({ threads: 3 });
+  const [x, w] = [b.upload(rand([2, 32, 16, 16])), b.upload(rand([32, 32, 3, 3], 0.2), "conv3x3.weight")];
+  // Workers claim chunks as they wake; on a busy machine the caller may take a whole command, so allow many.
+  for (let i = 0; i < 200 && !b.core.pool!.chunksRun().slice(1).every((c) => c > 0); i++) b.free(b.conv3x3(x, w, null));
+  const runs = b.core.pool!.chunksRun();
+  console.log(`wasm threads [${runtimeName}]: chunks run per thread ${runs.join(", ")}`);
+  assert.ok(runs.slice(1).every((c) => c > 0), `a worker ran no chunk: ${runs}`);
+  b.close();
+});
+
 threadTest(`wasm threads [${runtimeName}]: a closed backend refuses work`, async () => {
   const b = await createWasmBackend({ threads: 2 });
   const x = b.upload(rand([1, 4, 8, 8]));

@@ -10,4 +10,4 @@ export { gelu } from "./gelu";
 export function heapBase(): usize {
   return __heap_base;
 }
-export { task, chunkCount, scratchBytes, setScratch } from "./parallel";
+export { task, chunkCount, chunksDone, scratchBytes, setScratch } from "./parallel";

@@ -92,6 +92,13 @@ export function chunkCount(ctl: usize): i32 {
   return max(1, min(units(ctl), load<i32>(ctl + CHUNKS)));
 }
 
+let chunksRun = 0; // per instance, i.e. per thread
+
+/** Chunks this thread (instance) has run so far (diagnostics: is every worker taking part?). */
+export function chunksDone(): i32 {
+  return chunksRun;
+}
+
 /** Runs chunks of command `gen` in the control block at ctl until none is left. */
 export function task(ctl: usize, gen: i32): void {
   const chunks = chunkCount(ctl);
@@ -100,6 +107,7 @@ export function task(ctl: usize, gen: i32): void {
     const c = claim(ctl, gen, chunks);
     if (c < 0) return;
     run(ctl, cut(total, c, chunks, 1), cut(total, c + 1, chunks, 1));
+    chunksRun++;
     finish(ctl, chunks);
   }
 }

@@ -47,8 +47,9 @@ const config = resolveConfig(parseConfigArg(values.config!));
 const macs = forwardMacs(config);
 
 // 1. Validate: this backend against the PyTorch fixture when it exists (npm run fixtures).
-let validation = "skipped (no fixture; run npm run fixtures)";
-try {
+// (With ONNX peers the exported DiC-S is validated instead, below: one model in memory, for the memory figures.)
+let validation = onnxPeers.length ? "on the exported DiC-S (below)" : "skipped (no fixture; run npm run fixtures)";
+if (!onnxPeers.length) try {
   const w = await readSafetensorsFile(`${values.fixture}_weights.safetensors`);
   const inputs = await readSafetensorsFile(`${values.fixture}_inputs.safetensors`);
   const want = (await readSafetensorsFile(`${values.fixture}_out.safetensors`)).getF32("out");

@@ -46,7 +46,7 @@ commands:
   decode   --vae VAE.safetensors --latents LATENT.safetensors --out IMAGE.png [--vae-memory MB] [--preview] [--backend auto|webgpu|wasm|js]
            SD-VAE decode of latents written by dic sample (tensor x, N x 4 x h x w); several write IMAGE-1.png, ...;
            --preview writes the cheap linear latent-to-RGB preview instead (h x w, approximate)
-  backends list the backends, whether each can run here, and which auto picks
+  backends [--backend B] [--threads N]  list the backends, whether each can run here, and which auto (or B) picks
   serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
   serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
@@ -282,10 +282,12 @@ async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
   if (!v.quiet) io.err(`decode: ${images.length} image(s) ${images[0].width}x${images[0].height} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${written.join(", ")}`);
 }
 
-async function cmdBackends(io: CliIO): Promise<void> {
+async function cmdBackends(v: Record<string, unknown>, io: CliIO): Promise<void> {
   for (const b of await listBackends()) io.out(`${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
-  const auto = await createBackend("auto");
-  io.out(`auto     -> ${auto.reason}: ${auto.backend.description}`);
+  const picked = await backendArg({ ...v, backend: v.backend ?? "auto" });
+  const auto = typeof picked === "object" ? { reason: `${picked.name} (--threads)`, backend: picked } : await createBackend(picked);
+  io.out(`${String(v.backend ?? "auto").padEnd(8)} -> ${auto.reason}: ${auto.backend.description}`);
+  (auto.backend as { close?: () => void }).close?.();
 }
 
 /** --sha256 / --no-cache and a download progress line, for --model given as an http(s) URL. */
@@ -345,7 +347,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     else if (cmd === "sample") await cmdSample(values, io);
     else if (cmd === "generate") await cmdGenerate(values, io);
     else if (cmd === "decode") await cmdDecode(values, io);
-    else if (cmd === "backends") await cmdBackends(io);
+    else if (cmd === "backends") await cmdBackends(values, io);
     else if (cmd === "serve") await runServe(values, io);
     else if (cmd === "doctor") return await cmdDoctor(values, io);
     else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, decode, backends, serve, doctor; see --help)`);

@@ -1,15 +1,18 @@
 // The wasm backend's worker threads: threads on and off give the same results (conv3x3 on both paths with
 // and without the fused pre-op, conv1x1, a tiny-model forward), the description says the mode, bad thread
-// counts are refused by name, a closed pool refuses work, and a process that never closes its backend
-// still exits.
+// counts are refused by name (option, --threads, DIC_THREADS), a closed pool refuses work, and a process
+// that never closes its backend still exits.
 import assert from "node:assert/strict";
 import type { NormPreOp } from "../src/backend/contract.ts";
 import { createWasmBackend, defaultThreads, probeWasm, threadsUnavailable, type WasmBackend } from "../src/backend/wasm/index.ts";
+import { OP_GEMM } from "../src/backend/wasm/threads.ts";
+import { createBackend } from "../src/backend/registry.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
 import { randomWeights } from "../src/model/random.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { numel } from "../src/tensor.ts";
+import { runCli } from "../sdk/cli.ts";
 import { relL2, runtimeCommand, runtimeName, test } from "./harness.ts";
 
 /** Threads on vs off (the issue's bound; the split does not change the order of any sum, so it is 0 today). */
@@ -87,12 +90,30 @@ threadTest(`wasm threads [${runtimeName}]: tiny-model forward matches one thread
   assert.ok(outs[0].some((v) => v !== 0));
 });
 
+threadTest(`wasm threads [${runtimeName}]: every worker takes chunks`, async () => {
+  const b = await createWasmBackend({ threads: 3 });
+  const [x, w] = [b.upload(rand([2, 32, 16, 16])), b.upload(rand([32, 32, 3, 3], 0.2), "conv3x3.weight")];
+  // Workers claim chunks as they wake; on a busy machine the caller may take a whole command, so allow many.
+  for (let i = 0; i < 200 && !b.core.pool!.chunksRun().slice(1).every((c) => c > 0); i++) b.free(b.conv3x3(x, w, null));
+  const runs = b.core.pool!.chunksRun();
+  console.log(`wasm threads [${runtimeName}]: chunks run per thread ${runs.join(", ")}`);
+  assert.ok(runs.slice(1).every((c) => c > 0), `a worker ran no chunk: ${runs}`);
+  b.close();
+});
+
 threadTest(`wasm threads [${runtimeName}]: a closed backend refuses work`, async () => {
   const b = await createWasmBackend({ threads: 2 });
   const x = b.upload(rand([1, 4, 8, 8]));
   const w = b.upload(rand([4, 4, 3, 3]), "conv3x3.weight");
   b.close();
   assert.throws(() => b.conv3x3(x, w, null), /used after close/);
+});
+
+threadTest(`wasm threads [${runtimeName}]: a trap in a shared op throws and closes the pool instead of hanging`, async () => {
+  const b = await createWasmBackend({ threads: 2 });
+  // A GEMM whose output lies past the end of memory: every thread that runs a chunk traps.
+  assert.throws(() => b.core.pool!.run(OP_GEMM, [64, 8, 4, 0, 4, 0, 0x7ff00000, 8, 0]), /out of bounds|failed/i);
+  assert.throws(() => b.conv3x3(b.upload(rand([1, 4, 8, 8])), b.upload(rand([4, 4, 3, 3])), null), /used after close/);
 });
 
 threadTest(`wasm threads [${runtimeName}]: a process that never closes its threaded backend exits`, async () => {
@@ -105,4 +126,24 @@ threadTest(`wasm threads [${runtimeName}]: a process that never closes its threa
   assert.equal(r.status, 0, `exit status ${r.status} signal ${r.signal}: ${r.stderr}`);
   assert.match(r.stdout, /2 threads.*center 18$/m);
   console.log(`wasm threads [${runtimeName}]: child exited in ${(performance.now() - t0).toFixed(0)} ms`);
+});
+
+threadTest(`wasm threads [${runtimeName}]: thread count from the registry, --threads and DIC_THREADS`, async () => {
+  const { backend } = await createBackend("wasm", { threads: 3 });
+  assert.match(backend.description, /3 threads \(shared memory, 2 workers\)/);
+  (backend as WasmBackend).close();
+  const out: string[] = [], err: string[] = [];
+  const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
+  assert.equal(await runCli(["backends", "--backend", "wasm", "--threads", "2"], io), 0);
+  assert.match(out.at(-1)!, /^wasm +-> .*2 threads \(shared memory, 1 worker\)/);
+  assert.equal(await runCli(["backends", "--threads", "0"], io), 1);
+  assert.match(err.at(-1)!, /--threads: expected an integer in 1\.\.256, got "0"/);
+  const { spawnSync } = await import("node:child_process");
+  const { exe, args } = runtimeCommand("sdk/bin.ts");
+  const proc = (globalThis as { process?: { env: Record<string, string> } }).process;
+  for (const [value, want, status] of [["2", /2 threads/, 0], ["1", /single thread/, 0], ["two", /DIC_THREADS="two" is not a positive integer/, 1]] as const) {
+    const r = spawnSync(exe, [...args, "backends", "--backend", "wasm"], { encoding: "utf8", env: { ...proc?.env, DIC_THREADS: value } });
+    assert.equal(r.status, status, `DIC_THREADS=${value}: ${r.stderr}`);
+    assert.match(r.stdout + r.stderr, want);
+  }
 });

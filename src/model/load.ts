@@ -41,7 +41,8 @@ export function checkDiCTensors(header: Pick<SafetensorsHeader, "tensors">, conf
   checkTensors(header, expectedParams(config), source);
 }
 
-function roleOf(name: string, rank: number): TensorRole {
+/** The upload role hint of parameter `name` of rank `rank` (lets a backend pack weights at load). */
+export function roleOf(name: string, rank: number): TensorRole {
   if (name.includes("embedding_table")) return "table";
   if (rank === 4) return name.endsWith("skip.weight") ? "conv1x1.weight" : "conv3x3.weight";
   if (rank === 2) return "linear.weight";

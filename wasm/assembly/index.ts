@@ -13,4 +13,4 @@ export function heapBase(): usize {
 export { siluSimd } from "./exp";
 export { softmaxRows } from "./attention";
 export { upsampleNearest } from "./upsample";
-export { task, chunkCount, scratchBytes, setScratch } from "./parallel";
+export { task, chunkCount, chunksDone, scratchBytes, setScratch } from "./parallel";

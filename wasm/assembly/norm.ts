@@ -97,30 +97,35 @@ export function layerStats(x: usize, pixels: i32, c: i32, eps: f32, stats: usize
  */
 export function preApply(x: usize, n: i32, h: i32, w: i32, c: i32, layer: i32, meanC: usize, a: usize, b: usize, stats: usize,
   gelu: i32, dst: usize, dstHp: i32, dstWp: i32, dstCp: i32, off: i32): void {
+  preApplyRows(x, n, h, w, c, layer, meanC, a, b, stats, gelu, dst, dstHp, dstWp, dstCp, off, 0, n * h);
+}
+
+/** preApply for the image rows [r0, r1) of the N * H only (r = n * H + y; a thread's share). */
+export function preApplyRows(x: usize, n: i32, h: i32, w: i32, c: i32, layer: i32, meanC: usize, a: usize, b: usize, stats: usize,
+  gelu: i32, dst: usize, dstHp: i32, dstWp: i32, dstCp: i32, off: i32, r0: i32, r1: i32): void {
   const cPad = (c + 3) & ~3;
   const px = <usize>c << 2;
   const dpx = <usize>dstCp << 2;
-  for (let img = 0; img < n; img++) {
+  for (let r = r0; r < r1; r++) {
+    const img = r / h, y = r - img * h;
     const co = (<usize>img * <usize>cPad) << 2;
-    for (let y = 0; y < h; y++) {
-      let src = x + (<usize>(img * h + y) * <usize>w) * px;
-      let out = dst + (<usize>(img * dstHp + y + off) * <usize>dstWp + <usize>off) * dpx;
-      for (let xx = 0; xx < w; xx++, src += px, out += dpx) {
-        if (layer) {
-          const st = stats + (<usize>((img * h + y) * w + xx) << 3);
-          const mv = f32x4.splat(load<f32>(st)), iv = f32x4.splat(load<f32>(st, 4));
-          for (let q = 0; q < c; q += 4) {
-            const qo = co + (<usize>q << 2);
-            let v = f32x4.mul(f32x4.sub(v128.load(src + (<usize>q << 2)), mv), iv);
-            v = f32x4.add(f32x4.mul(v, v128.load(a + qo)), v128.load(b + qo));
-            storeLanes(out + (<usize>q << 2), gelu ? gelu4(v) : v, c - q);
-          }
-        } else {
-          for (let q = 0; q < c; q += 4) {
-            const qo = co + (<usize>q << 2);
-            const v = f32x4.add(f32x4.mul(f32x4.sub(v128.load(src + (<usize>q << 2)), v128.load(meanC + qo)), v128.load(a + qo)), v128.load(b + qo));
-            storeLanes(out + (<usize>q << 2), gelu ? gelu4(v) : v, c - q);
-          }
+    let src = x + (<usize>(img * h + y) * <usize>w) * px;
+    let out = dst + (<usize>(img * dstHp + y + off) * <usize>dstWp + <usize>off) * dpx;
+    for (let xx = 0; xx < w; xx++, src += px, out += dpx) {
+      if (layer) {
+        const st = stats + (<usize>((img * h + y) * w + xx) << 3);
+        const mv = f32x4.splat(load<f32>(st)), iv = f32x4.splat(load<f32>(st, 4));
+        for (let q = 0; q < c; q += 4) {
+          const qo = co + (<usize>q << 2);
+          let v = f32x4.mul(f32x4.sub(v128.load(src + (<usize>q << 2)), mv), iv);
+          v = f32x4.add(f32x4.mul(v, v128.load(a + qo)), v128.load(b + qo));
+          storeLanes(out + (<usize>q << 2), gelu ? gelu4(v) : v, c - q);
+        }
+      } else {
+        for (let q = 0; q < c; q += 4) {
+          const qo = co + (<usize>q << 2);
+          const v = f32x4.add(f32x4.mul(f32x4.sub(v128.load(src + (<usize>q << 2)), v128.load(meanC + qo)), v128.load(a + qo)), v128.load(b + qo));
+          storeLanes(out + (<usize>q << 2), gelu ? gelu4(v) : v, c - q);
         }
       }
     }

@@ -1,9 +1,10 @@
 // Work sharing for the threads build: the host writes one command (an op and its arguments) into a control
 // block in the shared memory, and every thread — the caller and each worker — runs `task` on it, claiming
-// chunks (ranges of tile groups, Winograd products, tiles or output rows) until none is left. The host
+// chunks (ranges of tile groups, Winograd products, tiles, output rows or pre-op image rows) until none is left. The host
 // waits for the last chunk before the next command, which separates the stages.
 import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, winogradGemmRange, winogradInputRange, winogradOutputRange } from "./conv3x3";
 import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
+import { preApplyRows } from "./norm";
 
 // Control block (i32 slots): 0 generation (bumped per command; workers sleep on it), 1 chunks done,
 // 2 op, 3 claim word (generation << 16 | next chunk), 4 chunks wanted, 5.. arguments. Threads claim chunks
@@ -26,6 +27,8 @@ export const OP_WINOGRAD_OUTPUT = 3;
 export const OP_GEMM = 4;
 /** Direct conv3x3 (im2col + GEMM), split by output pixel. Args as directConv. */
 export const OP_DIRECT = 5;
+/** The fused pre-op pass (norm, modulate, GELU into the padded conv input), split by image row. Args as preApply. */
+export const OP_PRE = 6;
 
 /** Bytes of scratch one thread needs (setScratch). */
 export function scratchBytes(): usize {
@@ -80,12 +83,20 @@ function units(ctl: usize): i32 {
   if (op == OP_WINOGRAD_OUTPUT) return arg(ctl, 2) * arg(ctl, 3) * arg(ctl, 4);
   if (op == OP_GEMM) return (arg(ctl, 0) + 3) >> 2;
   if (op == OP_DIRECT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
+  if (op == OP_PRE) return arg(ctl, 1) * arg(ctl, 2);
   return 0;
 }
 
 /** Number of chunks the command at ctl splits into (the host sets the wish in slot CHUNKS). */
 export function chunkCount(ctl: usize): i32 {
   return max(1, min(units(ctl), load<i32>(ctl + CHUNKS)));
+}
+
+let chunksRun = 0; // per instance, i.e. per thread
+
+/** Chunks this thread (instance) has run so far (diagnostics: is every worker taking part?). */
+export function chunksDone(): i32 {
+  return chunksRun;
 }
 
 /** Runs chunks of command `gen` in the control block at ctl until none is left. */
@@ -96,6 +107,7 @@ export function task(ctl: usize, gen: i32): void {
     const c = claim(ctl, gen, chunks);
     if (c < 0) return;
     run(ctl, cut(total, c, chunks, 1), cut(total, c + 1, chunks, 1));
+    chunksRun++;
     finish(ctl, chunks);
   }
 }
@@ -122,5 +134,8 @@ function run(ctl: usize, u0: i32, u1: i32): void {
     im2colRange(<usize>arg(ctl, 0), n, arg(ctl, 2), arg(ctl, 3), cp, h, w, col, r0, r1);
     const k = 9 * cp;
     gemm(r1 - r0, co, k, col + ((<usize>r0 * <usize>k) << 2), k, <usize>arg(ctl, 8), <usize>arg(ctl, 11) + ((<usize>r0 * <usize>co) << 2), co, <usize>arg(ctl, 10));
+  } else if (op == OP_PRE) {
+    preApplyRows(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), <usize>arg(ctl, 6), <usize>arg(ctl, 7),
+      <usize>arg(ctl, 8), <usize>arg(ctl, 9), arg(ctl, 10), <usize>arg(ctl, 11), arg(ctl, 12), arg(ctl, 13), arg(ctl, 14), arg(ctl, 15), u0, u1);
   }
 }

@@ -49,18 +49,22 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
     : `plain SIMD (${relaxed ? "requested" : "relaxed SIMD not accepted by this engine"})`;
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`wasm backend: threads ${threads} is not an integer in 1..256`);
-  if (threads === 1) {
-    return new WasmBackend(new WasmCore(await loadKernels(variant)), variant, why, options.conv3x3 ?? "auto",
-      options.threads === undefined ? `single thread (${threadsUnavailable() ?? "1 core"})` : "single thread");
-  }
+  const single = async (note: string) => new WasmBackend(new WasmCore(await loadKernels(variant)), variant, why, options.conv3x3 ?? "auto", note);
+  if (threads === 1) return single(options.threads === undefined ? `single thread (${threadsUnavailable() ?? "1 core"})` : "single thread");
   const no = threadsUnavailable();
   if (no !== null) throw new Error(`wasm backend: ${threads} threads requested but ${no}`);
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAX_PAGES, shared: true });
-  const core = new WasmCore(await loadSharedKernels(variant, memory));
-  const ctl = core.heap.alloc(CONTROL_BYTES);
-  const scratch = Array.from({ length: threads }, () => core.heap.alloc(core.k.scratchBytes()));
-  core.pool = await ThreadPool.start(core.k, wasmBytes(variant, true), threads, ctl, (i) => scratch[i]);
-  return new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", `${threads} threads (shared memory, ${threads - 1} worker${threads > 2 ? "s" : ""})`);
+  try {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: SHARED_MAX_PAGES, shared: true });
+    const core = new WasmCore(await loadSharedKernels(variant, memory));
+    const ctl = core.heap.alloc(CONTROL_BYTES);
+    const scratch = Array.from({ length: threads }, () => core.heap.alloc(core.k.scratchBytes()));
+    core.pool = await ThreadPool.start(core.k, wasmBytes(variant, true), threads, ctl, (i) => scratch[i]);
+    return new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", `${threads} threads (shared memory, ${threads - 1} worker${threads > 2 ? "s" : ""})`);
+  } catch (e) {
+    // Asked for explicitly: say why not. By default: one thread (e.g. a page whose CSP forbids blob: workers).
+    if (options.threads !== undefined) throw e;
+    return single(`single thread (threads failed to start: ${(e as Error).message})`);
+  }
 }
 
 export class WasmBackend implements Backend {

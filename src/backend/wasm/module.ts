@@ -40,6 +40,8 @@ export interface Kernels {
   /** Runs chunks of command `gen` in the control block at ctl until none is left (wasm/assembly/parallel.ts). */
   task(ctl: Ptr, gen: number): void;
   chunkCount(ctl: Ptr): number;
+  /** Chunks this instance (thread) has run. */
+  chunksDone(): number;
   scratchBytes(): number;
   setScratch(p: Ptr): void;
 }

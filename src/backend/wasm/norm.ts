@@ -5,6 +5,7 @@ import type { NormPreOp } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
 import { checkPreOp, checkSlice, type WasmTensor } from "./tensor.ts";
+import { OP_PRE } from "./threads.ts";
 
 interface Slice {
   ptr: number;
@@ -87,8 +88,9 @@ export function applyPre(core: WasmCore, x: WasmTensor, pre: ResolvedPre, dst: n
         m[b + i] = bv * (1 + sc) + sh;
       }
     }
-    core.k.preApply(src, n, h, w, c, pre.layer ? 1 : 0, coef, coef + 4 * n * cPad, coef + 8 * n * cPad, stats,
-      pre.gelu ? 1 : 0, dst, dstHp, dstWp, dstCp, off);
+    const args = [src, n, h, w, c, pre.layer ? 1 : 0, coef, coef + 4 * n * cPad, coef + 8 * n * cPad, stats, pre.gelu ? 1 : 0, dst, dstHp, dstWp, dstCp, off] as const;
+    if (core.pool && n * h >= 2) core.pool.run(OP_PRE, args);
+    else core.k.preApply(...args);
     if (pre.silu) core.k.siluSimd(dst, dst, n * dstHp * dstWp * dstCp);
   } finally {
     core.heap.release(scratch);

@@ -12,30 +12,44 @@
 import type { Kernels } from "./module.ts";
 
 /** Op codes of wasm/assembly/parallel.ts. */
-export const OP_WINOGRAD_INPUT = 1, OP_WINOGRAD_GEMM = 2, OP_WINOGRAD_OUTPUT = 3, OP_GEMM = 4, OP_DIRECT = 5;
+export const OP_WINOGRAD_INPUT = 1, OP_WINOGRAD_GEMM = 2, OP_WINOGRAD_OUTPUT = 3, OP_GEMM = 4, OP_DIRECT = 5, OP_PRE = 6;
 const OP_EXIT = -1;
-/** Control block: i32 slots (0 generation, 1 chunks done, 2 op, 3 claim word, 4 chunks wanted, 5.. arguments). */
-export const CONTROL_BYTES = 128;
+/**
+ * Control block: i32 slots (0 generation, 1 chunks done, 2 op, 3 claim word, 4 chunks wanted, 5..31 arguments,
+ * 32 + i chunks run by worker i, last: fault flag); room for 256 threads.
+ */
+export const CONTROL_BYTES = 2048;
 const ARGS = 5;
-const MAX_ARGS = CONTROL_BYTES / 4 - ARGS;
+
+/** Slot a worker sets when a chunk failed (a trap): the caller then throws instead of waiting forever. */
+const FAULT = CONTROL_BYTES / 4 - 1;
+/** Slots where worker i (1-based) publishes the chunks it has run (ThreadPool.chunksRun). */
+const COUNTS = 32;
+const MAX_ARGS = COUNTS - ARGS;
 /** Chunks per thread and command: enough that a slow thread does not hold the others up. */
 const CHUNKS_PER_THREAD = 4;
 
 /** The worker's source; `node`: started by node:worker_threads (else a Web Worker). */
 const workerSource = (node: boolean) => `const NODE = ${node};
-"use strict";
 const run = async (d, post) => {
   const { instance } = await WebAssembly.instantiate(d.bytes, { env: { memory: d.memory } });
   const k = instance.exports;
   k.setScratch(d.scratch);
-  const c = new Int32Array(d.memory.buffer, d.ctl, 32);
+  const c = new Int32Array(d.memory.buffer, d.ctl, ${CONTROL_BYTES / 4});
   let gen = Atomics.load(c, 0);
   post("ready");
   for (;;) {
     Atomics.wait(c, 0, gen);
     gen = Atomics.load(c, 0);
     if (Atomics.load(c, 2) < 0) break;
-    k.task(d.ctl, gen);
+    try {
+      k.task(d.ctl, gen);
+      Atomics.store(c, ${COUNTS} + d.index, k.chunksDone());
+    } catch (e) {
+      Atomics.store(c, ${FAULT}, 1); // the caller stops waiting for the chunk that will never finish
+      Atomics.notify(c, 1);
+      throw e;
+    }
   }
 };
 const fail = (post) => (e) => post("error: " + (e && e.stack || e));
@@ -50,7 +64,7 @@ if (!NODE) {
 /** A started worker: post its start message, and stop it. */
 interface WorkerHandle {
   post(msg: unknown): void;
-  /** Lets the process exit while this worker idles (Node, Bun), once it is ready. */
+  /** Lets the process exit while this worker idles (node:worker_threads; a no-op for Web Workers). */
   unref(): void;
   terminate(): void;
 }
@@ -158,7 +172,7 @@ export class ThreadPool {
         }));
         const w = startWorker((m) => settle(m));
         workers.push(w);
-        w.post({ bytes, memory: k.memory, ctl, scratch: scratch(i) });
+        w.post({ bytes, memory: k.memory, ctl, scratch: scratch(i), index: i });
       }
       await Promise.all(ready);
       for (const w of workers) w.unref();
@@ -185,12 +199,26 @@ export class ThreadPool {
     Atomics.store(c, 3, gen << 16);
     Atomics.store(c, 0, gen);
     Atomics.notify(c, 0);
-    this.k.task(this.ctl, gen);
+    try {
+      this.k.task(this.ctl, gen);
+    } catch (e) {
+      this.close(); // a trap here leaves the command half done: the pool cannot be trusted any more
+      throw e;
+    }
     for (;;) {
       const done = Atomics.load(c, 1);
       if (done >= chunks) break;
+      if (Atomics.load(c, FAULT)) {
+        this.close();
+        throw new Error("wasm backend: a worker thread failed (see its error); the backend is closed");
+      }
       if (this.canWait) Atomics.wait(c, 1, done);
     }
+  }
+
+  /** Chunks each thread has run so far, the caller first (shows whether every worker takes part). */
+  chunksRun(): number[] {
+    return [this.k.chunksDone(), ...this.workers.map((_, i) => Atomics.load(this.c, COUNTS + i + 1))];
   }
 
   /** Stops the workers (each leaves its wait loop, then is terminated). Idempotent. */

@@ -145,6 +145,19 @@ test(`protocol vae cut [${runtimeName}]: a latent model's host without a VAE ans
   });
 });
 
+test(`protocol vae cut [${runtimeName}]: decoded images above the host's frame limit are refused as too_large, not retried`, async () => {
+  const small = await createHostHandler({ model: served, secret: SECRET, vae: vaePath, maxFrameBytes: 100_000 });
+  const log: string[] = [];
+  await withHosts([small], async ([url]) => {
+    const edge = await createEdgeHandler({ model: served, upstreams: [url], secret: SECRET, log: (l) => log.push(l) });
+    const fin = await frames(edge, { ...ASK, cut: "vae" });
+    if (fin.type !== "error") throw new Error(JSON.stringify(fin));
+    assert.equal(fin.code, "too_large");
+    assert.match(fin.message, /decoded images \[2, 3, 128, 128\] make a frame of \d+ bytes, above the limit of 100000; ask for fewer labels or dtype f16/);
+    assert.ok(!log.some((l) => /attempt/.test(l)), log.join("\n"));
+  });
+});
+
 test(`protocol vae cut [${runtimeName}]: unet and handoff of a latent model end in latents (frames) or a 422 (PNG, JSON)`, async () => {
   await withHosts([hostBare], async ([url]) => {
     const edge = await createEdgeHandler({ model: served, upstreams: [url], secret: SECRET });

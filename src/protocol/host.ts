@@ -165,10 +165,13 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
         if (!canDecode) throw new ProtocolError("unsupported_cut", "this host's model is a latent model and the host has no VAE decoder (dic serve --vae)");
         const x = decodeTensor(f.x, [n, ...shapes.x], "latent.x");
         const { image, range } = await pixels(x);
+        const answer = encodeFrame({ v: f.v, type: "final", session, seq: f.seq, x: null, image: encodeTensor(image, dtype), pixel_range: range });
+        // A refusal another host would repeat (final at the edge), rather than a frame the edge cannot read.
+        if (answer.length - 4 > maxFrame) {
+          throw new ProtocolError("too_large", `the decoded images [${image.shape.join(", ")}] make a frame of ${answer.length - 4} bytes, above the limit of ${maxFrame}; ask for fewer labels${dtype === "f32" ? " or dtype f16" : ""}`);
+        }
         log(`host: ${session} vae ok`);
-        return new Response(encodeFrame({
-          v: f.v, type: "final", session, seq: f.seq, x: null, image: encodeTensor(image, dtype), pixel_range: range,
-        }), { headers: { "content-type": FRAMES_MEDIA_TYPE } });
+        return new Response(answer, { headers: { "content-type": FRAMES_MEDIA_TYPE } });
       }
       const f = expectFrame(work, "handoff", "handoff work frame");
       return handoff(req, hello, f, n, dtype);

@@ -48,6 +48,7 @@ commands:
            --preview writes the cheap linear latent-to-RGB preview instead (h x w, approximate)
   backends [--backend B] [--threads N]  list the backends, whether each can run here, and which auto (or B) picks
   serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
+           [--vae VAE.safetensors [--vae-memory MB]]   (latent model: the host decodes the vae cut)
   serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
            POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts

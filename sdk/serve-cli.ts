@@ -5,6 +5,7 @@ import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
 import { toNodeListener } from "./node-adapter.ts";
 import { createEdgeHandler, createHostHandler, type Handler, loadServingModel } from "./serve.ts";
+import { loadVAE, type VAEModel } from "./vae.ts";
 
 /** Where `dic serve` writes. */
 export interface ServeIO {
@@ -20,6 +21,9 @@ export interface ServeFlags {
   "secret-file"?: string;
   backend?: string;
   model?: string;
+  /** Host of a latent model: the SD-VAE decoder of the `vae` cut, and its memory budget in MB. */
+  vae?: string;
+  "vae-memory"?: string;
   quiet?: boolean;
 }
 
@@ -74,13 +78,23 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   for (const u of upstreams) {
     if (!/^https?:\/\/[^/]+/i.test(u)) throw new ServeUsageError(`--upstream: "${u}" is not an http(s) URL`);
   }
+  if (role === "edge" && (v.vae !== undefined || v["vae-memory"] !== undefined)) throw new ServeUsageError("--vae and --vae-memory are for --role host (a host decodes the vae cut)");
+  const mb = v["vae-memory"];
+  if (mb !== undefined && (v.vae === undefined || mb.trim() === "" || !(Number(mb) > 0 && Number.isFinite(Number(mb))))) {
+    throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
+  }
   const log = v.quiet ? undefined : (l: string) => io.err(l);
   const model = await loadServingModel(v.model, v.backend ?? "auto");
+  let vae: VAEModel | undefined;
+  if (v.vae !== undefined) {
+    if (model.model.pixelRange !== null) throw new ServeUsageError(`--vae: ${v.model ?? "the embedded model"} is a pixel-space model, it takes no VAE`);
+    vae = await loadVAE(v.vae, { backend: model.model.backend }); // createHostHandler checks its latent channels
+  }
   const handler = role === "host"
-    ? await createHostHandler({ model, secret, log })
+    ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, log });
   const hostname = v.listen ?? "127.0.0.1";
   const bound = await listen(handler, port, hostname);
-  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
+  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});
 }

@@ -18,6 +18,7 @@ import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tenso
 import { UpstreamPool } from "../src/protocol/upstream.ts";
 import { defaultModelUrl } from "./default-model.ts";
 import { DiCModel, loadModel, type ModelSource } from "./model.ts";
+import { loadVAE, VAEModel } from "./vae.ts";
 
 /** A request handler in the Web-standard shape. */
 export type Handler = (req: Request) => Promise<Response>;
@@ -67,8 +68,32 @@ export interface HostOptions {
   maxFrameBytes?: number;
   authWindowMs?: number;
   log?: (line: string) => void;
-  /** Decoder of the `vae` cut for latent models (pixel-space models need none). */
+  /** Decoder of the `vae` cut for latent models (pixel-space models need none); takes precedence over `vae`. */
   decodePixels?: ServedModel["decodePixels"];
+  /**
+   * The SD-VAE decoder of a latent model's `vae` cut: a loaded VAEModel, or where to load one (loaded on
+   * the model's backend). Its latent channels must equal the model's in_channels. Without it (and
+   * without `decodePixels`) a latent model's host answers the `vae` cut with `unsupported_cut`.
+   */
+  vae?: VAEModel | ModelSource;
+  /** Activation memory the VAE decode may use, in bytes; above it the decode runs in tiles. Default: no limit. */
+  vaeMemoryBudget?: number;
+}
+
+/**
+ * The `vae` cut's decoder for a latent model: `vae` (loaded on the model's backend when given as a
+ * source) checked against the model, decoding into pixels in [-1, 1].
+ */
+async function vaePixels(m: ServingModel, source: VAEModel | ModelSource, budget: number | undefined): Promise<NonNullable<ServedModel["decodePixels"]>> {
+  const model = m.model;
+  if (model.pixelRange !== null) throw new Error("createHostHandler: the served model is a pixel-space model (__metadata__.pixel_range); it takes no vae");
+  if (budget !== undefined && !(Number.isFinite(budget) && budget > 0)) throw new Error(`createHostHandler: vaeMemoryBudget must be a number of bytes > 0, got ${budget}`);
+  const vae = source instanceof VAEModel ? source : await loadVAE(source, { backend: model.backend });
+  const c = vae.config.latent_channels;
+  if (c !== model.config.in_channels) {
+    throw new Error(`createHostHandler: the VAE ${vae.source} decodes ${c}-channel latents, but the served model makes ${model.config.in_channels}-channel samples (in_channels)`);
+  }
+  return async (x) => ({ image: (await vae.decode(x, { memoryBudgetBytes: budget })).image, range: [-1, 1] });
 }
 
 /**
@@ -78,11 +103,14 @@ export interface HostOptions {
  * import { createHostHandler } from "dic-sdk";
  * const handler = await createHostHandler({ secret: "a-long-shared-secret!" });
  * Deno.serve({ port: 8701 }, handler);           // or Bun.serve({ port: 8701, fetch: handler })
+ * // A latent model: the host's `vae` cut decodes the edge's final latents with the SD-VAE decoder.
+ * const latent = await createHostHandler({ model: await loadServingModel("dic-xl-256.safetensors"), vae: "sd-vae-ft-ema.safetensors", secret: "a-long-shared-secret!" });
  */
 export async function createHostHandler(opts: HostOptions): Promise<Handler> {
   const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
+  const decodePixels = opts.decodePixels ?? (opts.vae === undefined ? undefined : await vaePixels(m, opts.vae, opts.vaeMemoryBudget));
   return hostHandler({
-    model: { ...served(m), decodePixels: opts.decodePixels }, key: await importSecret(opts.secret),
+    model: { ...served(m), decodePixels }, key: await importSecret(opts.secret),
     maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log,
   });
 }
@@ -145,6 +173,13 @@ function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: st
   const cut = choice("cut", CUTS, "unet");
   const handoff = body.handoff_step;
   const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
+  const format = choice("format", ["frames", "json", "png"] as const, fmt as "json");
+  // A latent model's samples become pictures only through a host's VAE (the vae cut); the other cuts
+  // end in latents, which only the frames format carries.
+  if (model.pixelRange === null && cut !== "vae" && format !== "frames") {
+    throw new BadRequest(`cut: this is a latent model (in_channels ${cfg.in_channels}): cut=${cut} ends in latents, not pictures; ` +
+      `use cut=vae (a host decodes them with its VAE) for ${format === "png" ? "a PNG" : "JSON images"}, or format=frames for the latents`);
+  }
   return {
     settings: {
       labels, steps,
@@ -158,7 +193,7 @@ function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: st
     handoffStep: handoff === undefined ? undefined : number("handoff_step", 0, (n) => Number.isInteger(n) && n >= 1 && n < steps, `an integer in 1..${steps - 1}`),
     dtype: choice("dtype", WIRE_DTYPES, "f32"),
     previews: body.previews === true || body.previews === "1" || body.previews === "true",
-    format: choice("format", ["frames", "json", "png"] as const, fmt as "json"),
+    format,
     scale: number("scale", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32"),
   };
 }

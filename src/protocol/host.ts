@@ -67,6 +67,9 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
   const log = opts.log ?? (() => {});
   const { model } = opts;
   const cfg = model.graph.config;
+  // A latent model's host decodes the vae cut only with a decoder (a VAE).
+  const canDecode = model.decodePixels !== undefined || model.pixelRange !== null;
+  const servedCuts = CUTS.filter((c) => c !== "vae" || canDecode);
 
   async function readRequest(req: Request): Promise<Frame[]> {
     const declared = Number(req.headers.get("content-length") ?? NaN);
@@ -130,7 +133,7 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     const url = new URL(req.url);
     if (req.method === "GET" && url.pathname === "/v1/info") {
       return Response.json({
-        protocol: "dic-stream", versions: SUPPORTED_VERSIONS, cuts: CUTS, dtypes: WIRE_DTYPES, role: "host",
+        protocol: "dic-stream", versions: SUPPORTED_VERSIONS, cuts: servedCuts, dtypes: WIRE_DTYPES, role: "host",
         model: { config: cfg, weights_sha256: toHex(model.weightsSha256), pixel_range: model.pixelRange },
         max_frame_bytes: maxFrame, max_body_bytes: maxBody,
       });
@@ -159,12 +162,16 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       const n = hello.generation.labels.length;
       if (hello.cut === "vae") {
         const f = expectFrame(work, "latent", "vae work frame");
+        if (!canDecode) throw new ProtocolError("unsupported_cut", "this host's model is a latent model and the host has no VAE decoder (dic serve --vae)");
         const x = decodeTensor(f.x, [n, ...shapes.x], "latent.x");
         const { image, range } = await pixels(x);
+        const answer = encodeFrame({ v: f.v, type: "final", session, seq: f.seq, x: null, image: encodeTensor(image, dtype), pixel_range: range });
+        // A refusal another host would repeat (final at the edge), rather than a frame the edge cannot read.
+        if (answer.length - 4 > maxFrame) {
+          throw new ProtocolError("too_large", `the decoded images [${image.shape.join(", ")}] make a frame of ${answer.length - 4} bytes, above the limit of ${maxFrame}; ask for fewer labels${dtype === "f32" ? " or dtype f16" : ""}`);
+        }
         log(`host: ${session} vae ok`);
-        return new Response(encodeFrame({
-          v: f.v, type: "final", session, seq: f.seq, x: null, image: encodeTensor(image, dtype), pixel_range: range,
-        }), { headers: { "content-type": FRAMES_MEDIA_TYPE } });
+        return new Response(answer, { headers: { "content-type": FRAMES_MEDIA_TYPE } });
       }
       const f = expectFrame(work, "handoff", "handoff work frame");
       return handoff(req, hello, f, n, dtype);

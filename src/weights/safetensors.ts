@@ -1,6 +1,9 @@
 // Safetensors reader and writer (the Hugging Face format: u64 LE header length, JSON header, raw LE data),
 // validating the header before anything is allocated; reference: huggingface/safetensors `safetensors/src/tensor.rs`.
 // NOTE: no runtime built-ins here (browsers run this file); reading from disk lives in read-file.ts.
+import { f32ToF16Bits } from "../f16.ts";
+
+export { f32ToF16Bits };
 
 /** Storage dtypes the reader understands; every one converts to f32 in `getF32`. */
 export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8";
@@ -321,32 +324,6 @@ export interface TensorToWrite {
   data: ArrayLike<number> | Float32Array;
 }
 
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** f32 -> IEEE half bits, round to nearest even (values are first rounded to f32, as torch's `.half()` sees them). */
-export function f32ToF16Bits(x: number): number {
-  f32Scratch[0] = x;
-  const b = u32Scratch[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0); // inf, or a quiet NaN
-  const e = exp - 112; // half exponent field (bias 15 vs 127)
-  if (e >= 31) return sign | 0x7c00; // >= 2^16 overflows to inf
-  if (e <= 0) {
-    if (e < -10) return sign; // below 2^-25: rounds to (signed) zero
-    const m24 = mant | 0x800000, shift = 14 - e; // subnormal: value / 2^-24
-    const half = 1 << (shift - 1), rem = m24 & ((1 << shift) - 1);
-    let m = m24 >>> shift;
-    if (rem > half || (rem === half && (m & 1) === 1)) m++; // may carry into the smallest normal: still right
-    return sign | m;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry may round up to inf: correct
-  return sign | h;
-}
 
 /**
  * Serialises tensors to safetensors bytes. Tensors are laid out by decreasing element size, then by name

@@ -14,11 +14,15 @@ const HAS_BIAS: u32 = 0u;
 @group(0) @binding(4) var<storage, read> Coef: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Out: array<ST>;
 
-fn load_in(base: u32, n: u32, c: u32, yy: i32, xx: i32, h: u32, w: u32, args: PreArgs) -> f32 {
+// NOTE: group norm's per-channel affine `gk` is computed once per input channel (4 loads saved per value).
+fn load_in(base: u32, n: u32, c: u32, yy: i32, xx: i32, h: u32, w: u32, args: PreArgs, gk: vec2<f32>) -> f32 {
   if (yy < 0 || yy >= i32(h) || xx < 0 || xx >= i32(w)) {
     return 0.0;
   }
   let q = u32(yy) * w + u32(xx);
+  if (PRE == 1u) {
+    return act(f32(X[base + q]) * gk.x + gk.y);
+  }
   return pre_op(f32(X[base + q]), n, c, q, args);
 }
 
@@ -51,14 +55,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var p3b = vec4<f32>(0.0);
   for (var c = 0u; c < ci; c++) {
     let base = (nl * ci + c) * h * w;
+    var gk = vec2<f32>(1.0, 0.0);
+    if (PRE == 1u) {
+      gk = group_coef(ng, c, args);
+    }
     for (var dy = 0u; dy < 3u; dy++) {
       let yy = y + i32(dy) - 1;
-      let r0 = load_in(base, ng, c, yy, x0 - 1, h, w, args);
-      let r1 = load_in(base, ng, c, yy, x0, h, w, args);
-      let r2 = load_in(base, ng, c, yy, x0 + 1, h, w, args);
-      let r3 = load_in(base, ng, c, yy, x0 + 2, h, w, args);
-      let r4 = load_in(base, ng, c, yy, x0 + 3, h, w, args);
-      let r5 = load_in(base, ng, c, yy, x0 + 4, h, w, args);
+      let r0 = load_in(base, ng, c, yy, x0 - 1, h, w, args, gk);
+      let r1 = load_in(base, ng, c, yy, x0, h, w, args, gk);
+      let r2 = load_in(base, ng, c, yy, x0 + 1, h, w, args, gk);
+      let r3 = load_in(base, ng, c, yy, x0 + 2, h, w, args, gk);
+      let r4 = load_in(base, ng, c, yy, x0 + 3, h, w, args, gk);
+      let r5 = load_in(base, ng, c, yy, x0 + 4, h, w, args, gk);
       let kb = (c * 9u + dy * 3u) * cop4 + o0 / 4u;
       for (var dx = 0u; dx < 3u; dx++) {
         let wa = vec4<f32>(Wp[kb + dx * cop4]);

@@ -217,6 +217,8 @@ export class WebGpuBackend implements Backend {
       dispatches.push({
         kernel: "norm_stats",
         entry: pre.norm === "group" ? "group_stats" : "layer_stats",
+        // NOTE: barriers are costly on CPU adapters: a narrower reduction there.
+        consts: pre.norm === "group" ? { WG: this.rt.facts.fallback ? 32 : 256 } : undefined,
         params: [nc, n0, c, hw, groups, statsOff, pre.eps],
         floats: [6],
         reads: [this.part(x, n0, nc, per)],

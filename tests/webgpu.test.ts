@@ -326,15 +326,18 @@ gpuTest(`webgpu [${runtimeName}]: the f16 path (shader-f16) matches js within th
     console.log(`webgpu [${runtimeName}]: f16 not run: this adapter has no shader-f16 (checked that asking for it fails clearly)`);
     return;
   }
-  const b = await createWebGpuBackend({ f16: true });
-  assert.match(b.description, /f16/);
-  const base = `${fixturesDir}forward_odd`;
-  const model = await loadModel(`${base}_weights.safetensors`, { backend: b });
-  const inputs = await readSafetensorsFile(`${base}_inputs.safetensors`);
-  const want = (await readSafetensorsFile(`${base}_out.safetensors`)).getF32("out");
-  const out = await model.forward({ shape: [...inputs.tensors.get("x")!.shape], data: inputs.getF32("x") }, inputs.getF32("t"), inputs.getF32("y"));
-  const err = relL2(out.data, want);
-  console.log(`webgpu [${runtimeName}]: f16 forward (odd config) relative L2 vs PyTorch ${err.toExponential(2)}`);
-  assert.ok(err <= F16_VS_JS, `f16 relative L2 ${err}`);
-  b.destroy();
+  for (const path of ["rows", "gemm"] as const) {
+    const b = await createWebGpuBackend({ f16: true, conv3x3: path });
+    assert.match(b.description, /f16/);
+    const base = `${fixturesDir}forward_odd`;
+    const model = await loadModel(`${base}_weights.safetensors`, { backend: b });
+    const inputs = await readSafetensorsFile(`${base}_inputs.safetensors`);
+    const want = (await readSafetensorsFile(`${base}_out.safetensors`)).getF32("out");
+    const out = await model.forward({ shape: [...inputs.tensors.get("x")!.shape], data: inputs.getF32("x") }, inputs.getF32("t"), inputs.getF32("y"));
+    const err = relL2(out.data, want);
+    console.log(`webgpu [${runtimeName}]: f16 forward (odd config, conv3x3 ${path}) relative L2 vs PyTorch ${err.toExponential(2)}`);
+    assert.ok(err <= F16_VS_JS, `f16 ${path}: relative L2 ${err}`);
+    assert.ok(err > 1e-6, `f16 ${path}: relative L2 ${err} is f32-small: is f16 storage really on?`);
+    b.destroy();
+  }
 });

@@ -34,7 +34,7 @@ const { values } = parseArgs({
 const dry = Boolean(values.dry);
 /** Dry mode: a DiC-S-shaped model at 16x16 with one block per stage and 16 base channels. */
 const DRY_CONFIG = '{"input_size":16,"hidden_size":16,"depth":[1,1,1,1,1],"num_classes":10}';
-const models = (values.models ?? (dry ? "dry" : "DiC-S,DiC-B,DiC-XL")).split(",");
+const models = (values.models ?? (dry ? "dry" : "DiC-S,DiC-B,DiC-XL")).split(/,(?![^{]*})/); // a JSON config may hold commas
 const batches = (values.batches ?? (dry ? "1,2" : "1,8,32,64")).split(",").map(Number);
 const reps = Number(values.reps ?? (dry ? 1 : 5));
 const facts = await webGpuAdapterFacts();

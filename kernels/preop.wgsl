@@ -28,3 +28,12 @@ fn pre_op(v: f32, n: u32, c: u32, q: u32, a: PreArgs) -> f32 {
   }
   return act(y);
 }
+
+/** Group norm only: the pre-op of channel c of sample n as v * k.x + k.y (mean, 1/std, A and B folded). */
+fn group_coef(n: u32, c: u32, a: PreArgs) -> vec2<f32> {
+  let s = n * a.groups + c / a.cpg;
+  let rstd = Coef[a.stats_off + 2u * s + 1u];
+  let k = 2u * (n * a.c + c);
+  let scale = rstd * Coef[k];
+  return vec2<f32>(scale, Coef[k + 1u] - Coef[a.stats_off + 2u * s] * scale);
+}

@@ -15,7 +15,8 @@ import type { NormPreOp, Tensor } from "../src/backend/contract.ts";
 import { JsBackend } from "../src/backend/js/index.ts";
 import { gelu, silu } from "../src/backend/js/gelu.ts";
 import { createBackend } from "../src/backend/registry.ts";
-import { createWebGpuBackend, probeWebGpu, type WebGpuBackend, WebGpuDeviceLostError } from "../src/backend/webgpu/index.ts";
+import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts, type WebGpuBackend, WebGpuDeviceLostError } from "../src/backend/webgpu/index.ts";
+import { fromHalf, toHalf } from "../src/backend/webgpu/f16.ts";
 import { batchChunks } from "../src/backend/webgpu/runtime.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { numel } from "../src/tensor.ts";
@@ -23,7 +24,7 @@ import { generate } from "../sdk/generate.ts";
 import { loadModel } from "../sdk/model.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { fixturesDir, relL2, runtimeCommand, runtimeName, test } from "./harness.ts";
-import { FAST_F32_VS_JS } from "./tolerances.ts";
+import { F16_VS_JS, FAST_F32_VS_JS } from "./tolerances.ts";
 
 const why = await probeWebGpu();
 // NOTE: Deno always has navigator.gpu; there a missing adapter is a broken setup (no Mesa Vulkan driver), not a skip.
@@ -55,8 +56,10 @@ gpuTest(`webgpu [${runtimeName}]: names its adapter, and auto passes over a soft
   if (b.fallbackAdapter) await assert.rejects(createWebGpuBackend({ allowFallback: false }), /fallback/);
 });
 
-gpuTest(`webgpu [${runtimeName}]: conv3x3 / conv1x1 / linear with every pre-op form at odd shapes match js`, async () => {
-  const b = await gpu();
+gpuTest(`webgpu [${runtimeName}]: conv3x3 (both kernels) / conv1x1 / linear with every pre-op form at odd shapes match js`, async () => {
+  for (const path of ["gemm", "rows"] as const) {
+  const b = await createWebGpuBackend({ conv3x3: path });
+  assert.equal(b.conv3x3Path, path);
   const js = new JsBackend();
   let worst = 0;
   const shapes = [[1, 3, 5, 1, 1], [2, 5, 7, 2, 3], [3, 6, 9, 5, 7], [1, 12, 20, 9, 9], [2, 18, 6, 6, 11], [1, 36, 33, 4, 4], [2, 70, 37, 3, 5]];
@@ -85,7 +88,9 @@ gpuTest(`webgpu [${runtimeName}]: conv3x3 / conv1x1 / linear with every pre-op f
       assert.ok(e <= FAST_F32_VS_JS, `[${n}, ${ci}, ${h}, ${w}] -> ${co}, case ${i}: relative L2 ${e}`);
     });
   }
-  console.log(`webgpu [${runtimeName}]: worst relative L2 vs js over ${shapes.length} shapes x 7 ops ${worst.toExponential(2)}`);
+  console.log(`webgpu [${runtimeName}]: conv3x3 ${path}: worst relative L2 vs js over ${shapes.length} shapes x 7 ops ${worst.toExponential(2)}`);
+  b.destroy();
+  }
 });
 
 gpuTest(`webgpu [${runtimeName}]: layers larger than the storage-binding limit are split by batch and give the same result`, async () => {
@@ -94,11 +99,11 @@ gpuTest(`webgpu [${runtimeName}]: layers larger than the storage-binding limit a
   assert.deepEqual(batchChunks(64, [1000], 32000, 256), [[0, 32], [32, 32]]); // 1000-byte samples align every 32
   assert.throws(() => batchChunks(2, [4096], 1024, 256), /maxStorageBufferBindingSize/);
   const b = await createWebGpuBackend();
-  const [n, c, h, w] = [5, 64, 4, 4];
+  const [n, c, h, w] = [5, 8, 16, 16];
   const hx = [rand([n, c, h, w]), rand([2, c, 3, 3], 0.2), rand([n, 2 * c]), rand([n, c, h, w])];
   const runOnce = async () => {
     const [x, wt, cond, y] = hx.map((t) => b.upload(t));
-    const pre: NormPreOp = { norm: "group", groups: 8, eps: 1e-5, modulate: { scale: { tensor: cond, offset: 0 }, shift: { tensor: cond, offset: c } }, act: "gelu" };
+    const pre: NormPreOp = { norm: "group", groups: 2, eps: 1e-5, modulate: { scale: { tensor: cond, offset: 0 }, shift: { tensor: cond, offset: c } }, act: "gelu" };
     const outs = [b.conv3x3(x, wt, null, pre), b.normalize(x, { norm: "layer", eps: 1e-6, act: "none" }), b.gateAdd(x, { tensor: cond, offset: 3 }, y),
       b.concat(x, y), b.pixelUnshuffle(x, 2)];
     const host = [];
@@ -106,7 +111,7 @@ gpuTest(`webgpu [${runtimeName}]: layers larger than the storage-binding limit a
     return host;
   };
   const whole = await runOnce();
-  b.rt.bindingLimit = 8192; // one sample of x is 4096 bytes: chunks of 2 samples (of the concat output: 1)
+  b.rt.bindingLimit = 16384; // one sample of x is 8192 bytes: chunks of 2 samples (of the concat output: 1)
   const split = await runOnce();
   whole.forEach((v, i) => assert.deepEqual(split[i], v, `op ${i}: split vs whole`));
   b.destroy();
@@ -302,4 +307,37 @@ gpuTest(`webgpu [${runtimeName}]: generate() continues on wasm when the device i
   const b2 = await createWebGpuBackend();
   const m2 = await loadModel(weights, { backend: b2 });
   await assert.rejects(generate({ ...opts, model: m2, fallbackOnDeviceLoss: false, onProgress: () => b2.rt.device.destroy() }), WebGpuDeviceLostError);
+});
+
+test(`webgpu [${runtimeName}]: f16 conversion rounds to nearest even, keeps signed zeros, subnormals and infinities`, () => {
+  const cases: [number, number][] = [[0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65520, 0x7c00], [1e9, 0x7c00],
+    [2 ** -24, 0x0001], [2 ** -25, 0x0000], [1.5 * 2 ** -25, 0x0001], [2 ** -14, 0x0400], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02],
+    [0.1, 0x2e66], [Infinity, 0x7c00], [-Infinity, 0xfc00]];
+  for (const [v, bits] of cases) assert.equal(toHalf(v), bits, `toHalf(${v})`);
+  assert.ok(Number.isNaN(fromHalf(toHalf(NaN))));
+  for (let h = 0; h < 0x7c00; h += 7) assert.equal(toHalf(fromHalf(h)), h, `round trip of 0x${h.toString(16)}`);
+});
+
+gpuTest(`webgpu [${runtimeName}]: the f16 path (shader-f16) matches js within the f16 tolerance, or says why it cannot run`, async () => {
+  const b32 = await gpu();
+  const has = b32.rt.device.features.has("shader-f16") || (await webGpuAdapterFacts())?.f16;
+  if (!has) {
+    await assert.rejects(createWebGpuBackend({ f16: true }), /shader-f16/);
+    console.log(`webgpu [${runtimeName}]: f16 not run: this adapter has no shader-f16 (checked that asking for it fails clearly)`);
+    return;
+  }
+  for (const path of ["rows", "gemm"] as const) {
+    const b = await createWebGpuBackend({ f16: true, conv3x3: path });
+    assert.match(b.description, /f16/);
+    const base = `${fixturesDir}forward_odd`;
+    const model = await loadModel(`${base}_weights.safetensors`, { backend: b });
+    const inputs = await readSafetensorsFile(`${base}_inputs.safetensors`);
+    const want = (await readSafetensorsFile(`${base}_out.safetensors`)).getF32("out");
+    const out = await model.forward({ shape: [...inputs.tensors.get("x")!.shape], data: inputs.getF32("x") }, inputs.getF32("t"), inputs.getF32("y"));
+    const err = relL2(out.data, want);
+    console.log(`webgpu [${runtimeName}]: f16 forward (odd config, conv3x3 ${path}) relative L2 vs PyTorch ${err.toExponential(2)}`);
+    assert.ok(err <= F16_VS_JS, `f16 ${path}: relative L2 ${err}`);
+    assert.ok(err > 1e-6, `f16 ${path}: relative L2 ${err} is f32-small: is f16 storage really on?`);
+    b.destroy();
+  }
 });

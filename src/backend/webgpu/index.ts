@@ -17,6 +17,11 @@ export interface WebGpuOptions {
   f16?: boolean;
   /** Accept a fallback (software) adapter. Default true; `auto` selection passes false. */
   allowFallback?: boolean;
+  /**
+   * conv3x3 kernel: "gemm" (tiled implicit GEMM in workgroup memory, for GPUs), "rows" (register-blocked
+   * rows without workgroup memory, for CPU adapters), or "auto" (default: rows on a fallback adapter).
+   */
+  conv3x3?: "auto" | "gemm" | "rows";
 }
 
 /** Says whether a WebGPU adapter exists here: null when one does, else why not. Never throws. */
@@ -53,11 +58,14 @@ export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<
   if (f16) requiredFeatures.push("shader-f16");
   if (facts.features.includes("timestamp-query")) requiredFeatures.push("timestamp-query");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "dic-sdk" });
-  return new WebGpuBackend(new GpuRuntime(device, facts, f16));
+  const path = options.conv3x3 ?? "auto";
+  return new WebGpuBackend(new GpuRuntime(device, facts, f16), path === "auto" ? (facts.fallback ? "rows" : "gemm") : path);
 }
 
 class GpuTensor implements Tensor {
   freed = false;
+  /** The weight repacked k-major for conv_rows.wgsl, made on first use. */
+  packed: GPUBuffer | null = null;
   constructor(readonly shape: readonly number[], readonly buffer: GPUBuffer, readonly rt: GpuRuntime) {}
 }
 
@@ -75,11 +83,12 @@ export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
   readonly description: string;
 
-  constructor(readonly rt: GpuRuntime) {
+  constructor(readonly rt: GpuRuntime, readonly conv3x3Path: "gemm" | "rows" = "gemm") {
     const t = rt.tile;
     const kind = rt.facts.fallback ? "fallback (software) adapter" : "hardware adapter";
+    const conv = conv3x3Path === "gemm" ? `implicit-GEMM conv3x3 ${t.TM}x${t.TN}x${t.TK} tiles` : "row-blocked conv3x3 (CPU adapter)";
     this.description = `webgpu: WGSL kernels on "${rt.facts.name}" (${kind}), ${rt.f16 ? "f16 storage" : "f32"}, ` +
-      `implicit-GEMM conv3x3 ${t.TM}x${t.TN}x${t.TK} tiles, fused norm pre-op, one command encoder per forward`;
+      `${conv}, GEMM conv1x1/linear, fused norm pre-op, one command encoder per forward`;
   }
 
   /** Whether tensors are stored in f16. */
@@ -142,6 +151,7 @@ export class WebGpuBackend implements Backend {
     const v = this.own(t, "free");
     v.freed = true;
     this.rt.release(v.buffer);
+    if (v.packed) this.rt.release(v.packed);
   }
 
   // ----- helpers -------------------------------------------------------------------------------------------
@@ -207,6 +217,8 @@ export class WebGpuBackend implements Backend {
       dispatches.push({
         kernel: "norm_stats",
         entry: pre.norm === "group" ? "group_stats" : "layer_stats",
+        // NOTE: barriers are costly on CPU adapters: a narrower reduction there.
+        consts: pre.norm === "group" ? { WG: this.rt.facts.fallback ? 32 : 256 } : undefined,
         params: [nc, n0, c, hw, groups, statsOff, pre.eps],
         floats: [6],
         reads: [this.part(x, n0, nc, per)],
@@ -237,8 +249,27 @@ export class WebGpuBackend implements Backend {
       TAPS: taps, HAS_BIAS: bias ? 1 : 0, TM: t.TM, TN: t.TN, TK: t.TK, WX: t.WX, WY: t.WY,
       PRE: prep?.consts.PRE ?? 0, ACT: prep ? prep.consts.ACT : inputAct === "silu" ? 2 : 0,
     };
+    if (taps === 9 && this.conv3x3Path === "rows") {
+      const cop = Math.ceil(co / 8) * 8;
+      if (!w.packed) {
+        const kdim = ci * 9;
+        w.packed = this.rt.acquire(kdim * cop * this.rt.elementBytes);
+        dispatches.unshift({ kernel: "pack", entry: "pack_kmajor", params: [kdim * cop, co, kdim, cop], reads: [{ buffer: w.buffer }], writes: [{ buffer: w.packed }], groups: this.grid(kdim * cop) });
+      }
+      const wq = Math.ceil(wd / 4);
+      for (const [n0, nc] of this.chunks(n, [ci * hw, co * hw], Math.floor((65535 * 64) / Math.max(1, h * wq)))) {
+        if (nc * hw === 0 || co === 0) continue;
+        dispatches.push({
+          kernel: "conv_rows", preop: true, consts: { HAS_BIAS: consts.HAS_BIAS, PRE: consts.PRE, ACT: consts.ACT },
+          params: [nc, n0, ci, h, wd, co, prep?.statsOff ?? 0, prep?.groups ?? 1, prep?.cpg ?? 1, cop],
+          reads: [this.part(x, n0, nc, ci * hw), { buffer: w.packed }, { buffer: bias?.buffer ?? this.rt.empty }, { buffer: prep?.coef ?? this.rt.empty }],
+          writes: [this.part(out, n0, nc, co * hw)],
+          groups: [Math.ceil((nc * h * wq) / 64), cop / 8, 1],
+        });
+      }
+    }
     const maxCount = Math.floor((65535 * t.TN) / Math.max(1, hw));
-    for (const [n0, nc] of this.chunks(n, [ci * hw, co * hw], maxCount)) {
+    for (const [n0, nc] of taps === 9 && this.conv3x3Path === "rows" ? [] : this.chunks(n, [ci * hw, co * hw], maxCount)) {
       if (nc * hw === 0 || co === 0) continue;
       dispatches.push({
         kernel: "gemm_conv", preop: true, consts,

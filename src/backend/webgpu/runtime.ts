@@ -310,7 +310,7 @@ export class GpuRuntime {
           layout,
           entries: binds.map((b, i) => ({ binding: i, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } })),
         });
-        const pass = this.beginPass(d.kernel === "gemm_conv" ? label : `${d.kernel}.${d.entry ?? "main"} (${label})`);
+        const pass = this.beginPass(d.kernel === "gemm_conv" || d.kernel === "conv_rows" ? label : `${d.kernel}.${d.entry ?? "main"} (${label})`);
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, group);
         pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);

@@ -16,7 +16,7 @@ const root = fileURLToPath(new URL("../", import.meta.url));
 /** Bundles and their size budgets in bytes (checked by tests/bundles.test.ts). */
 export const BUNDLES = {
   // the four wasm builds (base64, ~110 KiB) and the WGSL sources are a large part of the browser bundle
-  browser: { entry: "sdk/index.ts", out: "bundles/dic-sdk.browser.js", budget: 320 * 1024 },
+  browser: { entry: "sdk/index.ts", out: "bundles/dic-sdk.browser.js", budget: 352 * 1024 },
   // the weights (1.9 MB, base64 in the bundle) dominate the worker
   edge: { entry: "examples/edge-worker.ts", out: "bundles/edge-worker.js", budget: 3 * 1024 * 1024 },
 };

@@ -249,11 +249,13 @@ export class WebGpuBackend implements Backend {
       TAPS: taps, HAS_BIAS: bias ? 1 : 0, TM: t.TM, TN: t.TN, TK: t.TK, WX: t.WX, WY: t.WY,
       PRE: prep?.consts.PRE ?? 0, ACT: prep ? prep.consts.ACT : inputAct === "silu" ? 2 : 0,
     };
+    let packedNow: GPUBuffer | null = null;
     if (taps === 9 && this.conv3x3Path === "rows") {
       const cop = Math.ceil(co / 8) * 8;
       if (!w.packed) {
         const kdim = ci * 9;
         w.packed = this.rt.acquire(kdim * cop * this.rt.elementBytes);
+        packedNow = w.packed;
         dispatches.unshift({ kernel: "pack", entry: "pack_kmajor", params: [kdim * cop, co, kdim, cop], reads: [{ buffer: w.buffer }], writes: [{ buffer: w.packed }], groups: this.grid(kdim * cop) });
       }
       const wq = Math.ceil(wd / 4);
@@ -283,6 +285,10 @@ export class WebGpuBackend implements Backend {
       this.rt.run(label, dispatches);
     } catch (e) {
       this.rt.release(out.buffer);
+      if (packedNow) {
+        this.rt.release(packedNow); // never filled: pack again next time
+        w.packed = null;
+      }
       throw e;
     } finally {
       if (prep) this.rt.release(prep.coef);

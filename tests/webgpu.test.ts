@@ -16,7 +16,7 @@ import { JsBackend } from "../src/backend/js/index.ts";
 import { gelu, silu } from "../src/backend/js/gelu.ts";
 import { createBackend } from "../src/backend/registry.ts";
 import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts, type WebGpuBackend, WebGpuDeviceLostError } from "../src/backend/webgpu/index.ts";
-import { fromHalf, toHalf } from "../src/backend/webgpu/f16.ts";
+import { f16BitsToF32 as fromHalf, f32ToF16Bits as toHalf } from "../src/f16.ts";
 import { batchChunks } from "../src/backend/webgpu/runtime.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { numel } from "../src/tensor.ts";
@@ -309,7 +309,7 @@ gpuTest(`webgpu [${runtimeName}]: generate() continues on wasm when the device i
   await assert.rejects(generate({ ...opts, model: m2, fallbackOnDeviceLoss: false, onProgress: () => b2.rt.device.destroy() }), WebGpuDeviceLostError);
 });
 
-test(`webgpu [${runtimeName}]: f16 conversion rounds to nearest even, keeps signed zeros, subnormals and infinities`, () => {
+test(`f16 [${runtimeName}]: binary16 conversion (src/f16.ts) rounds to nearest even, keeps signed zeros, subnormals and infinities`, () => {
   const cases: [number, number][] = [[0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65520, 0x7c00], [1e9, 0x7c00],
     [2 ** -24, 0x0001], [2 ** -25, 0x0000], [1.5 * 2 ** -25, 0x0001], [2 ** -14, 0x0400], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02],
     [0.1, 0x2e66], [Infinity, 0x7c00], [-Infinity, 0xfc00]];

@@ -134,18 +134,7 @@ export class DiCModel {
     if (x.shape.length !== 4 || x.shape[1] !== c.in_channels || x.shape[2] !== c.input_size || x.shape[3] !== c.input_size) {
       throw new Error(`forward: x has shape ${shapeStr(x.shape)}, expected [N, ${c.in_channels}, ${c.input_size}, ${c.input_size}]`);
     }
-    const b = this.backend;
-    const xt = b.upload(hostTensor(x.shape, x.data, "x"));
-    try {
-      const out = this.graph.forward(xt, Array.from(t), Array.from(y));
-      try {
-        return await b.download(out);
-      } finally {
-        b.free(out);
-      }
-    } finally {
-      b.free(xt);
-    }
+    return this.graph.forwardHost(hostTensor(x.shape, x.data, "x"), Array.from(t), Array.from(y));
   }
 }
 

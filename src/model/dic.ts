@@ -2,6 +2,7 @@
 // The forward pass is split at the bottleneck: `encode` (embeddings, encoder, latent stage) and
 // `decode` (decoder, head), so the streaming protocol can cut there. forward = decode(encode(x)).
 import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
+import type { HostTensor } from "../tensor.ts";
 import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
 import { blockInputs, blockPrefix } from "./params.ts";
 
@@ -231,6 +232,22 @@ export class DiCGraph {
       return this.decodeWith(this.encodeWith(x, cs), cs);
     } finally {
       this.freeConditions(cs);
+    }
+  }
+
+  /** `forward` from and to host memory: uploads x, runs the network, downloads the output, frees both. */
+  async forwardHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
+    const b = this.backend;
+    const xt = b.upload(x);
+    try {
+      const out = this.forward(xt, t, y);
+      try {
+        return await b.download(out);
+      } finally {
+        b.free(out);
+      }
+    } finally {
+      b.free(xt);
     }
   }
 }

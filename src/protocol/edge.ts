@@ -69,7 +69,7 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
     return yieldToEventLoop();
   };
   const loop = (over: Partial<Parameters<typeof runSampler>[0]>): Promise<RunSamplerResult> => runSampler({
-    model: localForward(graph), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
+    model: (x, t, y) => graph.forwardHost(x, t, y), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
     shape: [cfg.in_channels, cfg.input_size, cfg.input_size], steps: g.steps, sampler: g.sampler, eta: g.eta,
     cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined, onProgress: progress, signal: gen.signal, ...over,
   });
@@ -134,17 +134,3 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
   return { x, image: null, pixelRange: model.pixelRange, seed: head.seed === null ? null : Number(head.seed), remoteMs };
 }
 
-/** The whole network on this process's backend (steps the edge runs itself). */
-function localForward(graph: DiCGraph) {
-  return async (x: HostTensor, t: number[], y: number[]): Promise<HostTensor> => {
-    const b = graph.backend;
-    const xt = b.upload(x);
-    const out = graph.forward(xt, t, y);
-    b.free(xt);
-    try {
-      return await b.download(out);
-    } finally {
-      b.free(out);
-    }
-  };
-}

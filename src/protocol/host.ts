@@ -208,7 +208,7 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     }
     let seq = f.seq;
     const run = runSampler({
-      model: (xx, t, y) => forward(xx, t, y),
+      model: (xx, t, y) => model.graph.forwardHost(xx, t, y),
       learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels, shape: [cfg.in_channels, cfg.input_size, cfg.input_size],
       steps: g.steps, sampler: g.sampler, eta: g.eta, cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined,
       initNoise: x, rngState: (s.rng ?? undefined) as RngState | undefined, history, startStep: s.next_step, signal: ctrl.signal,
@@ -222,21 +222,6 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     return new Response(startStreaming(run, out, base, session, (r) => ({ ...base, seq: ++seq, type: "final", x: encodeTensor(r.x, dtype), image: null, pixel_range: model.pixelRange }), log, ctrl), {
       headers: { "content-type": FRAMES_MEDIA_TYPE },
     });
-  }
-
-  async function forward(x: HostTensor, t: number[], y: number[]): Promise<HostTensor> {
-    const b = model.graph.backend;
-    const xt = b.upload(x);
-    try {
-      const out = model.graph.forward(xt, t, y);
-      try {
-        return await b.download(out);
-      } finally {
-        b.free(out);
-      }
-    } finally {
-      b.free(xt);
-    }
   }
 
   return handle;

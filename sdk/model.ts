@@ -8,7 +8,7 @@ import { type DownloadOptions, downloadWeights } from "../src/download.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
 import { type HostTensor, hostTensor, shapeStr } from "../src/tensor.ts";
-import { parseSafetensors, type SafetensorsFile } from "../src/weights/safetensors.ts";
+import { parseSafetensors, type SafetensorsFile, type SafetensorsHeader } from "../src/weights/safetensors.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 
 /** Where weights come from: a file path, an http(s)/file URL, raw bytes, or a fetch Response. */
@@ -138,7 +138,16 @@ export class DiCModel {
   }
 }
 
-async function readSource(source: ModelSource, overrides: DiCConfigInput, download?: DownloadOptions): Promise<{ file: SafetensorsFile; name: string }> {
+/**
+ * Reads safetensors weights from a path or file: URL (`checkHeader` sees the tensor table before any data
+ * is read), an http(s) URL or a Response (streamed by downloadWeights with `download`), or bytes.
+ * @internal shared by loadModel and loadVAE.
+ */
+export async function readWeightsSource(
+  source: ModelSource,
+  checkHeader: (header: SafetensorsHeader, path: string) => void,
+  download?: DownloadOptions,
+): Promise<{ file: SafetensorsFile; name: string }> {
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
     return { file: parseSafetensors(bytes, "<bytes>"), name: "<bytes>" };
@@ -150,12 +159,13 @@ async function readSource(source: ModelSource, overrides: DiCConfigInput, downlo
   const text = typeof source === "string" ? source : source.href;
   if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await downloadWeights(text, download), text), name: text };
   const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
-  // The header is checked against the configuration before the data is read.
-  const file = await readSafetensorsFile(path, (header) => {
-    const cfg = configForFile(header, overrides);
-    checkDiCTensors(header, cfg, path);
-  });
-  return { file, name: path };
+  return { file: await readSafetensorsFile(path, (header) => checkHeader(header, path)), name: path };
+}
+
+/** The backend option of the loaders: a Backend instance as given, else one created by the registry. */
+export async function resolveBackend(option: string | Backend | undefined): Promise<{ backend: Backend; reason: string }> {
+  if (typeof option === "object") return { backend: option, reason: `${option.name} (instance given)` };
+  return createBackend(option);
 }
 
 /**
@@ -170,15 +180,10 @@ async function readSource(source: ModelSource, overrides: DiCConfigInput, downlo
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<DiCModel> {
   const overrides = typeof options.config === "string" ? parseConfigArg(options.config) : (options.config ?? {});
-  const { file, name } = await readSource(source, overrides, options.download);
+  // The header is checked against the configuration before the data is read.
+  const { file, name } = await readWeightsSource(source, (header, path) => checkDiCTensors(header, configForFile(header, overrides), path), options.download);
   const config = configForFile(file, overrides);
-  let backend: Backend, reason: string;
-  if (typeof options.backend === "object") {
-    backend = options.backend;
-    reason = `${backend.name} (instance given)`;
-  } else {
-    ({ backend, reason } = await createBackend(options.backend));
-  }
+  const { backend, reason } = await resolveBackend(options.backend);
   const model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
   if (backend.name === "webgpu") model.rebind = (b, why) => new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
   return model;

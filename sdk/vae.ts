@@ -1,14 +1,10 @@
 // loadVAE(): an SD-VAE decoder (AutoencoderKL safetensors, e.g. sd-vae-ft-ema or -mse
 // diffusion_pytorch_model.safetensors) from a path, URL, bytes or Response, bound to a backend.
 import type { Backend } from "../src/backend/contract.ts";
-import { createBackend } from "../src/backend/registry.ts";
-import { fetchBytes, responseBytes } from "../src/io.ts";
 import { toRGBA, type RgbaImage } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
-import { parseSafetensors, type SafetensorsFile } from "../src/weights/safetensors.ts";
-import { readSafetensorsFile } from "../src/weights/read-file.ts";
-import type { ModelSource } from "./model.ts";
+import { type ModelSource, readWeightsSource, resolveBackend } from "./model.ts";
 
 /** Options of `loadVAE`. */
 export interface LoadVAEOptions {
@@ -73,21 +69,6 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
   return toRGBA(latentPreview(latents), [-1, 1]);
 }
 
-async function readVAESource(source: ModelSource, overrides: VAEConfigInput): Promise<{ file: SafetensorsFile; name: string }> {
-  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    return { file: parseSafetensors(source instanceof Uint8Array ? source : new Uint8Array(source), "<bytes>"), name: "<bytes>" };
-  }
-  if (typeof source !== "string" && !(source instanceof URL)) {
-    const name = source.url || "<response>";
-    return { file: parseSafetensors(await responseBytes(source, name), name), name };
-  }
-  const text = typeof source === "string" ? source : source.href;
-  if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await fetchBytes(text), text), name: text };
-  const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
-  // The tensor table is checked before the data is read.
-  const file = await readSafetensorsFile(path, (header) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path));
-  return { file, name: path };
-}
 
 /**
  * Loads an SD-VAE decoder: diffusers AutoencoderKL safetensors (full VAE or decoder only; current or legacy
@@ -100,13 +81,8 @@ async function readVAESource(source: ModelSource, overrides: VAEConfigInput): Pr
  */
 export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {}): Promise<VAEModel> {
   const overrides = options.config ?? {};
-  const { file, name } = await readVAESource(source, overrides);
-  let backend: Backend, reason: string;
-  if (typeof options.backend === "object") {
-    backend = options.backend;
-    reason = `${backend.name} (instance given)`;
-  } else {
-    ({ backend, reason } = await createBackend(options.backend));
-  }
+  // The tensor table is checked before the data is read. URLs are fetched without the weights cache.
+  const { file, name } = await readWeightsSource(source, (header, path) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path), { cache: false });
+  const { backend, reason } = await resolveBackend(options.backend);
   return new VAEModel(bindVAE(file, backend, overrides), reason, name);
 }

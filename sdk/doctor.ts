@@ -6,7 +6,7 @@ import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { type Capabilities, probeCapabilities, probeWebGpu, type WebGpuReport } from "../src/capabilities.ts";
 import { env, type RuntimeName } from "../src/env.ts";
 import { GaussianRng } from "../src/rng.ts";
-import type { HostTensor } from "../src/tensor.ts";
+import { type HostTensor, relL2 } from "../src/tensor.ts";
 
 /** A fast f32 backend must match js to this relative L2 error (DESIGN.md section 4: <= 1e-4 per forward). */
 export const DOCTOR_PARITY_TOLERANCE = 1e-4;
@@ -51,17 +51,6 @@ function randomTensor(rng: GaussianRng, shape: number[], scale = 1): HostTensor 
   const data = rng.fill(new Float32Array(shape.reduce((a, b) => a * b, 1)));
   for (let i = 0; i < data.length; i++) data[i] *= scale;
   return { shape, data };
-}
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    if (Number.isNaN(d)) return Infinity;
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num / (den || 1e-300));
 }
 
 async function conv(b: Backend, inputs: HostTensor[]): Promise<Float32Array> {

@@ -27,3 +27,16 @@ export function hostTensor(shape: number[], data?: Float32Array, name = "tensor"
 export function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
+
+/** Relative L2 error ||a - b|| / ||b||, computed in f64; NaN anywhere gives Infinity. */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relL2: length ${a.length} vs ${b.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    if (Number.isNaN(d)) return Infinity;
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return Math.sqrt(num) / Math.sqrt(den || 1e-300);
+}

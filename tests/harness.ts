@@ -26,18 +26,8 @@ export const test: Register = await pickRunner();
 export const runtimeName: string =
   typeof Deno !== "undefined" ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
-/** Relative L2 error ||a - b|| / ||b||, computed in f64; NaN anywhere gives Infinity. */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`relL2: length ${a.length} vs ${b.length}`);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    if (Number.isNaN(d)) return Infinity;
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num) / Math.sqrt(den || 1e-300);
-}
+/** Relative L2 error (the product's own, src/tensor.ts). */
+export { relL2 } from "../src/tensor.ts";
 
 /** Folder of the fixtures written by `reference/make_fixtures.py` (npm run fixtures). */
 export const fixturesDir: string = new URL("./fixtures/gen/", import.meta.url).pathname;

@@ -6,7 +6,7 @@
 // Run: node dist/bench/forward.bench.js [--backend js] [--config DiC-S] [--batch 1,2] [--reps 3] [--threads 1]
 //        [--peers torch,ort-web,ort-node] [--json]
 import { parseArgs } from "node:util";
-import { createBackend } from "../src/backend/registry.ts";
+import { type BackendName, createBackend } from "../src/backend/registry.ts";
 import { env, processArgs } from "../src/env.ts";
 import { parseConfigArg, resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
@@ -42,7 +42,7 @@ const threads = Number(values.threads);
 const onnxPeers = values.peers!.split(",").filter((p) => p === "ort-web" || p === "ort-node") as ("ort-web" | "ort-node")[];
 if (values.peers!.split(",").includes("none")) values.peer = "none";
 
-const { backend, reason } = await createBackend(values.backend, { threads });
+const { backend, reason } = await createBackend(values.backend as BackendName, { threads });
 const config = resolveConfig(parseConfigArg(values.config!));
 const macs = forwardMacs(config);
 

@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import { loadModel } from "../sdk/model.ts";
 import { generate } from "../sdk/generate.ts";
-import { createBackend } from "../src/backend/registry.ts";
+import { type BackendName, createBackend } from "../src/backend/registry.ts";
 import { env, exitWith, processArgs } from "../src/env.ts";
 import { accuracy, asStoredPixels, type Classifier, loadClassifier } from "../src/eval/classifier.ts";
 import { loadFashionMnist } from "../src/eval/fashion-mnist.ts";
@@ -74,7 +74,7 @@ const cfgMode = checkCfgMode(values["cfg-mode"]!);
 const log = (s: string) => console.error(s);
 
 // 1. Validate: the classifier on real test images; the real features give the reference statistics.
-const { backend, reason } = await createBackend(values.backend);
+const { backend, reason } = await createBackend(values.backend as BackendName);
 const clf: Classifier = await loadClassifier(values.classifier!, backend);
 const real = await loadFashionMnist("test", { dir: values.data, limit: nReal });
 let t0 = performance.now();

@@ -5,6 +5,7 @@
 // Run: node dist/bench/stream.bench.js [--steps 50] [--sessions 1,4,16] [--session-steps 8] [--json]
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
+import type { BackendName } from "../src/backend/registry.ts";
 import { env, processArgs } from "../src/env.ts";
 import { outChannels, PRESETS, resolveConfig, type DiCConfig } from "../src/model/config.ts";
 import { importSecret, signFrames } from "../src/protocol/auth.ts";
@@ -69,7 +70,7 @@ const MiB = 2 ** 20;
 const fmt = (b: number) => (b >= MiB ? `${(b / MiB).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
 // 0. Validate: a unet generation through a host process equals the local loop.
-const served = await loadServingModel(undefined, values.backend!);
+const served = await loadServingModel(undefined, values.backend as BackendName);
 const exe = env.runtime === "node" ? [process.execPath, `${root}dist/sdk/bin.js`] : env.runtime === "bun" ? [process.execPath, `${root}sdk/bin.ts`] : [(globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath(), "run", "-A", `${root}sdk/bin.ts`];
 const { writeFileSync, mkdtempSync } = await import("node:fs");
 const tmp = mkdtempSync(`${(await import("node:os")).tmpdir()}/dic-stream-bench-`);

@@ -4,7 +4,7 @@
 // Run: node dist/bench/vae.bench.js [--backend wasm,js] [--sizes 32,64] [--js-max 8] [--reps 1] [--threads 1] [--peer torch|none] [--json]
 import { parseArgs } from "node:util";
 import type { Backend, Tensor } from "../src/backend/contract.ts";
-import { createBackend } from "../src/backend/registry.ts";
+import { type BackendName, createBackend } from "../src/backend/registry.ts";
 import type { MemoryStats } from "../src/backend/wasm/allocator.ts";
 import { env, processArgs } from "../src/env.ts";
 import { GaussianRng } from "../src/rng.ts";
@@ -40,7 +40,7 @@ const rows: Row[] = [];
 const validations: string[] = [];
 
 for (const name of values.backend!.split(",")) {
-  const probe = await createBackend(name);
+  const probe = await createBackend(name as BackendName);
   // 1. Validate against the PyTorch fixture at the real widths (npm run fixtures writes it).
   try {
     const w = await readSafetensorsFile(`${root}tests/fixtures/gen/vae_real_weights.safetensors`);
@@ -69,7 +69,7 @@ for (const name of values.backend!.split(",")) {
         rows.push({ ...base, tiles: 0, ms: null, gflops: null, memMiB: null, note: `skipped: js above --js-max ${jsMax}` });
         continue;
       }
-      const { backend } = await createBackend(name);
+      const { backend } = await createBackend(name as BackendName);
       const weights = new Map<string, Tensor>([...randomVAEWeights(cfg, 1)].map(([k, v]) => [k, backend.upload(v, v.shape.length === 4 ? (v.shape[2] === 3 ? "conv3x3.weight" : "conv1x1.weight") : "vector")]));
       const vae = new VAEDecoderGraph(backend, cfg, weights);
       const weightsLive = stats(backend)?.liveBytes ?? 0;

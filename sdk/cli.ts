@@ -1,24 +1,28 @@
 // The `dic` command: forward and sample are also the project's parity tools, so their flags are
-// stable. Every bad input ends with status 1 and a one-line error (a stack trace with --verbose).
-import { parseArgs } from "node:util";
-import { createBackend, listBackends } from "../src/backend/registry.ts";
+// stable. Each command declares its flags in one table (sdk/cli-args.ts) that parses them and prints
+// its help. Every bad input ends with status 1 and a one-line error (a stack trace with --verbose).
+import { BACKEND_NAMES, type BackendName, createBackend, listBackends } from "../src/backend/registry.ts";
 import type { Backend } from "../src/backend/contract.ts";
+import { DicError } from "../src/errors.ts";
 import { stderrIsTTY } from "../src/env.ts";
 import { writeBytes } from "../src/io.ts";
 import { parseConfigArg } from "../src/model/config.ts";
-import { CFG_MODES, type CfgMode } from "../src/samplers/guidance.ts";
-import { SAMPLER_NAMES, type SamplerName } from "../src/samplers/index.ts";
+import { CFG_MODES } from "../src/samplers/guidance.ts";
+import { SAMPLER_NAMES } from "../src/samplers/index.ts";
+import { checkNumberSetting, didYouMean, validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
+import { VERSION } from "../src/version.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { makeGrid, encodePNG } from "../src/image.ts";
+import { type Flag, type FlagTable, type FlagValues, formatHelp, parseFlags, UsageError, wrap } from "./cli-args.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import type { DownloadOptions } from "../src/download.ts";
 import { doctor, formatDoctorReport } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 import { loadVAE, previewLatents } from "./vae.ts";
-import { runServe } from "./serve-cli.ts";
+import { runServe, SERVE_FLAGS, type ServeFlags } from "./serve-cli.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface CliIO {
@@ -28,46 +32,177 @@ export interface CliIO {
   progress?: (text: string) => void;
 }
 
-const USAGE = `usage: dic <command> [options]
+const COMMON: FlagTable = {
+  help: { type: "boolean", short: "h", help: "print this help" },
+  verbose: { type: "boolean", help: "stack traces on errors, and what the WebGPU probe printed" },
+  quiet: { type: "boolean", help: "no progress and no summary line" },
+};
+const BACKEND: FlagTable = {
+  backend: { type: "string", value: "NAME", choices: BACKEND_NAMES, help: "backend that runs the model (default auto, or env DIC_BACKEND)" },
+  threads: { type: "string", value: "N", help: "wasm: threads sharing each convolution (default env DIC_THREADS, else min(cores, 4))" },
+};
+const WEIGHTS: FlagTable = {
+  config: { type: "string", value: "PRESET|JSON", help: "override the file's configuration: DiC-S, DiC-B, DiC-XL, DiC-H or JSON fields" },
+  sha256: { type: "string", value: "HEX", help: "--model as an http(s) URL: the download must have this SHA-256" },
+  "no-cache": { type: "boolean", help: "--model as an http(s) URL: skip the download cache" },
+};
+const SAMPLING: FlagTable = {
+  steps: { type: "string", value: "N", help: "sampling steps, 1..1000 (default: the model's, else 50)" },
+  sampler: { type: "string", value: "NAME", choices: SAMPLER_NAMES, help: "sampler (default: the model's, else ddim)" },
+  eta: { type: "string", value: "E", help: "DDIM stochasticity in [0, 1] (default 0)" },
+  cfg: { type: "string", value: "S", help: "classifier-free guidance scale, 1 = none (default: the model's, else 1)" },
+  "cfg-mode": { type: "string", value: "MODE", choices: CFG_MODES, help: "guidance on every channel, or the official first-3-channels quirk" },
+  seed: { type: "string", value: "N", help: "seed of the noise (same image on every runtime; random when absent)" },
+};
 
-commands:
-  generate [--model W.safetensors] --label sneaker [--label 3 ...] | --grid [--per-class 2]  --out IMAGE.png [--scale 4]
-           [--steps N] [--sampler ddim|ddpm|dpmpp2m] [--cfg S] [--cfg-mode standard|reference] [--seed 1] [--backend auto|webgpu|wasm|js]
-           images from a pixel-space model (default: the embedded Fashion-MNIST model); several labels
-           write IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class;
-           --scale enlarges pixels (nearest neighbour; default 1, grid 3)
-           latent models (in_channels 4): add --vae VAE.safetensors (SD-VAE decoder, e.g. sd-vae-ft-ema) and
-           optionally --vae-memory MB (decode in tiles above this activation memory)
-  forward  --model W.safetensors [--config DiC-S|<json>] --inputs IN.safetensors --out OUT.safetensors [--backend auto|webgpu|wasm|js]
-           IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out (f32, N x out_channels x H x W)
-  sample   --model W.safetensors [--config ...] --label 3 [--label 7 ...] --steps 50 --sampler ddim|ddpm|dpmpp2m
-           [--eta 0] [--cfg 1.5] [--cfg-mode standard|reference] [--seed 1 | --init-noise Z.safetensors]
-           --out LATENT.safetensors [--backend auto|webgpu|wasm|js]    OUT holds x (N x C x H x W)
-  decode   --vae VAE.safetensors --latents LATENT.safetensors --out IMAGE.png [--vae-memory MB] [--preview] [--backend auto|webgpu|wasm|js]
-           SD-VAE decode of latents written by dic sample (tensor x, N x 4 x h x w); several write IMAGE-1.png, ...;
-           --preview writes the cheap linear latent-to-RGB preview instead (h x w, approximate)
-  backends [--backend B] [--threads N]  list the backends, whether each can run here, and which auto (or B) picks
-  serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
-           [--vae VAE.safetensors [--vae-memory MB]]   (latent model: the host decodes the vae cut)
-  serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
-           latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
-           POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts
-  doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
-           and a conv3x3 parity check of each backend against js (status 1 when one fails)
+/** A command: its flags, help and what it runs. */
+interface Command {
+  usage: string;
+  /** One line in `dic --help` (fits 80 columns with the name). */
+  summary: string;
+  description: string;
+  flags: FlagTable;
+  run: (v: FlagValues, io: CliIO) => Promise<number | void>;
+}
 
-common options: --verbose (stack traces), --quiet (no progress), --help,
-  --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)
---model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
-  --no-cache to skip) and checked with --sha256 HEX when given`;
+const COMMANDS: Record<string, Command> = {
+  generate: {
+    usage: "--label NAME|INDEX [--label ...] | --grid  --out IMAGE.png [options]",
+    summary: "images from a DiC model (default: the embedded Fashion-MNIST model)",
+    description: "Generates images from a pixel-space model (default: the embedded Fashion-MNIST model). Several labels write " +
+      "IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class. A latent model (in_channels 4) needs --vae " +
+      "(the SD-VAE decoder, e.g. sd-vae-ft-ema).",
+    flags: {
+      model: { type: "string", value: "W.safetensors", help: "weights: a path or an http(s) URL (default: the embedded model)" },
+      label: { type: "string", multiple: true, value: "NAME|INDEX", help: "class of one image, by name or index" },
+      grid: { type: "boolean", help: "one labelled grid of every class instead of --label" },
+      "per-class": { type: "string", value: "N", help: "--grid: images per class, 1..64 (default 1)" },
+      out: { type: "string", value: "IMAGE.png", help: "where the PNG goes" },
+      scale: { type: "string", value: "K", help: "enlarge pixels K times, nearest neighbour, 1..32 (default 1, grid 3)" },
+      ...SAMPLING,
+      vae: { type: "string", value: "VAE.safetensors", help: "latent model: the SD-VAE decoder (path or http(s) URL)" },
+      "vae-memory": { type: "string", value: "MB", help: "decode in tiles above this activation memory" },
+      ...WEIGHTS, ...BACKEND, ...COMMON,
+    },
+    run: cmdGenerate,
+  },
+  forward: {
+    usage: "--model W.safetensors --inputs IN.safetensors --out OUT.safetensors [options]",
+    summary: "one network evaluation of saved inputs (the parity tool)",
+    description: "Runs the network once. IN holds x (f32, N x C x H x W), t and y (length N); OUT holds out " +
+      "(f32, N x out_channels x H x W).",
+    flags: {
+      model: { type: "string", value: "W.safetensors", help: "weights: a path or an http(s) URL" },
+      inputs: { type: "string", value: "IN.safetensors", help: "tensors x, t and y" },
+      out: { type: "string", value: "OUT.safetensors", help: "where tensor out goes" },
+      ...WEIGHTS, ...BACKEND, ...COMMON,
+    },
+    run: cmdForward,
+  },
+  sample: {
+    usage: "--model W.safetensors --label INDEX [--label ...] --out LATENT.safetensors [options]",
+    summary: "samples of any DiC model as a tensor (latents, no decoding)",
+    description: "Runs the sampler and writes the final samples as tensor x (N x C x H x W) with the settings in its metadata.",
+    flags: {
+      model: { type: "string", value: "W.safetensors", help: "weights: a path or an http(s) URL" },
+      label: { type: "string", multiple: true, value: "INDEX", help: "class index of one sample" },
+      out: { type: "string", value: "LATENT.safetensors", help: "where tensor x goes" },
+      ...SAMPLING,
+      "init-noise": { type: "string", value: "Z.safetensors", help: "initial noise (tensor x) instead of --seed" },
+      ...WEIGHTS, ...BACKEND, ...COMMON,
+    },
+    run: cmdSample,
+  },
+  decode: {
+    usage: "--vae VAE.safetensors --latents LATENT.safetensors --out IMAGE.png [options]",
+    summary: "latents written by dic sample to PNGs (SD-VAE, or a cheap preview)",
+    description: "Decodes latents (tensor x, N x 4 x h x w) with the SD-VAE decoder; several write IMAGE-1.png, ... " +
+      "--preview writes the cheap linear latent-to-RGB picture instead (h x w, approximate, no VAE needed).",
+    flags: {
+      vae: { type: "string", value: "VAE.safetensors", help: "the SD-VAE decoder (path or http(s) URL)" },
+      latents: { type: "string", value: "LATENT.safetensors", help: "tensor x from dic sample" },
+      out: { type: "string", value: "IMAGE.png", help: "where the PNG goes" },
+      "vae-memory": { type: "string", value: "MB", help: "decode in tiles above this activation memory" },
+      preview: { type: "boolean", help: "the linear preview instead of the VAE" },
+      ...BACKEND, ...COMMON,
+    },
+    run: cmdDecode,
+  },
+  backends: {
+    usage: "[--backend NAME] [--threads N]",
+    summary: "which backends can run here, and which one auto (or --backend) picks",
+    description: "Lists every backend, whether it can run here and why not, and which one auto (or --backend) picks.",
+    flags: { ...BACKEND, ...COMMON },
+    run: cmdBackends,
+  },
+  serve: {
+    usage: "--role host|edge --port P --secret-file F [options]",
+    summary: "latent streaming: a GPU host, or an edge serving /v1/generate",
+    description: "Latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves POST/GET " +
+      "/v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts.",
+    flags: { ...SERVE_FLAGS, ...COMMON },
+    run: (v, io) => runServe(v as ServeFlags, io),
+  },
+  doctor: {
+    usage: "[--json] [--no-parity]",
+    summary: "runtime facts, backends and why, and a parity check of each backend",
+    description: "Reports the runtime, WebAssembly SIMD / threads, the WebGPU adapter, every backend and why it can or cannot " +
+      "run, what auto picks, what the WebGPU probe printed (suppressed), and a conv3x3 parity check of each backend " +
+      "against js (exit status 1 when one fails).",
+    flags: {
+      json: { type: "boolean", help: "print the report as JSON" },
+      "no-parity": { type: "boolean", help: "skip the parity checks" },
+      ...COMMON,
+    },
+    run: cmdDoctor,
+  },
+};
 
-/** A user error: printed as one line, exit status 1. */
-class UsageError extends Error {}
+/** The overview printed by `dic --help`. */
+function globalHelp(): string {
+  const lines = [`dic ${VERSION}: run DiC diffusion models (Conv3x3 U-Nets) anywhere JavaScript runs`, "", "usage: dic <command> [options]", "", "commands:"];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.summary}`);
+  lines.push("", "dic <command> --help lists the options of one command.", "");
+  lines.push(...wrap(`backends: ${BACKEND_NAMES.join(", ")}; samplers: ${SAMPLER_NAMES.join(", ")}; guidance modes: ${CFG_MODES.join(", ")}.`, 80, 0));
+  lines.push("--version prints the version; --verbose adds stack traces; env DIC_DEBUG=1 shows what the WebGPU probe printed.");
+  return lines.map((l) => (l.length > 80 ? wrap(l, 80, 2, 0).join("\n") : l)).join("\n");
+}
 
 /** --backend as given, or, with --threads N, a backend created with that many threads. */
-async function backendArg(v: Record<string, unknown>): Promise<string | Backend | undefined> {
-  if (v.threads === undefined) return v.backend as string | undefined;
+async function backendArg(v: FlagValues): Promise<BackendName | Backend | undefined> {
+  if (v.threads === undefined) return v.backend as BackendName | undefined;
   const threads = num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
-  return (await createBackend(v.backend as string | undefined, { threads })).backend;
+  return (await createBackend(v.backend as BackendName | undefined, { threads })).backend;
+}
+
+/** Why a file operation failed, in words (the runtime's error codes). */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: "no such file or folder", EACCES: "permission denied", EPERM: "permission denied", EISDIR: "it is a folder",
+  ENOTDIR: "a part of the path is not a folder", EROFS: "read-only file system", ENOSPC: "no space left on the device",
+  EEXIST: "it already exists", ENAMETOOLONG: "the name is too long",
+};
+
+/** Runs `fn` on the file named by --flag; a file-system failure becomes "--flag: cannot read PATH: why". */
+async function onFile<T>(flag: string, path: string, verb: "read" | "write", fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && code in FILE_ERRORS) {
+      throw new UsageError(`--${flag}: cannot ${verb} ${path}: ${FILE_ERRORS[code]}`, `--${flag}`);
+    }
+    throw e;
+  }
+}
+
+/** Writes the output named by --flag. */
+function writeOut(flag: string, path: string, bytes: Uint8Array): Promise<void> {
+  return onFile(flag, path, "write", () => writeBytes(path, bytes));
+}
+
+/** Reads the safetensors file named by --flag. */
+function readTensors(flag: string, path: string): Promise<SafetensorsFile> {
+  return onFile(flag, path, "read", () => readSafetensorsFile(path));
 }
 
 function defaultIO(): CliIO {
@@ -111,15 +246,11 @@ function vectorOf(file: SafetensorsFile, name: string, source: string, n: number
   return v;
 }
 
-async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> {
+async function cmdForward(v: FlagValues, io: CliIO): Promise<void> {
   const inputs = need(v.inputs as string, "inputs");
   const out = need(v.out as string, "out");
-  const model = await loadModel(need(v.model as string, "model"), {
-    backend: await backendArg(v),
-    config: v.config ? parseConfigArg(v.config as string) : undefined,
-    download: downloadFlags(v, io),
-  });
-  const file = await readSafetensorsFile(inputs);
+  const model = await modelArg(v, io);
+  const file = await readTensors("inputs", inputs);
   const x = tensorOf(file, "x", inputs);
   const c = model.config;
   if (x.shape.length !== 4 || x.shape[1] !== c.in_channels || x.shape[2] !== c.input_size || x.shape[3] !== c.input_size) {
@@ -131,27 +262,23 @@ async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> 
   const t0 = performance.now();
   const res = await model.forward(x, t, y);
   const ms = performance.now() - t0;
-  await writeBytes(out, writeSafetensors({ out: { dtype: "F32", shape: res.shape, data: res.data } }, {
+  await writeOut("out", out, writeSafetensors({ out: { dtype: "F32", shape: res.shape, data: res.data } }, {
     backend: model.backend.name, config: JSON.stringify(c),
   }));
   io.err(`forward: ${model.backend.description}; [${res.shape.join(", ")}] in ${ms.toFixed(0)} ms -> ${out}`);
 }
 
-async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
+async function cmdSample(v: FlagValues, io: CliIO): Promise<void> {
   const out = need(v.out as string, "out");
   const labels = ((v.label as string[] | undefined) ?? []).map((l) => num(l, "label", 0, (n) => Number.isInteger(n) && n >= 0, "a class index"));
   if (labels.length === 0) throw new UsageError("missing --label (give one per sample)");
   const flags = samplingFlags(v);
   if (v.seed !== undefined && v["init-noise"] !== undefined) throw new UsageError("give --seed or --init-noise, not both");
-  const model = await loadModel(need(v.model as string, "model"), {
-    backend: await backendArg(v),
-    config: v.config ? parseConfigArg(v.config as string) : undefined,
-    download: downloadFlags(v, io),
-  });
+  const model = await modelArg(v, io);
   let initNoise: HostTensor | undefined;
   if (v["init-noise"] !== undefined) {
     const path = v["init-noise"] as string;
-    initNoise = tensorOf(await readSafetensorsFile(path), "x", path);
+    initNoise = tensorOf(await readTensors("init-noise", path), "x", path);
     const c = model.config;
     const want = [labels.length, c.in_channels, c.input_size, c.input_size];
     if (initNoise.shape.join() !== want.join()) {
@@ -162,33 +289,31 @@ async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
   const r = await generate({
     model, labels, steps: 50, sampler: "ddim", ...defined(flags), initNoise, onProgress: progressBar(io, quiet),
   });
-  await writeBytes(out, writeSafetensors({ x: { dtype: "F32", shape: r.latents.shape, data: r.latents.data } }, {
+  await writeOut("out", out, writeSafetensors({ x: { dtype: "F32", shape: r.latents.shape, data: r.latents.data } }, {
     seed: String(r.seed), sampler: r.sampler, steps: String(r.steps), cfg_scale: String(r.cfgScale), cfg_mode: r.cfgMode,
     labels: JSON.stringify(r.labels), backend: model.backend.name,
   }));
   if (!quiet) io.err(`sample: ${r.sampler} ${r.steps} steps, ${labels.length} sample(s), seed ${r.seed}, ${(r.timings.totalMs / 1000).toFixed(1)} s on ${model.backend.description} -> ${out}`);
 }
 
-/** Options shared by sample and generate: sampler, steps, eta, guidance and seed. */
-function samplingFlags(v: Record<string, unknown>) {
-  const sampler = v.sampler as string | undefined;
-  if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
-    throw new UsageError(`--sampler: unknown "${sampler}" (valid: ${SAMPLER_NAMES.join(", ")})`);
-  }
-  const cfgMode = v["cfg-mode"] as string | undefined;
-  if (cfgMode !== undefined && !(CFG_MODES as readonly string[]).includes(cfgMode)) {
-    throw new UsageError(`--cfg-mode: unknown "${cfgMode}" (valid: ${CFG_MODES.join(", ")})`);
-  }
-  const opt = (flag: string, check: (n: number) => boolean, what: string) =>
-    v[flag] === undefined ? undefined : num(v[flag] as string, flag, 0, check, what);
-  return {
-    sampler: sampler as SamplerName | undefined,
-    cfgMode: cfgMode as CfgMode | undefined,
-    steps: opt("steps", (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000"),
-    eta: opt("eta", (n) => n >= 0 && n <= 1, "a number in [0, 1]"),
-    cfgScale: opt("cfg", (n) => n >= 0, "a number >= 0"),
-    seed: opt("seed", (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer"),
-  };
+/** Options shared by sample and generate (sampler, steps, eta, guidance, seed), checked by src/settings.ts. */
+function samplingFlags(v: FlagValues) {
+  const { steps, sampler, eta, cfgScale, cfgMode, seed } = validateSettings(
+    { steps: v.steps, sampler: v.sampler, eta: v.eta, cfgScale: v.cfg, cfgMode: v["cfg-mode"], seed: v.seed },
+    { text: true, names: { steps: "--steps", sampler: "--sampler", eta: "--eta", cfgScale: "--cfg", cfgMode: "--cfg-mode", seed: "--seed" } },
+  );
+  return { steps, sampler, eta, cfgScale, cfgMode, seed };
+}
+
+/** --model (required unless `optional`) loaded with --config, --backend, --threads and the download flags. */
+async function modelArg(v: FlagValues, io: CliIO, optional = false): Promise<DiCModel> {
+  if (optional && v.model === undefined) return loadDefaultModel((await backendArg(v)) ?? "auto");
+  const path = need(v.model as string, "model");
+  return onFile("model", path, "read", async () => loadModel(path, {
+    backend: await backendArg(v),
+    config: v.config ? parseConfigArg(v.config as string) : undefined,
+    download: downloadFlags(v, io),
+  }));
 }
 
 /** The entries of `o` that are not undefined (so spreading them keeps earlier defaults). */
@@ -207,7 +332,7 @@ function progressBar(io: CliIO, quiet: boolean) {
   };
 }
 
-async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void> {
+async function cmdGenerate(v: FlagValues, io: CliIO): Promise<void> {
   const out = need(v.out as string, "out");
   if (!/\.png$/i.test(out)) throw new UsageError(`--out: "${out}" must end in .png`);
   const grid = Boolean(v.grid);
@@ -216,29 +341,28 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   if (!grid && asked.length === 0) throw new UsageError("missing --label (a class name or index; or --grid for every class)");
   const perClass = num(v["per-class"] as string, "per-class", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer in 1..64");
   const scale = num(v.scale as string, "scale", grid ? 3 : 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32");
-  const model: DiCModel = v.model
-    ? await loadModel(v.model as string, { backend: await backendArg(v), config: v.config ? parseConfigArg(v.config as string) : undefined, download: downloadFlags(v, io) })
-    : await loadDefaultModel((await backendArg(v)) ?? "auto");
+  const flags = samplingFlags(v);
+  const model = await modelArg(v, io, true);
   const vaePath = v.vae as string | undefined;
   if (model.pixelRange === null && vaePath === undefined) {
     throw new UsageError(`${model.source}: a latent model (no __metadata__.pixel_range); give --vae VAE.safetensors (SD-VAE decoder) or use dic sample`);
   }
   if (model.pixelRange !== null && vaePath !== undefined) throw new UsageError(`--vae: ${model.source} is a pixel-space model, it takes no VAE`);
   const vaeMemoryMb = num(v["vae-memory"] as string, "vae-memory", 0, (x) => x > 0, "a number of megabytes > 0");
-  const vae = vaePath === undefined ? undefined : await loadVAE(vaePath, { backend: model.backend });
+  const vae = vaePath === undefined ? undefined : await onFile("vae", vaePath, "read", () => loadVAE(vaePath, { backend: model.backend }));
   const n = model.config.num_classes;
   const labels: (string | number)[] = grid
     ? Array.from({ length: perClass * n }, (_, i) => i % n)
     : asked;
   const quiet = Boolean(v.quiet);
   const r = await generate({
-    model, labels, ...samplingFlags(v), onProgress: progressBar(io, quiet), vae, vaeMemoryBudget: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined,
+    model, labels, ...flags, onProgress: progressBar(io, quiet), vae, vaeMemoryBudget: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined,
   });
   const written: string[] = [];
   if (grid) {
     const names = model.classNames ?? [];
     const img = makeGrid(r.images, { columns: n, labels: r.images.map((im) => names[im.label] ?? String(im.label)), scale, padding: 2 });
-    await writeBytes(out, await encodePNG(img, { text: { software: "dic-sdk", sampler: r.sampler, steps: String(r.steps), seed: String(r.seed) } }));
+    await writeOut("out", out, await encodePNG(img, { text: { software: "dic-sdk", sampler: r.sampler, steps: String(r.steps), seed: String(r.seed) } }));
     written.push(out);
   } else {
     for (const [i, img] of r.images.entries()) {
@@ -247,7 +371,7 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
       const png = scale === 1 ? await img.toPNG() : await encodePNG(makeGrid([img], { columns: 1, scale, padding: 0 }), {
         text: { software: "dic-sdk", label: img.labelName ?? String(img.label), sampler: r.sampler, steps: String(r.steps), seed: String(r.seed) },
       });
-      await writeBytes(path, png);
+      await writeOut("out", path, png);
       written.push(path);
     }
   }
@@ -257,11 +381,11 @@ async function cmdGenerate(v: Record<string, unknown>, io: CliIO): Promise<void>
   }
 }
 
-async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
+async function cmdDecode(v: FlagValues, io: CliIO): Promise<void> {
   const out = need(v.out as string, "out");
   if (!/\.png$/i.test(out)) throw new UsageError(`--out: "${out}" must end in .png`);
   const path = need(v.latents as string, "latents");
-  const latents = tensorOf(await readSafetensorsFile(path), "x", path);
+  const latents = tensorOf(await readTensors("latents", path), "x", path);
   const vaeMemoryMb = num(v["vae-memory"] as string, "vae-memory", 0, (x) => x > 0, "a number of megabytes > 0");
   const t0 = performance.now();
   let images;
@@ -269,7 +393,9 @@ async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
     if (latents.shape.length !== 4 || latents.shape[1] !== 4) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, 4, h, w]`);
     images = previewLatents(latents);
   } else {
-    const vae = await loadVAE(need(v.vae as string, "vae"), { backend: v.backend as string | undefined });
+    const vaePath = need(v.vae as string, "vae");
+    const backend = await backendArg(v);
+    const vae = await onFile("vae", vaePath, "read", () => loadVAE(vaePath, { backend }));
     const c = vae.config.latent_channels;
     if (latents.shape.length !== 4 || latents.shape[1] !== c) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, ${c}, h, w]`);
     images = await vae.decodeToRGBA(latents, { memoryBudgetBytes: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined });
@@ -277,22 +403,22 @@ async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
   const written: string[] = [];
   for (const [i, img] of images.entries()) {
     const file = images.length === 1 ? out : out.replace(/(\.png)$/i, `-${i + 1}$1`);
-    await writeBytes(file, await encodePNG(img, { text: { software: "dic-sdk", source: path.split("/").pop() ?? "", decode: v.preview ? "linear preview" : "SD-VAE" } }));
+    await writeOut("out", file, await encodePNG(img, { text: { software: "dic-sdk", source: path.split("/").pop() ?? "", decode: v.preview ? "linear preview" : "SD-VAE" } }));
     written.push(file);
   }
   if (!v.quiet) io.err(`decode: ${images.length} image(s) ${images[0].width}x${images[0].height} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${written.join(", ")}`);
 }
 
-async function cmdBackends(v: Record<string, unknown>, io: CliIO): Promise<void> {
+async function cmdBackends(v: FlagValues, io: CliIO): Promise<void> {
   for (const b of await listBackends()) io.out(`${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
   const picked = await backendArg({ ...v, backend: v.backend ?? "auto" });
-  const auto = typeof picked === "object" ? { reason: `${picked.name} (--threads)`, backend: picked } : await createBackend(picked);
+  const auto = typeof picked === "object" ? { reason: `${picked.name} (--threads)`, backend: picked } : await createBackend(picked ?? "auto");
   io.out(`${String(v.backend ?? "auto").padEnd(8)} -> ${auto.reason}: ${auto.backend.description}`);
   (auto.backend as { close?: () => void }).close?.();
 }
 
 /** --sha256 / --no-cache and a download progress line, for --model given as an http(s) URL. */
-function downloadFlags(v: Record<string, unknown>, io: CliIO): DownloadOptions {
+function downloadFlags(v: FlagValues, io: CliIO): DownloadOptions {
   const quiet = Boolean(v.quiet);
   return {
     sha256: v.sha256 as string | undefined,
@@ -305,7 +431,7 @@ function downloadFlags(v: Record<string, unknown>, io: CliIO): DownloadOptions {
   };
 }
 
-async function cmdDoctor(v: Record<string, unknown>, io: CliIO): Promise<number> {
+async function cmdDoctor(v: FlagValues, io: CliIO): Promise<number> {
   const report = await doctor({ parity: !v["no-parity"] });
   if (v.json) io.out(JSON.stringify(report, null, 2));
   else for (const line of formatDoctorReport(report)) io.out(line);
@@ -321,38 +447,38 @@ async function cmdDoctor(v: Record<string, unknown>, io: CliIO): Promise<number>
 export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<number> {
   const verbose = args.includes("--verbose");
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        model: { type: "string" }, config: { type: "string" }, inputs: { type: "string" }, out: { type: "string" },
-        backend: { type: "string" }, label: { type: "string", multiple: true }, steps: { type: "string" },
-        sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
-        seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
-        quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
-        "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
-        role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
-        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
-        json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
-        latents: { type: "string" }, preview: { type: "boolean" },
-      },
-    });
-    const cmd = positionals[0];
-    if (values.help || cmd === undefined || cmd === "help") {
-      io.out(USAGE);
-      return cmd === undefined && !values.help ? 1 : 0;
+    const at = args.findIndex((a) => !a.startsWith("-"));
+    const name = at < 0 ? undefined : args[at];
+    if (name === undefined || name === "help") {
+      if (args.includes("--version")) {
+        io.out(`dic-sdk ${VERSION}`);
+        return 0;
+      }
+      const topic = name === "help" ? args[at + 1] : undefined;
+      if (topic !== undefined && COMMANDS[topic]) {
+        io.out(commandHelp(topic));
+        return 0;
+      }
+      const asked = name === "help" || args.includes("--help") || args.includes("-h");
+      const stray = args.find((a) => a !== "--help" && a !== "-h" && a !== "--verbose" && a !== "help" && a !== topic);
+      if (stray !== undefined) throw new UsageError(`${stray} needs a command first (dic <command> ${stray}); see dic --help`);
+      if (asked) io.out(globalHelp());
+      else io.err(globalHelp());
+      return asked ? 0 : 1;
     }
-    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-    if (cmd === "forward") await cmdForward(values, io);
-    else if (cmd === "sample") await cmdSample(values, io);
-    else if (cmd === "generate") await cmdGenerate(values, io);
-    else if (cmd === "decode") await cmdDecode(values, io);
-    else if (cmd === "backends") await cmdBackends(values, io);
-    else if (cmd === "serve") await runServe(values, io);
-    else if (cmd === "doctor") return await cmdDoctor(values, io);
-    else throw new UsageError(`unknown command "${cmd}" (commands: generate, forward, sample, decode, backends, serve, doctor; see --help)`);
-    return 0;
+    const cmd = COMMANDS[name];
+    if (!cmd) {
+      const hint = didYouMean(name, Object.keys(COMMANDS));
+      throw new UsageError(`unknown command "${name}"${hint ? ` (did you mean "${hint}"?)` : ""}; commands: ${Object.keys(COMMANDS).join(", ")} (see dic --help)`);
+    }
+    const rest = [...args.slice(0, at), ...args.slice(at + 1)];
+    if (rest.includes("--help") || rest.includes("-h")) {
+      io.out(commandHelp(name));
+      return 0;
+    }
+    const { values, positionals } = parseFlags(name, rest, cmd.flags, otherFlags(name));
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}" (see dic ${name} --help)`);
+    return (await cmd.run(values, io)) ?? 0;
   } catch (e) {
     const err = e as Error;
     const msg = (err.message || String(e)).split("\n")[0];
@@ -360,4 +486,25 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
     if (verbose && err.stack) io.err(err.stack);
     return 1;
   }
+}
+
+/** The help of one command, generated from its flag table. */
+function commandHelp(name: string): string {
+  const c = COMMANDS[name];
+  return formatHelp(name, c.usage, c.description, c.flags);
+}
+
+/** Every flag of the commands other than `name`, with the commands that take it. */
+function otherFlags(name: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const [other, c] of Object.entries(COMMANDS)) {
+    if (other === name) continue;
+    for (const f of Object.keys(c.flags)) m.set(f, [...(m.get(f) ?? []), other]);
+  }
+  return m;
+}
+
+/** The option tables, for tests and tools: each command's flags by name. */
+export function commandFlags(): Record<string, Readonly<Record<string, Flag>>> {
+  return Object.fromEntries(Object.entries(COMMANDS).map(([k, c]) => [k, c.flags]));
 }

@@ -2,6 +2,7 @@
 // shipped in models/ (see models/README.md). Nothing is downloaded: the file travels with the package
 // (browsers fetch it from where the page serves the package).
 import type { Backend } from "../src/backend/contract.ts";
+import type { BackendName } from "../src/backend/registry.ts";
 import { DiCModel, loadModel } from "./model.ts";
 import { HAS_FILE_SYSTEM, isFile } from "../src/fs.ts";
 
@@ -42,7 +43,7 @@ const cache = new Map<string, Promise<DiCModel>>();
  * const model = await loadDefaultModel();
  * console.log(model.classNames); // ["T-shirt/top", "Trouser", ...]
  */
-export function loadDefaultModel(backend: string | Backend = "auto"): Promise<DiCModel> {
+export function loadDefaultModel(backend: BackendName | Backend = "auto"): Promise<DiCModel> {
   const key = typeof backend === "string" ? backend : `instance:${backend.name}`;
   // NOTE: not cached by downloadWeights: in browsers the page's HTTP cache already keeps the served file,
   // and a URL-keyed copy would outlive an update of the package.

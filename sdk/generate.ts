@@ -1,10 +1,13 @@
 // generate(): the sampling loop of src/pipeline.ts driven from a loaded model, with labels by
 // index, seeds, guidance, progress and cancellation.
-import { createBackend } from "../src/backend/registry.ts";
+import type { Backend } from "../src/backend/contract.ts";
+import { type BackendName, createBackend } from "../src/backend/registry.ts";
+import { DicError } from "../src/errors.ts";
 import { runSampler, type ProgressInfo } from "../src/pipeline.ts";
 import type { CfgMode } from "../src/samplers/guidance.ts";
 import type { SamplerName } from "../src/samplers/index.ts";
 import { encodePNG, type RgbaImage, toRGBA } from "../src/image.ts";
+import { checkKnownKeys, type LabelInput, validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import { DiCModel, loadModel, type ModelSource } from "./model.ts";
@@ -14,10 +17,14 @@ import { loadVAE, VAEModel } from "./vae.ts";
 export interface GenerateOptions {
   /** A loaded model, or where to load one from (path, URL, bytes, Response). Default: the embedded model. */
   model?: DiCModel | ModelSource;
-  /** Class per image, by index or name ("sneaker"); one image per entry. */
-  labels?: (number | string)[] | number | string;
-  /** Shorthand for a single class: `label: "sneaker"`. */
-  label?: number | string;
+  /**
+   * Class per image, by index or name ("sneaker"); one image per entry. `null` asks for the null class
+   * (an unconditional sample; the model needs one: class_dropout_prob > 0). A class-conditional model
+   * given no label is an error (code "missing_label"), never a silent class 0.
+   */
+  labels?: LabelInput[] | LabelInput;
+  /** Shorthand for a single class: `label: "sneaker"` (or `null`: one unconditional sample). */
+  label?: LabelInput;
   /** Sampling steps, respaced from the 1000 training steps. Default: the model's `sampling_defaults`, else 50. */
   steps?: number;
   /** "ddim", "ddpm" or "dpmpp2m". Default: the model's `sampling_defaults`, else "ddim". */
@@ -39,8 +46,12 @@ export interface GenerateOptions {
   vae?: VAEModel | ModelSource;
   /** Activation memory the VAE decode may use, in bytes; above it the decode runs in tiles. Default: no limit. */
   vaeMemoryBudget?: number;
-  /** Backend when `model` is a source: "auto" (default) or "js". */
-  backend?: string;
+  /**
+   * The backend that runs the model: "auto" (default), "webgpu", "wasm", "js", or a Backend from
+   * createBackend() (threads, f16). With a loaded `model` it must name the model's own backend (else a
+   * DicError "backend_mismatch": load the model on the backend you want).
+   */
+  backend?: BackendName | Backend;
   /**
    * When the model's GPU device is lost mid-run (webgpu), continue the remaining steps on the wasm
    * backend from the step in flight, nothing lost. Default: on when the backend was picked automatically.
@@ -54,9 +65,11 @@ export interface GenerateOptions {
 
 /** One generated picture: RGBA pixels (ImageData-compatible) and a PNG encoder. */
 export interface GeneratedImage extends RgbaImage {
-  /** Class index and, when the model names its classes, the class name. */
+  /** Class index (num_classes for the null class of an unconditional sample) and, when the model names its classes, the class name. */
   label: number;
   labelName: string | null;
+  /** True for a sample of the null class (asked for with `label: null`). */
+  unconditional: boolean;
   /** Encodes the image as PNG (generation settings in tEXt chunks). */
   toPNG(): Promise<Uint8Array<ArrayBuffer>>;
 }
@@ -98,40 +111,64 @@ export interface GenerateResult {
  * // A latent model: the SD-VAE decoder turns its 4x32x32 latents into 256x256 pictures.
  * const { images: pics } = await generate({ model: "dic-s.safetensors", vae: "sd-vae-ft-ema.safetensors", label: 207, seed: 1 });
  */
+/** The keys generate() knows; any other is refused (code "unknown_option"). */
+export const GENERATE_OPTION_KEYS = [
+  "model", "labels", "label", "steps", "sampler", "eta", "cfgScale", "cfgMode", "seed", "initNoise", "vae",
+  "vaeMemoryBudget", "backend", "fallbackOnDeviceLoss", "onProgress", "signal",
+] as const satisfies readonly (keyof GenerateOptions)[];
+
+/** Checks the options that are not generation settings (types only; the settings validator does the rest). */
+function checkOtherOptions(o: GenerateOptions): void {
+  const bad = (field: string, what: string) => {
+    throw new DicError("bad_type", `generate: ${field}: expected ${what}`, { field });
+  };
+  if (o.onProgress !== undefined && typeof o.onProgress !== "function") bad("onProgress", "a function");
+  if (o.signal !== undefined && (typeof o.signal !== "object" || o.signal === null || typeof o.signal.aborted !== "boolean")) bad("signal", "an AbortSignal");
+  if (o.fallbackOnDeviceLoss !== undefined && typeof o.fallbackOnDeviceLoss !== "boolean") bad("fallbackOnDeviceLoss", "a boolean");
+  if (o.vaeMemoryBudget !== undefined && !(typeof o.vaeMemoryBudget === "number" && o.vaeMemoryBudget > 0)) bad("vaeMemoryBudget", "a number of bytes > 0");
+  if (o.initNoise !== undefined && !(typeof o.initNoise === "object" && o.initNoise !== null && Array.isArray(o.initNoise.shape) && o.initNoise.data instanceof Float32Array)) {
+    bad("initNoise", "a tensor { shape, data: Float32Array }");
+  }
+  if (o.backend !== undefined && typeof o.backend !== "string" && (typeof o.backend !== "object" || o.backend === null)) bad("backend", "a backend name or a Backend");
+  if (o.seed !== undefined && o.initNoise !== undefined) {
+    throw new DicError("conflicting_options", "generate: give seed or initNoise, not both", { field: "initNoise" });
+  }
+}
+
 export async function generate(options: GenerateOptions = {}): Promise<GenerateResult> {
-  const model = options.model instanceof DiCModel
-    ? options.model
-    : options.model === undefined
-    ? await loadDefaultModel(options.backend ?? "auto")
-    : await loadModel(options.model, { backend: options.backend });
+  if (typeof options !== "object" || options === null) throw new DicError("bad_type", "generate: options must be an object", { field: "options" });
+  checkKnownKeys(options, GENERATE_OPTION_KEYS, "generate");
+  const settings = validateSettings(options as Record<string, unknown>, { where: "generate" });
+  checkOtherOptions(options);
+  let model: DiCModel;
+  if (options.model instanceof DiCModel) {
+    model = options.model;
+    const b = options.backend;
+    if (b !== undefined && b !== "auto" && (typeof b === "object" ? b !== model.backend : b !== model.backend.name)) {
+      const asked = typeof b === "object" ? `a ${b.name} Backend instance` : `"${b}"`;
+      throw new DicError("backend_mismatch", `generate: backend ${asked} was given, but the model runs on ${model.backend.name}; ` +
+        `load it there (loadModel(source, { backend })) or leave backend out`, { field: "backend" });
+    }
+  } else {
+    model = options.model === undefined ? await loadDefaultModel(options.backend ?? "auto") : await loadModel(options.model, { backend: options.backend });
+  }
   const cfg = model.config;
   let vae: VAEModel | null = null;
   if (options.vae !== undefined) {
-    if (model.pixelRange !== null) throw new Error(`generate: ${model.source} is a pixel-space model (__metadata__.pixel_range); it takes no vae`);
+    if (model.pixelRange !== null) throw new DicError("conflicting_options", `generate: ${model.source} is a pixel-space model (__metadata__.pixel_range); it takes no vae`, { field: "vae" });
     vae = options.vae instanceof VAEModel ? options.vae : await loadVAE(options.vae, { backend: model.backend });
     if (vae.config.latent_channels !== cfg.in_channels) {
       throw new Error(`generate: the VAE ${vae.source} decodes ${vae.config.latent_channels}-channel latents, but the model makes ${cfg.in_channels} channels`);
     }
   }
-  if (options.label !== undefined && options.labels !== undefined) throw new Error("generate: give label or labels, not both");
-  const given = options.labels ?? options.label ?? 0;
-  const asked = Array.isArray(given) ? given : [given];
-  if (asked.length === 0) throw new Error("generate: labels is empty");
-  const labels = asked.map((l) => {
-    try {
-      return model.resolveLabel(l);
-    } catch (e) {
-      throw new Error(`generate: ${(e as Error).message}`);
-    }
-  });
+  const labels = resolveLabels(model, settings.labels, options.labels !== undefined ? "labels" : "label");
   const d = model.samplingDefaults;
-  const cfgScale = options.cfgScale ?? d.cfgScale ?? 1;
-  if (!(Number.isFinite(cfgScale) && cfgScale >= 0)) throw new Error(`generate: cfgScale must be a number >= 0, got ${cfgScale}`);
+  const cfgScale = settings.cfgScale ?? d.cfgScale ?? 1;
   if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) {
-    throw new Error("generate: this model has no null class (class_dropout_prob 0), so guidance (cfgScale != 1) is impossible");
+    throw new DicError("no_null_class", "generate: cfgScale: this model has no null class (class_dropout_prob 0), so guidance (cfgScale != 1) is impossible", { field: "cfgScale" });
   }
-  const cfgMode: CfgMode = options.cfgMode ?? d.cfgMode ?? "standard";
-  const steps = options.steps ?? d.steps ?? 50;
+  const cfgMode: CfgMode = settings.cfgMode ?? d.cfgMode ?? "standard";
+  const steps = settings.steps ?? d.steps ?? 50;
   // A lost GPU device fails the forward of the step in flight; the sampler has not moved yet, so the
   // same forward reruns on wasm and the run goes on from there.
   const fallback = options.fallbackOnDeviceLoss ?? model.backendReason.includes("auto");
@@ -156,11 +193,11 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
     labels,
     shape: [cfg.in_channels, cfg.input_size, cfg.input_size],
     steps,
-    sampler: options.sampler ?? d.sampler ?? "ddim",
-    eta: options.eta ?? 0,
+    sampler: settings.sampler ?? d.sampler ?? "ddim",
+    eta: settings.eta ?? 0,
     cfgScale,
     cfgMode,
-    seed: options.seed,
+    seed: settings.seed,
     initNoise: options.initNoise,
     onProgress: async (info) => {
       step = info.step + 1;
@@ -181,8 +218,9 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
   const images: GeneratedImage[] = pixels === null ? [] : toRGBA(pixels, range ?? [-1, 1]).map((img, i) => ({
     ...img,
     label: labels[i],
-    labelName: names ? names[labels[i]] : null,
-    toPNG: () => encodePNG(img, { text: { ...text, label: names ? names[labels[i]] : String(labels[i]), software: "dic-sdk" } }),
+    labelName: names?.[labels[i]] ?? null,
+    unconditional: labels[i] === cfg.num_classes,
+    toPNG: () => encodePNG(img, { text: { ...text, label: labels[i] === cfg.num_classes ? "unconditional" : names?.[labels[i]] ?? String(labels[i]), software: "dic-sdk" } }),
   }));
   return {
     latents: r.x,
@@ -197,4 +235,33 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
     timings: decodeMs === undefined ? r.timings : { ...r.timings, decodeMs, totalMs: r.timings.totalMs + decodeMs },
     deviceLost,
   };
+}
+
+/**
+ * The class indices of `asked` (null: the null class, num_classes). None asked: class 0 of a one-class
+ * model, else a DicError "missing_label".
+ */
+function resolveLabels(model: DiCModel, asked: LabelInput[] | undefined, field: string): number[] {
+  const n = model.config.num_classes;
+  if (asked === undefined) {
+    if (n === 1) return [0];
+    const names = model.classNames;
+    const example = names ? `"${names[0]}"` : "0";
+    throw new DicError("missing_label", `generate: label: missing; give label (a class index or name, e.g. label: ${example}) or labels, ` +
+      "or label: null for an unconditional sample", { field: "label" });
+  }
+  return asked.map((l, i) => {
+    const where = asked.length > 1 || field === "labels" ? `${field}[${i}]` : field;
+    if (l === null) {
+      if (model.config.class_dropout_prob <= 0) {
+        throw new DicError("no_null_class", `generate: ${where}: null asks for an unconditional sample, but this model has no null class (class_dropout_prob 0)`, { field: where });
+      }
+      return n;
+    }
+    try {
+      return model.resolveLabel(l);
+    } catch (e) {
+      throw new DicError(typeof l === "number" ? "out_of_range" : "bad_value", `generate: ${(e as Error).message}`, { field: where });
+    }
+  });
 }

@@ -1,11 +1,16 @@
 // dic-sdk public surface: load DiC weights, run the network, generate samples.
 export { DiCModel, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
-export { generate, type GeneratedImage, type GenerateOptions, type GenerateResult } from "./generate.ts";
+export { generate, GENERATE_OPTION_KEYS, type GeneratedImage, type GenerateOptions, type GenerateResult } from "./generate.ts";
 export { DEFAULT_MODEL_FILE, defaultModelUrl, loadDefaultModel } from "./default-model.ts";
 export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
 export { SAMPLER_NAMES } from "../src/samplers/index.ts";
 export { CFG_MODES } from "../src/samplers/guidance.ts";
-export { listBackends } from "../src/backend/registry.ts";
+export { BACKEND_NAMES, type BackendChoice, type BackendName, type BackendOptions, createBackend, listBackends } from "../src/backend/registry.ts";
+export { createWasmBackend, type WasmOptions } from "../src/backend/wasm/index.ts";
+export { createWebGpuBackend, type WebGpuOptions } from "../src/backend/webgpu/index.ts";
+export { DicError, type SettingsErrorCode } from "../src/errors.ts";
+export { CFG_SCALE_MAX, type GenerationSettings, type LabelInput, STEPS_MAX, validateSettings } from "../src/settings.ts";
+export { VERSION } from "../src/version.ts";
 export type { Backend, Tensor } from "../src/backend/contract.ts";
 export { type DiCConfig, type DiCConfigInput, PRESET_NAMES, PRESETS, resolveConfig } from "../src/model/config.ts";
 export { paramCount, forwardMacs } from "../src/model/params.ts";

@@ -1,10 +1,11 @@
 // loadModel(): weights from a path, URL, bytes or Response, bound to a backend, with forward().
 import type { Backend } from "../src/backend/contract.ts";
-import { createBackend } from "../src/backend/registry.ts";
+import { type BackendName, type BackendOptions, createBackend } from "../src/backend/registry.ts";
 import { type DiCConfig, type DiCConfigInput, parseConfigArg } from "../src/model/config.ts";
 import type { DiCGraph } from "../src/model/dic.ts";
 import { bindDiC, checkDiCTensors, configForFile } from "../src/model/load.ts";
 import { type DownloadOptions, downloadWeights } from "../src/download.ts";
+import { DicError } from "../src/errors.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
 import { type HostTensor, hostTensor, shapeStr } from "../src/tensor.ts";
@@ -16,8 +17,12 @@ export type ModelSource = string | URL | Uint8Array | ArrayBuffer | Response;
 
 /** Options of `loadModel`. */
 export interface LoadModelOptions {
-  /** "auto" (default), "js", or a Backend instance. */
-  backend?: string | Backend;
+  /** "auto" (default), "webgpu", "wasm", "js" (see BACKEND_NAMES), or a Backend instance (e.g. from createBackend). */
+  backend?: BackendName | Backend;
+  /** wasm: threads that share each convolution, the caller included (default: env DIC_THREADS, else min(cores, 4)). */
+  threads?: number;
+  /** webgpu: store tensors in f16 where the adapter has "shader-f16" (default false). */
+  f16?: boolean;
   /** Overrides the configuration stored in the file: a preset name ("DiC-S") or official fields. */
   config?: string | DiCConfigInput;
   /** For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). */
@@ -163,9 +168,14 @@ export async function readWeightsSource(
 }
 
 /** The backend option of the loaders: a Backend instance as given, else one created by the registry. */
-export async function resolveBackend(option: string | Backend | undefined): Promise<{ backend: Backend; reason: string }> {
-  if (typeof option === "object") return { backend: option, reason: `${option.name} (instance given)` };
-  return createBackend(option);
+export async function resolveBackend(option: BackendName | Backend | undefined, options: BackendOptions = {}): Promise<{ backend: Backend; reason: string }> {
+  if (typeof option === "object") {
+    if (options.threads !== undefined || options.f16 !== undefined) {
+      throw new DicError("conflicting_options", "threads and f16 configure a backend that is created; a Backend instance was given (create it with those options instead)", { field: "backend" });
+    }
+    return { backend: option, reason: `${option.name} (instance given)` };
+  }
+  return createBackend(option, options);
 }
 
 /**
@@ -183,7 +193,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   // The header is checked against the configuration before the data is read.
   const { file, name } = await readWeightsSource(source, (header, path) => checkDiCTensors(header, configForFile(header, overrides), path), options.download);
   const config = configForFile(file, overrides);
-  const { backend, reason } = await resolveBackend(options.backend);
+  const { backend, reason } = await resolveBackend(options.backend, { threads: options.threads, f16: options.f16 });
   const model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
   if (backend.name === "webgpu") model.rebind = (b, why) => new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
   return model;

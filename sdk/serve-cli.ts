@@ -1,5 +1,7 @@
 // `dic serve --role host|edge`: the protocol's handlers behind the runtime's own HTTP server
 // (Deno.serve, Bun.serve, or node:http through toNodeListener).
+import { BACKEND_NAMES, type BackendName } from "../src/backend/registry.ts";
+import type { FlagTable } from "./cli-args.ts";
 import { env } from "../src/env.ts";
 import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
@@ -19,13 +21,26 @@ export interface ServeFlags {
   listen?: string;
   upstream?: string[];
   "secret-file"?: string;
-  backend?: string;
+  backend?: BackendName;
   model?: string;
   /** Host of a latent model: the SD-VAE decoder of the `vae` cut, and its memory budget in MB. */
   vae?: string;
   "vae-memory"?: string;
   quiet?: boolean;
 }
+
+/** The flags of `dic serve` (the CLI parses them with this table and prints its help from it). */
+export const SERVE_FLAGS: FlagTable = {
+  role: { type: "string", value: "ROLE", choices: ["host", "edge"], help: "host: finishes work at a cut point; edge: serves /v1/generate and calls the hosts" },
+  port: { type: "string", value: "P", help: "port to listen on (0: any free port)" },
+  listen: { type: "string", value: "ADDR", help: "address to listen on (default 127.0.0.1)" },
+  "secret-file": { type: "string", value: "FILE", help: "file holding the shared secret (at least 16 bytes)" },
+  upstream: { type: "string", multiple: true, value: "URL", help: "edge: a host (or a load balancer in front of hosts)" },
+  model: { type: "string", value: "W.safetensors", help: "weights (default: the embedded model); both sides load the same" },
+  backend: { type: "string", value: "NAME", choices: BACKEND_NAMES, help: "backend that runs the model (default auto)" },
+  vae: { type: "string", value: "VAE.safetensors", help: "host of a latent model: the SD-VAE decoder of the vae cut" },
+  "vae-memory": { type: "string", value: "MB", help: "host: decode in tiles above this activation memory" },
+};
 
 /** A `dic serve` usage error (one line, status 1). */
 export class ServeUsageError extends Error {}

@@ -1,11 +1,13 @@
 // Web-standard servers of the latent streaming protocol (docs/protocol.md): a host handler that
 // finishes work at a cut point, and an edge handler with the public generation API. Both are
 // `(Request) => Promise<Response>`, for Deno.serve, Bun.serve, edge workers and (via toNodeListener) node:http.
+import type { Backend } from "../src/backend/contract.ts";
+import type { BackendName } from "../src/backend/registry.ts";
 import { encodePNG, makeGrid, toRGBA } from "../src/image.ts";
 import { fetchBytes, readBytes, responseBytes } from "../src/io.ts";
 import { randomSeed } from "../src/rng.ts";
-import { CFG_MODES } from "../src/samplers/guidance.ts";
-import { SAMPLER_NAMES } from "../src/samplers/index.ts";
+import { DicError } from "../src/errors.ts";
+import { validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { importSecret, sha256 } from "../src/protocol/auth.ts";
 import { runEdgeGeneration } from "../src/protocol/edge.ts";
@@ -36,7 +38,7 @@ export interface ServingModel {
  * @example
  * const served = await loadServingModel("dic-s.safetensors", "wasm");
  */
-export async function loadServingModel(source?: ModelSource, backend = "auto"): Promise<ServingModel> {
+export async function loadServingModel(source?: ModelSource, backend: BackendName | Backend = "auto"): Promise<ServingModel> {
   let bytes: Uint8Array;
   if (source === undefined) {
     const url = await defaultModelUrl(); // file: on servers, http(s): in workers and browsers
@@ -62,7 +64,7 @@ function served(s: ServingModel): ServedModel {
 export interface HostOptions {
   /** The model and its weights hash (default: the embedded model on `backend`). */
   model?: ServingModel;
-  backend?: string;
+  backend?: BackendName | Backend;
   /** Shared secret (at least 16 bytes) for HMAC-SHA256 request authentication. */
   secret: string | Uint8Array;
   maxFrameBytes?: number;
@@ -119,7 +121,7 @@ export async function createHostHandler(opts: HostOptions): Promise<Handler> {
 export interface EdgeOptions {
   /** The edge's copy of the model (it runs the encoder or the first steps); default: embedded. */
   model?: ServingModel;
-  backend?: string;
+  backend?: BackendName | Backend;
   /** Base URLs of the hosts, or of a load balancer in front of them; tried in turn. */
   upstreams: string[];
   secret: string | Uint8Array;
@@ -145,12 +147,27 @@ class BadRequest extends Error {}
 function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: string): GenerationRequest {
   const cfg = model.config;
   const d = model.samplingDefaults;
-  const raw = body.labels ?? body.label ?? 0;
-  const asked = (Array.isArray(raw) ? raw : String(raw).split(",")).map((l) => (typeof l === "number" ? l : String(l).trim()));
-  if (asked.length === 0 || asked.length > 64) throw new BadRequest(`labels: give 1..64 labels, got ${asked.length}`);
-  const labels = asked.map((l) => {
+  // Generation settings: the one validator (src/settings.ts); an empty query value counts as absent.
+  const given = (k: string) => (body[k] === null || body[k] === "" ? undefined : body[k]);
+  const raw = given("labels") ?? given("label");
+  if (raw === undefined) throw new BadRequest(`labels: missing; give one or more class names or indices (label=${JSON.stringify(model.classNames?.[0] ?? "0").slice(1, -1)})`);
+  const list = Array.isArray(raw) ? raw : String(raw).split(",").map((l) => l.trim());
+  if (list.length === 0 || list.length > 64) throw new BadRequest(`labels: give 1..64 labels, got ${list.length}`);
+  const guidanceKey = given("guidance") !== undefined ? "guidance" : "cfg_scale";
+  let v: ReturnType<typeof validateSettings>;
+  try {
+    v = validateSettings({
+      labels: list, steps: given("steps"), sampler: given("sampler"), eta: given("eta"), cfgScale: given(guidanceKey),
+      cfgMode: given("cfg_mode"), seed: given("seed"),
+    }, { text: true, names: { cfgScale: guidanceKey, cfgMode: "cfg_mode" } });
+  } catch (e) {
+    if (e instanceof DicError) throw new BadRequest(e.message);
+    throw e;
+  }
+  const labels = v.labels!.map((l, i) => {
+    if (l === null) throw new BadRequest(`labels[${i}]: expected a class name or index, got null`);
     try {
-      return model.resolveLabel(l as string | number);
+      return model.resolveLabel(l);
     } catch (e) {
       throw new BadRequest(`labels: ${(e as Error).message}`);
     }
@@ -167,9 +184,9 @@ function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: st
     if (!(valid as readonly unknown[]).includes(v)) throw new BadRequest(`${k}: "${v}" is not one of ${valid.join(", ")}`);
     return v as T;
   };
-  const cfgScale = number(body.guidance !== undefined ? "guidance" : "cfg_scale", d.cfgScale ?? 1, (n) => n >= 0 && n <= 100, "a number in [0, 100]");
+  const cfgScale = v.cfgScale ?? d.cfgScale ?? 1;
   if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw new BadRequest("guidance: this model has no null class, so guidance must be 1");
-  const steps = number("steps", d.steps ?? 50, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000");
+  const steps = v.steps ?? d.steps ?? 50;
   const cut = choice("cut", CUTS, "unet");
   const handoff = body.handoff_step;
   const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
@@ -183,11 +200,11 @@ function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: st
   return {
     settings: {
       labels, steps,
-      sampler: choice("sampler", SAMPLER_NAMES, d.sampler ?? "ddim"),
-      eta: number("eta", 0, (n) => n >= 0 && n <= 1, "a number in [0, 1]"),
+      sampler: v.sampler ?? d.sampler ?? "ddim",
+      eta: v.eta ?? 0,
       cfg_scale: cfgScale,
-      cfg_mode: choice("cfg_mode", CFG_MODES, d.cfgMode ?? "standard"),
-      seed: number("seed", randomSeed(), (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer"),
+      cfg_mode: v.cfgMode ?? d.cfgMode ?? "standard",
+      seed: v.seed ?? randomSeed(),
     },
     cut,
     handoffStep: handoff === undefined ? undefined : number("handoff_step", 0, (n) => Number.isInteger(n) && n >= 1 && n < steps, `an integer in 1..${steps - 1}`),

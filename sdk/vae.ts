@@ -1,6 +1,7 @@
 // loadVAE(): an SD-VAE decoder (AutoencoderKL safetensors, e.g. sd-vae-ft-ema or -mse
 // diffusion_pytorch_model.safetensors) from a path, URL, bytes or Response, bound to a backend.
 import type { Backend } from "../src/backend/contract.ts";
+import type { BackendName } from "../src/backend/registry.ts";
 import { toRGBA, type RgbaImage } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
@@ -9,7 +10,7 @@ import { type ModelSource, readWeightsSource, resolveBackend } from "./model.ts"
 /** Options of `loadVAE`. */
 export interface LoadVAEOptions {
   /** "auto" (default), "wasm", "js", or a Backend instance (e.g. the DiC model's, to share it). */
-  backend?: string | Backend;
+  backend?: BackendName | Backend;
   /** Overrides what the file's shapes and metadata say (e.g. `{ scaling_factor: 0.13025 }`). */
   config?: VAEConfigInput;
 }

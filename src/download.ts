@@ -1,6 +1,7 @@
 // Weights by URL: a streamed download with progress (bytes so far of the total), an optional SHA-256 check
 // (FIPS 180-4, via Web Crypto), and a cache — a folder on servers, the Cache API in browsers and workers —
 // with a clear error when storage is full.
+import { DicError } from "./errors.ts";
 import { readEnv } from "./env.ts";
 import { HAS_FILE_SYSTEM, isFile, readBytes, removePath, writeFileAtomic } from "./fs.ts";
 
@@ -8,9 +9,9 @@ import { HAS_FILE_SYSTEM, isFile, readBytes, removePath, writeFileAtomic } from 
 export type DownloadErrorCode = "bad_option" | "http" | "network" | "truncated" | "checksum" | "storage_full" | "cache" | "aborted";
 
 /** A failed download: `code` says why, `url` names the source. */
-export class DownloadError extends Error {
-  constructor(readonly code: DownloadErrorCode, readonly url: string, message: string, options?: { cause?: unknown }) {
-    super(`${url}: ${message} [${code}]`, options);
+export class DownloadError extends DicError<DownloadErrorCode> {
+  constructor(code: DownloadErrorCode, readonly url: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${url}: ${message} [${code}]`, options);
     this.name = "DownloadError";
   }
 }

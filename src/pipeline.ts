@@ -5,6 +5,7 @@ import { GaussianRng, randomSeed, type RngState } from "./rng.ts";
 import { type CfgMode, checkCfgMode, combineGuided, doubleBatch } from "./samplers/guidance.ts";
 import { checkSamplerName, getSampler, type SamplerName } from "./samplers/index.ts";
 import { createDiffusion } from "./samplers/schedule.ts";
+import { checkNumberSetting } from "./settings.ts";
 import { type HostTensor, hostTensor, numel, shapeStr } from "./tensor.ts";
 
 /**
@@ -154,11 +155,10 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
   const t0 = performance.now();
   const sampler = getSampler(checkSamplerName(opts.sampler), opts.eta ?? 0);
   const cfgMode = checkCfgMode(opts.cfgMode ?? "standard");
-  const cfgScale = opts.cfgScale ?? 1;
-  if (!Number.isFinite(cfgScale) || cfgScale < 0) throw new RangeError(`cfgScale must be a finite number >= 0, got ${cfgScale}`);
+  const cfgScale = checkNumberSetting("cfgScale", opts.cfgScale ?? 1);
   const guided = cfgScale !== 1;
-  const { steps, labels, numClasses, learnSigma } = opts;
-  if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new RangeError(`steps must be an integer in [1, 1000], got ${steps}`);
+  const { labels, numClasses, learnSigma } = opts;
+  const steps = checkNumberSetting("steps", opts.steps);
   const diffusion = createDiffusion(opts.respacing ?? String(steps));
   if (diffusion.numTimesteps !== steps) {
     throw new RangeError(`respacing ${JSON.stringify(opts.respacing)} gives ${diffusion.numTimesteps} steps, but steps is ${steps}`);

@@ -13,7 +13,7 @@ test("doctor: runtime, capabilities, backends, auto and parity agree with the re
   const r = await doctor();
   assert.equal(r.runtime.name, runtimeName);
   assert.deepEqual(r.backends, await listBackends());
-  const available = r.backends.filter((b) => b.available).map((b) => b.name);
+  const available: string[] = r.backends.filter((b) => b.available).map((b) => b.name);
   assert.ok(available.includes("js"));
   // The hand-assembled probes agree with validating the real kernel builds.
   assert.equal(r.capabilities.simd, probeWasm() === null);

@@ -21,6 +21,8 @@ export interface BackendChoice {
 export interface BackendOptions {
   /** wasm: threads sharing conv work (default: env DIC_THREADS, else min(cores, 4) where threads exist). */
   threads?: number;
+  /** webgpu: store tensors in f16 where the adapter has "shader-f16" (default false). */
+  f16?: boolean;
 }
 
 interface Entry {
@@ -46,7 +48,7 @@ const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
   { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o) }) },
   {
-    name: "webgpu", priority: 20, probe: probeWebGpu, create: () => createWebGpuBackend(),
+    name: "webgpu", priority: 20, probe: probeWebGpu, create: (o) => createWebGpuBackend({ f16: o.f16 }),
     autoSkip: async () => {
       const a = await webGpuAdapterFacts();
       return a?.fallback ? `only a fallback (software) adapter, "${a.name}", slower than wasm (ask for it with --backend webgpu or DIC_BACKEND=webgpu)` : null;
@@ -55,7 +57,7 @@ const ENTRIES: Entry[] = [
 ];
 
 /** Reports, for every backend, whether it can run here and why not. */
-export async function listBackends(): Promise<{ name: string; available: boolean; why: string }[]> {
+export async function listBackends(): Promise<{ name: Exclude<BackendName, "auto">; available: boolean; why: string }[]> {
   return Promise.all(ENTRIES.map(async (e) => {
     const why = await e.probe();
     return { name: e.name, available: why === null, why: why ?? "available" };
@@ -63,8 +65,8 @@ export async function listBackends(): Promise<{ name: string; available: boolean
 }
 
 /** Creates the requested backend ("auto" or undefined: env DIC_BACKEND, then priority) with `options`. */
-export async function createBackend(requested?: string, options: BackendOptions = {}): Promise<BackendChoice> {
-  let name = requested;
+export async function createBackend(requested?: BackendName, options: BackendOptions = {}): Promise<BackendChoice> {
+  let name: string | undefined = requested;
   let source = "requested";
   if (name === undefined || name === "auto") {
     const fromEnv = readEnv("DIC_BACKEND");

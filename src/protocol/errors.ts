@@ -1,5 +1,6 @@
 // Protocol error codes (docs/protocol.md section 8): each refusal has its own code and HTTP status,
 // carried in an `error` frame, so a peer in any language can tell what went wrong.
+import { DicError } from "../errors.ts";
 
 /** Error codes of protocol v1 and the HTTP status each is answered with. */
 export const ERROR_STATUS = {
@@ -26,11 +27,11 @@ export const ERROR_STATUS = {
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 /** A refusal or failure that maps to an `error` frame with a code and an HTTP status. */
-export class ProtocolError extends Error {
+export class ProtocolError extends DicError<ErrorCode> {
   readonly status: number;
 
-  constructor(readonly code: ErrorCode, message: string, readonly extra: Record<string, unknown> = {}) {
-    super(`${code}: ${message}`);
+  constructor(code: ErrorCode, message: string, readonly extra: Record<string, unknown> = {}) {
+    super(code, `${code}: ${message}`);
     this.name = "ProtocolError";
     this.status = ERROR_STATUS[code];
   }

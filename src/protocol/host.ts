@@ -4,6 +4,7 @@ import { labelRows } from "../model/config.ts";
 import { runSampler } from "../pipeline.ts";
 import { GaussianRng, type RngState } from "../rng.ts";
 import { checkCfgMode } from "../samplers/guidance.ts";
+import { validateSettings } from "../settings.ts";
 import { checkSamplerName } from "../samplers/index.ts";
 import type { HostTensor } from "../tensor.ts";
 import { checkFresh, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuth } from "./auth.ts";
@@ -202,7 +203,7 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       checkCfgMode(g.cfg_mode);
       if (s.rng) GaussianRng.fromState(s.rng as RngState);
       if (history && history.step !== s.next_step - 1) throw new Error(`history.step ${history.step} must be next_step - 1 = ${s.next_step - 1}`);
-      if (!(g.eta >= 0 && g.eta <= 1) || !(g.cfg_scale >= 0)) throw new Error("eta must be in [0, 1] and cfg_scale >= 0");
+      validateSettings({ eta: g.eta, cfgScale: g.cfg_scale, steps: g.steps }, { names: { eta: "generation.eta", cfgScale: "generation.cfg_scale", steps: "generation.steps" } });
     } catch (e) {
       throw new ProtocolError("bad_request", `handoff: ${(e as Error).message}`);
     }

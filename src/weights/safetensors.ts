@@ -1,6 +1,7 @@
 // Safetensors reader and writer (the Hugging Face format: u64 LE header length, JSON header, raw LE data),
 // validating the header before anything is allocated; reference: huggingface/safetensors `safetensors/src/tensor.rs`.
 // NOTE: no runtime built-ins here (browsers run this file); reading from disk lives in read-file.ts.
+import { DicError } from "../errors.ts";
 import { f32ToF16Bits } from "../f16.ts";
 
 export { f32ToF16Bits };
@@ -37,16 +38,14 @@ export type WeightsErrorCode =
   | "bad_value"; // writeSafetensors: integer dtype given a non-integer or out-of-range value
 
 /** A weights-file problem; `message` is one line naming the file and, where there is one, the tensor. */
-export class WeightsError extends Error {
-  override readonly name = "WeightsError";
-  readonly code: WeightsErrorCode;
+export class WeightsError extends DicError<WeightsErrorCode> {
+  override name = "WeightsError";
   readonly source: string;
   readonly tensor: string | undefined;
 
   constructor(code: WeightsErrorCode, source: string, detail: string, tensor?: string) {
     // JSON.stringify quotes the tensor name and escapes any newline it holds: messages stay one line.
-    super(`${source}: ${tensor === undefined ? "" : `tensor ${JSON.stringify(tensor)}: `}${detail} [${code}]`);
-    this.code = code;
+    super(code, `${source}: ${tensor === undefined ? "" : `tensor ${JSON.stringify(tensor)}: `}${detail} [${code}]`);
     this.source = source;
     this.tensor = tensor;
   }

@@ -119,10 +119,11 @@ export function wrap(text: string, width: number, indent: number, first = indent
 
 /** The help of one command: usage, description, then one entry per flag, within 80 columns. */
 export function formatHelp(command: string, usage: string, description: string, table: FlagTable): string {
-  const out = [`usage: dic ${command} ${usage}`, "", ...wrap(description, 80, 2), "", "options:"];
+  const out = [...wrap(`usage: dic ${command} ${usage}`, 80, 6, 0), "", ...wrap(description, 80, 2), "", "options:"];
   for (const [name, f] of Object.entries(table)) {
-    const head = `  ${f.short ? `-${f.short}, ` : ""}--${name}${f.type === "string" ? ` ${f.value ?? "VALUE"}` : ""}`;
-    const text = `${f.help}${f.choices ? ` (${f.choices.join(", ")})` : ""}${f.multiple ? " (repeatable)" : ""}`;
+    const value = f.choices ? f.choices.join("|") : (f.value ?? "VALUE");
+    const head = `  ${f.short ? `-${f.short}, ` : ""}--${name}${f.type === "string" ? ` ${value}` : ""}`;
+    const text = `${f.help}${f.multiple ? " (repeatable)" : ""}`;
     if (head.length <= 26) {
       const [firstLine, ...rest] = wrap(text, 80, 28);
       out.push(head.padEnd(28) + firstLine.slice(28), ...rest);

@@ -67,7 +67,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   generate: {
-    usage: "--label NAME|INDEX [--label ...] | --grid  --out IMAGE.png [options]",
+    usage: "(--label NAME|INDEX ... | --grid) --out IMAGE.png [options]",
     summary: "images from a DiC model (default: the embedded Fashion-MNIST model)",
     description: "Generates images from a pixel-space model (default: the embedded Fashion-MNIST model). Several labels write " +
       "IMAGE-1.png, IMAGE-2.png, ...; --grid writes one labelled grid of every class. A latent model (in_channels 4) needs --vae " +
@@ -100,7 +100,7 @@ const COMMANDS: Record<string, Command> = {
     run: cmdForward,
   },
   sample: {
-    usage: "--model W.safetensors --label INDEX [--label ...] --out LATENT.safetensors [options]",
+    usage: "--model W.safetensors --label INDEX ... --out LATENT.safetensors [options]",
     summary: "samples of any DiC model as a tensor (latents, no decoding)",
     description: "Runs the sampler and writes the final samples as tensor x (N x C x H x W) with the settings in its metadata.",
     flags: {
@@ -179,7 +179,7 @@ async function backendArg(v: FlagValues): Promise<BackendName | Backend | undefi
 const FILE_ERRORS: Record<string, string> = {
   ENOENT: "no such file or folder", EACCES: "permission denied", EPERM: "permission denied", EISDIR: "it is a folder",
   ENOTDIR: "a part of the path is not a folder", EROFS: "read-only file system", ENOSPC: "no space left on the device",
-  EEXIST: "it already exists", ENAMETOOLONG: "the name is too long",
+  EEXIST: "a part of the path is not a folder" /* mkdir of a parent that is a file */, ENAMETOOLONG: "the name is too long",
 };
 
 /** Runs `fn` on the file named by --flag; a file-system failure becomes "--flag: cannot read PATH: why". */

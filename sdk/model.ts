@@ -111,7 +111,7 @@ export class DiCModel {
   resolveLabel(label: string | number): number {
     const n = this.config.num_classes;
     const names = this.classNames;
-    if (typeof label === "number" || /^\d+$/.test(label)) {
+    if (typeof label === "number" || /^-?\d+$/.test(label)) {
       const i = Number(label);
       if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`label ${label} outside 0..${n - 1}`);
       return i;

@@ -129,20 +129,19 @@ export function checkKnownKeys(input: object, known: readonly string[], where: s
   }
 }
 
-/** The candidate nearest to `word` (edit distance at most a third of its length, min 2), or null. */
+/** The candidate nearest to `word` (edit distance at most a third of its length, at least 2), or null. */
 export function didYouMean(word: string, candidates: readonly string[]): string | null {
+  // Optimal string alignment distance: a swap of two neighbours ("lable") costs 1, like a typo.
   const dist = (a: string, b: string): number => {
-    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
     for (let i = 1; i <= a.length; i++) {
-      let prev = row[0];
-      row[0] = i;
       for (let j = 1; j <= b.length; j++) {
-        const keep = row[j];
-        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-        prev = keep;
+        const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+        if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
       }
     }
-    return row[b.length];
+    return d[a.length][b.length];
   };
   const w = word.toLowerCase();
   let best: string | null = null, bestD = Math.max(2, Math.floor(word.length / 3)) + 1;

@@ -151,3 +151,81 @@ test("dic forward on a converted official-style checkpoint matches PyTorch", asy
   const want = (await readSafetensorsFile(`${fixturesDir}convert_out.safetensors`)).getF32("out");
   assert.ok(relL2(got, want) <= JS_VS_TORCH_FORWARD, `relative L2 ${relL2(got, want)}`);
 });
+
+test("each command has its own help from its option table, within 80 columns; --version", async () => {
+  const { commandFlags } = await import("../sdk/cli.ts");
+  const { BACKEND_NAMES } = await import("../src/backend/registry.ts");
+  const { SAMPLER_NAMES } = await import("../src/samplers/index.ts");
+  const { VERSION } = await import("../src/version.ts");
+  const tables = commandFlags();
+  const global = await run(["--help"]);
+  assert.equal(global.code, 0);
+  for (const name of Object.keys(tables)) assert.match(global.out.join("\n"), new RegExp(`^  ${name} `, "m"));
+  // The lists come from the constants, not from copies in the text.
+  assert.ok(global.out.join("\n").includes(BACKEND_NAMES.join(", ")));
+  assert.ok(global.out.join("\n").includes(SAMPLER_NAMES.join(", ")));
+  const helps = [global.out.join("\n")];
+  for (const [name, flags] of Object.entries(tables)) {
+    for (const args of [[name, "--help"], ["help", name], [name, "-h"]]) {
+      const r = await run(args);
+      assert.equal(r.code, 0, args.join(" "));
+      const text = r.out.join("\n");
+      assert.match(text, new RegExp(`^usage: dic ${name} `), args.join(" "));
+      for (const flag of Object.keys(flags)) assert.ok(text.includes(`--${flag}`), `dic ${name} --help lists --${flag}`);
+      helps.push(text);
+    }
+  }
+  const gen = helps.find((h) => h.startsWith("usage: dic generate"))!;
+  assert.ok(!gen.includes("--inputs") && !gen.includes("--role"), "generate's help holds only its own flags");
+  assert.ok(gen.includes(`--backend ${BACKEND_NAMES.join("|")}`) && gen.includes(`--sampler ${SAMPLER_NAMES.join("|")}`));
+  for (const h of helps) for (const line of h.split("\n")) assert.ok(line.length <= 80, `over 80 columns: ${JSON.stringify(line)}`);
+  const v = await run(["--version"]);
+  assert.equal(v.code, 0);
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.deepEqual(v.out, [`dic-sdk ${pkg.version}`]);
+  assert.equal(VERSION, pkg.version);
+  const bare = await run([]);
+  assert.equal(bare.code, 1, "no command: the overview on stderr, status 1");
+});
+
+test("flags of other commands, typos, negative numbers and file errors are refused by name", async () => {
+  const file = join(dir, "a-file");
+  writeFileSync(file, "x");
+  const bad: [string[], RegExp][] = [
+    [["backends", "--label", "x", "--vae", "y"], /^dic: error: --label is not an option of dic backends \(it belongs to dic generate, dic sample; see dic backends --help\)$/],
+    [["doctor", "--steps", "3"], /--steps is not an option of dic doctor/],
+    [["forward", "--grid"], /--grid is not an option of dic forward \(it belongs to dic generate/],
+    [["serve", "--threads", "2"], /--threads is not an option of dic serve/],
+    [["generate", "--lable", "bag", "--out", "x.png"], /unknown option --lable for dic generate \(did you mean --label\?\)/],
+    [["generate", "--label", "bag", "--sampler", "dim", "--out", "x.png"], /--sampler: unknown "dim" \(did you mean "ddim"\?\); valid: ddpm, ddim, dpmpp2m/],
+    [["genrate", "--label", "bag"], /unknown command "genrate" \(did you mean "generate"\?\)/],
+    [["generate", "--label", "bag", "--steps", "-3", "--out", "x.png"], /^dic: error: --steps: expected an integer in 1\.\.1000, got "-3"$/],
+    [["generate", "--label", "bag", "--steps=-3", "--out", "x.png"], /--steps: expected an integer in 1\.\.1000, got "-3"/],
+    [["generate", "--label", "bag", "--seed", "-1", "--out", "x.png"], /--seed: expected a non-negative integer, got "-1"/],
+    [["generate", "--label", "bag", "--cfg", "-0.5", "--out", "x.png"], /--cfg: expected a number in \[0, 100\], got "-0.5"/],
+    [["generate", "--label", "bag", "--steps", "five", "--out", "x.png"], /--steps: expected an integer in 1\.\.1000, got the string "five"|--steps: expected an integer in 1\.\.1000/],
+    [["generate", "--label", "bag", "--steps", "--out", "x.png"], /--steps needs a value/],
+    [["generate", "--label", "bag", "--grid=yes", "--out", "x.png"], /--grid takes no value/],
+    [["generate", "--label", "bag", "--steps", "2", "--steps", "3", "--out", "x.png"], /--steps given twice/],
+    [["generate", "--label", "bag", "--steps", "1", "--seed", "1", "--backend", "js", "--out", join(file, "x.png")], new RegExp(`^dic: error: --out: cannot write ${file}/x\\.png: a part of the path is not a folder$`)],
+    [["forward", "--model", weights, "--inputs", join(dir, "absent.safetensors"), "--out", join(dir, "o.safetensors"), "--backend", "js"], /^dic: error: --inputs: cannot read .*absent\.safetensors: no such file or folder$/],
+    [["forward", "--model", join(dir, "absent.safetensors"), "--inputs", inputs, "--out", "o.safetensors"], /^dic: error: --model: cannot read .*absent\.safetensors: no such file or folder$/],
+    [["decode", "--preview", "--latents", dir, "--out", "x.png"], /^dic: error: --latents: cannot read .*: it is a folder$/],
+  ];
+  for (const [args, re] of bad) {
+    const r = await run(args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(r.err.length, 1, `${args.join(" ")}: ${JSON.stringify(r.err)}`);
+    assert.match(r.err[0], re, args.join(" "));
+  }
+});
+
+test("dic generate writes the image; --label takes a negative-looking value only as a value", async () => {
+  const out = join(dir, "neg.png");
+  const r = await run(["generate", "--label", "bag", "--steps", "1", "--seed", "1", "--backend", "js", "--quiet", "--out", out]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  assert.deepEqual([...readFileSync(out).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  const neg = await run(["generate", "--label", "-1", "--steps", "1", "--backend", "js", "--out", out]);
+  assert.equal(neg.code, 1);
+  assert.match(neg.err[0], /label -1 outside 0\.\.9/);
+});

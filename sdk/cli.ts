@@ -4,7 +4,7 @@
 import { BACKEND_NAMES, type BackendName, createBackend, listBackends } from "../src/backend/registry.ts";
 import type { Backend } from "../src/backend/contract.ts";
 import { DicError } from "../src/errors.ts";
-import { stderrIsTTY } from "../src/env.ts";
+import { setVerbose, stderrIsTTY } from "../src/env.ts";
 import { writeBytes } from "../src/io.ts";
 import { parseConfigArg } from "../src/model/config.ts";
 import { CFG_MODES } from "../src/samplers/guidance.ts";
@@ -446,6 +446,7 @@ async function cmdDoctor(v: FlagValues, io: CliIO): Promise<number> {
  */
 export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<number> {
   const verbose = args.includes("--verbose");
+  if (verbose) setVerbose(true);
   try {
     const at = args.findIndex((a) => !a.startsWith("-"));
     const name = at < 0 ? undefined : args[at];

@@ -4,7 +4,7 @@
 import type { Backend, Tensor } from "../src/backend/contract.ts";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { type Capabilities, probeCapabilities, probeWebGpu, type WebGpuReport } from "../src/capabilities.ts";
-import { env, type RuntimeName } from "../src/env.ts";
+import { env, type RuntimeName, suppressedOutput } from "../src/env.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { type HostTensor, relL2 } from "../src/tensor.ts";
 
@@ -35,6 +35,11 @@ export interface DoctorReport {
   parity: ParityCheck[];
   /** True when every available backend passed its parity check. */
   ok: boolean;
+  /**
+   * What the SDK kept off stderr while probing (native WebGPU messages: Mesa's XDG_RUNTIME_DIR lines,
+   * Dawn's warnings about rejected Vulkan devices); shown as they are with --verbose or env DIC_DEBUG.
+   */
+  suppressed: string[];
 }
 
 /** Options of `doctor`. */
@@ -115,6 +120,7 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport>
     auto,
     parity,
     ok: parity.every((p) => p.ok),
+    suppressed: [...suppressedOutput()],
   };
 }
 
@@ -139,6 +145,7 @@ export function formatDoctorReport(r: DoctorReport): string[] {
   }
   for (const b of r.backends) lines.push(`backend   ${b.name.padEnd(8)} ${b.available ? "available" : "unavailable"}: ${b.why}`);
   lines.push(`auto      -> ${r.auto.reason}`);
+  for (const note of r.suppressed) lines.push(`quiet     ${note}`);
   for (const p of r.parity) {
     const what = p.relL2 === null ? `failed: ${p.error}` : `conv3x3 vs js rel. L2 ${p.relL2.toExponential(2)} (limit ${DOCTOR_PARITY_TOLERANCE.toExponential(0)})`;
     lines.push(`parity    ${p.backend.padEnd(8)} ${p.ok ? "ok  " : "FAIL"} ${what}, ${p.ms.toFixed(0)} ms${p.description ? ` [${p.description}]` : ""}`);

@@ -1,6 +1,7 @@
 // What the engine can do, probed without running anything heavy: WebAssembly SIMD / relaxed SIMD / threads
 // (by validating tiny hand-assembled modules, WebAssembly binary spec section 5), SharedArrayBuffer and
 // cross-origin isolation, core count, and the WebGPU adapter with its limits. Used by `doctor()`.
+import { quietGpuEnvironment } from "./env.ts";
 
 /** Facts about the engine that decide which backends and options can run. */
 export interface Capabilities {
@@ -88,6 +89,7 @@ interface GpuLike {
 export async function probeWebGpu(): Promise<WebGpuReport> {
   const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
   if (!gpu) return { available: false, why: "navigator.gpu is absent in this runtime" };
+  quietGpuEnvironment();
   let adapter;
   try {
     adapter = await gpu.requestAdapter();

@@ -50,3 +50,55 @@ export function stderrIsTTY(): boolean {
   const proc = (globalThis as { process?: { stderr?: { isTTY?: boolean } } }).process;
   return Boolean(proc?.stderr?.isTTY);
 }
+
+let verbose = false;
+
+/** Lets native messages of the WebGPU probe through (the CLI's --verbose; env DIC_DEBUG does the same). */
+export function setVerbose(on: boolean): void {
+  verbose = on;
+}
+
+/** True when the user asked to see what the SDK otherwise keeps quiet (--verbose, or env DIC_DEBUG). */
+export function verboseOutput(): boolean {
+  const d = readEnv("DIC_DEBUG");
+  return verbose || (d !== undefined && d !== "" && d !== "0");
+}
+
+const kept: string[] = [];
+
+/** Notes output the SDK kept off stderr (doctor reports them); `noteSuppressed` adds one. */
+export function suppressedOutput(): readonly string[] {
+  return kept;
+}
+
+/** Records output (or a change made to keep output quiet) for `suppressedOutput`. */
+export function noteSuppressed(note: string): void {
+  if (!kept.includes(note)) kept.push(note);
+}
+
+let gpuEnvDone = false;
+
+/**
+ * Before the first WebGPU adapter request: Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not
+ * set in the environment." on every probe when it is unset, so on Linux it is set (to /tmp) for this
+ * process, unless the user asked for verbose output.
+ */
+export function quietGpuEnvironment(): void {
+  if (gpuEnvDone) return;
+  gpuEnvDone = true;
+  if (verboseOutput() || readEnv("XDG_RUNTIME_DIR")) return;
+  try {
+    if (typeof Deno !== "undefined") {
+      const d = Deno as unknown as { build: { os: string }; env: { set(k: string, v: string): void } };
+      if (d.build.os !== "linux") return;
+      d.env.set("XDG_RUNTIME_DIR", "/tmp");
+    } else {
+      const proc = (globalThis as { process?: { platform?: string; env?: Record<string, string | undefined> } }).process;
+      if (proc?.platform !== "linux" || !proc.env) return;
+      proc.env.XDG_RUNTIME_DIR = "/tmp";
+    }
+    noteSuppressed("XDG_RUNTIME_DIR was unset: set to /tmp for the WebGPU probe (Mesa's \"XDG_RUNTIME_DIR is invalid\" lines)");
+  } catch {
+    // No permission to set it: the lines may appear.
+  }
+}

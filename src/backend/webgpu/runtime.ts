@@ -2,6 +2,7 @@
 // in Node/Bun), pipelines compiled once per (kernel, entry, constants), pooled storage buffers, one
 // command encoder collecting every dispatch until something needs the results, dispatch parameters in
 // an arena written once per submission (no round trip), validation errors and device loss as exceptions.
+import { quietGpuEnvironment } from "../../env.ts";
 import { loadNpmGpu } from "./npm-gpu.ts";
 import { WGSL } from "./kernels.ts";
 
@@ -25,6 +26,7 @@ let gpuPromise: Promise<{ gpu: GPU | null; why: string; via: string }> | null = 
 /** navigator.gpu (Deno, browsers), else the `webgpu` npm package (Dawn) when installed, else null and why. */
 export function findGpu(): Promise<{ gpu: GPU | null; why: string; via: string }> {
   gpuPromise ??= (async () => {
+    quietGpuEnvironment();
     const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
     if (nav?.gpu) return { gpu: nav.gpu, why: "", via: "navigator.gpu" };
     const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;

@@ -3,7 +3,8 @@
 // .d.ts types under tsc), Deno (`npm:dic-sdk`, and the deno.json exports as a JSR-style package) or Bun.
 // Each generates an image with the default model and checks the PNG. Needs `npm run build`.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtimeName, test } from "./harness.ts";
 import { installInto, pack, pngSize, repoRoot, sh } from "./package-install.ts";
@@ -88,14 +89,15 @@ if (runtimeName === "deno") {
     });
     checkOutput(dir, sh(deno, ["run", "-A", "gen.ts"], dir));
     // JSR-style: `deno publish --dry-run` validates deno.json (exports, publish list, types), then a project
-    // links the source package in place of the registry and imports it by its JSR name.
+    // links the source package in place of the registry and imports it by its JSR name — with no npm
+    // tarball beside it, so its npm dependency resolves through deno.json "imports" alone.
     const dry = sh(deno, ["publish", "--dry-run", "--allow-dirty"], repoRoot, { NO_COLOR: "1" }, true);
     assert.match(dry, /sdk\/index\.ts/);
-    const jsr = installInto(packed.tarball, {
-      "deno.json": JSON.stringify({ links: [repoRoot], imports: { "@dic/sdk": "jsr:@dic/sdk@^0.1.0" } }),
-      "gen.ts": SCRIPT("@dic/sdk"),
-    });
+    const jsr = mkdtempSync(join(tmpdir(), "dic-jsr-user-"));
+    writeFileSync(join(jsr, "deno.json"), JSON.stringify({ links: [repoRoot], imports: { "@dic/sdk": "jsr:@dic/sdk@^0.1.0" } }));
+    writeFileSync(join(jsr, "gen.ts"), SCRIPT("@dic/sdk"));
     checkOutput(jsr, sh(deno, ["run", "-A", "gen.ts"], jsr));
+    assert.ok(!existsSync(join(jsr, "node_modules")), "the JSR-style project holds no node_modules");
   });
 }
 

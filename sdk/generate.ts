@@ -12,6 +12,7 @@ import type { HostTensor } from "../src/tensor.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import { DiCModel, loadModel, type ModelSource } from "./model.ts";
 import { loadVAE, VAEModel } from "./vae.ts";
+import type { Bytes } from "../src/bytes.ts";
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -71,7 +72,7 @@ export interface GeneratedImage extends RgbaImage {
   /** True for a sample of the null class (asked for with `label: null`). */
   unconditional: boolean;
   /** Encodes the image as PNG (generation settings in tEXt chunks). */
-  toPNG(): Promise<Uint8Array<ArrayBuffer>>;
+  toPNG(): Promise<Bytes>;
 }
 
 /** Result of `generate`: the final samples, the images, and how they were made. */

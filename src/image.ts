@@ -2,12 +2,13 @@
 // encoding (PNG spec, ISO/IEC 15948) and captioned image grids. Runtime-neutral: no Node built-ins.
 
 import type { HostTensor } from "./tensor.ts";
+import type { Bytes, ClampedBytes } from "./bytes.ts";
 
 /** An 8-bit RGBA image, row-major, 4 bytes per pixel; structurally compatible with `ImageData`. */
 export interface RgbaImage {
   width: number;
   height: number;
-  data: Uint8ClampedArray<ArrayBuffer>; // HWC, RGBA
+  data: ClampedBytes; // HWC, RGBA
 }
 
 /**
@@ -89,7 +90,7 @@ const FILTERS: PngFilter[] = ["none", "sub", "up", "average", "paeth"]; // index
  * const png = await encodePNG(img, { text: { seed: "42", label: "207" } });
  * // Node/Deno/Bun: await writeBytes("sample.png", png); browser: new Blob([png], { type: "image/png" })
  */
-export async function encodePNG(img: RgbaImage, opts: EncodePngOptions = {}): Promise<Uint8Array<ArrayBuffer>> {
+export async function encodePNG(img: RgbaImage, opts: EncodePngOptions = {}): Promise<Bytes> {
   checkImage(img, "encodePNG");
   const filter = opts.filter ?? "adaptive";
   if (filter !== "adaptive" && !FILTERS.includes(filter)) {

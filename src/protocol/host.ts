@@ -16,6 +16,7 @@ import {
 import { type ServedModel, checkHello, sampleShapes, unetCutShapes } from "./session.ts";
 import { FrameReader, frameStream, yieldToEventLoop } from "./stream.ts";
 import { checkTensorLayout, decodeTensor, encodeTensor, WIRE_DTYPES, type WireDtype } from "./tensor-codec.ts";
+import type { Bytes } from "../bytes.ts";
 
 /** Options of {@link createHostHandler}. */
 export interface HostHandlerOptions {
@@ -43,7 +44,7 @@ export function errorResponse(e: unknown, session = "-", step: number | null = n
 }
 
 /** The bytes of an error frame for `e`. */
-export function errorFrameBytes(e: ProtocolError, session = "-", step: number | null = null): Uint8Array<ArrayBuffer> {
+export function errorFrameBytes(e: ProtocolError, session = "-", step: number | null = null): Bytes {
   const versions = Array.isArray(e.extra.versions) ? (e.extra.versions as number[]) : null;
   return encodeFrame({
     v: PROTOCOL_VERSION, type: "error", session, seq: 0, code: e.code, status: e.status,

@@ -164,7 +164,7 @@ function globalHelp(): string {
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.summary}`);
   lines.push("", "dic <command> --help lists the options of one command.", "");
   lines.push(...wrap(`backends: ${BACKEND_NAMES.join(", ")}; samplers: ${SAMPLER_NAMES.join(", ")}; guidance modes: ${CFG_MODES.join(", ")}.`, 80, 0));
-  lines.push("--version prints the version; --verbose adds stack traces; env DIC_DEBUG=1 shows what the WebGPU probe printed.");
+  lines.push("--version prints the version; --verbose adds stack traces and lets the WebGPU", "probe's native messages through (as env DIC_DEBUG=1 does).");
   return lines.map((l) => (l.length > 80 ? wrap(l, 80, 2, 0).join("\n") : l)).join("\n");
 }
 

@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generate, loadDefaultModel } from "../sdk/index.ts";
+import { type BackendName, generate, loadDefaultModel } from "../sdk/index.ts";
 import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
 import { FrameReader } from "../src/protocol/stream.ts";
 import { decodeTensor } from "../src/protocol/tensor-codec.ts";
@@ -97,7 +97,7 @@ function finalSamples(f: Frame & { type: "final" }, n: number): HostTensor {
   return decodeTensor(t, [n, 1, 28, 28], "final");
 }
 
-async function reference(backend: string, labels: number[], steps: number, seed: number): Promise<HostTensor> {
+async function reference(backend: BackendName, labels: number[], steps: number, seed: number): Promise<HostTensor> {
   return (await generate({ model: await loadDefaultModel(backend), labels, steps, seed })).latents;
 }
 

@@ -33,6 +33,7 @@ test("config overrides win over the file and bad ones are named", async () => {
   await assert.rejects(loadModel(weightsPath, { config: { hidden_size: 16 } }), /shape_mismatch/);
   await assert.rejects(loadModel(weightsPath, { config: { depth: [1, 1] } }), /config\.depth/);
   await assert.rejects(loadModel(weightsPath, { config: { hiden_size: 8 } }), /unknown field "hiden_size"/);
+  // @ts-expect-error "cuda" is no backend name: refused by the type and at run time
   await assert.rejects(loadModel(weightsPath, { backend: "cuda" }), /unknown "cuda".*valid: auto, js/);
   assert.deepEqual(resolveConfig({ preset: "DiC-XL" }).depth, [7, 7, 8, 7, 7]);
   assert.deepEqual(resolveConfig({ depth: [2, 3, 4], skip_stride: 5 }).depth, [2, 3, 4, 4, 3]);

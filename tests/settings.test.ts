@@ -132,3 +132,27 @@ test("the public API exports backend creation with its options, and the document
   w.close?.();
   (backend as { close?: () => void }).close?.();
 });
+
+test("the edge's HTTP API checks its settings with the same validator: a missing label is refused", async () => {
+  const { createEdgeHandler, loadServingModel } = sdk;
+  const edge = await createEdgeHandler({ model: await loadServingModel(undefined, "js"), upstreams: ["http://127.0.0.1:9"], secret: "a-long-random-shared-secret" });
+  const cases: [string, RegExp][] = [
+    ["", /^labels: missing; give one or more class names or indices/],
+    ["label=", /^labels\[0\]: expected a class index or name/],
+    ["label=bag&steps=5x", /^steps: expected an integer in 1\.\.1000, got the string "5x"$/],
+    ["label=bag&steps=-3", /^steps: expected an integer in 1\.\.1000, got "-3"$/],
+    ["label=bag&guidance=101", new RegExp(`^guidance: expected a number in \\[0, ${CFG_SCALE_MAX}\\], got "101"$`)],
+    ["label=bag&cfg_scale=-1", /^cfg_scale: expected a number in \[0, 100\]/],
+    ["label=bag&sampler=dim", /^sampler: unknown "dim" \(did you mean "ddim"\?\)/],
+    ["label=bag&cfg_mode=all", /^cfg_mode: unknown "all"/],
+    ["label=bag&seed=-1", /^seed: expected a non-negative integer/],
+    ["label=hat", /^labels: unknown label "hat"/],
+  ];
+  for (const [q, re] of cases) {
+    const res = await edge(new Request(`http://edge.test/v1/generate?${q}`));
+    assert.equal(res.status, 422, q);
+    const body = await res.json();
+    assert.equal(body.code, "bad_request", q);
+    assert.match(body.message, re, q);
+  }
+});

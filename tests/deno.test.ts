@@ -52,6 +52,26 @@ if (runtimeName === "deno") {
     assert.match(lines[0], /^generate: 1 image\(s\)/);
   });
 
+  test("Deno importing the built dist/ by path gets the types (@ts-self-types, .js imports in the .d.ts)", () => {
+    assert.ok(existsSync(`${root}dist/sdk/index.js`), "run npm run build first");
+    const dir = mkdtempSync(join(tmpdir(), "dic-deno-dist-"));
+    writeFileSync(join(dir, "deno.json"), JSON.stringify({ imports: { msgpackr: "npm:msgpackr@^2.1.4" } }));
+    writeFileSync(join(dir, "good.ts"), `import { generate, type GenerateResult } from "${root}dist/sdk/index.js";
+import { runCli } from "${root}dist/sdk/cli.js";
+const r: GenerateResult = await generate({ label: "bag", steps: 1 });
+const code: number = await runCli(["--version"]);
+// @ts-expect-error steps is a number
+await generate({ label: "bag", steps: "many" });
+export { r, code };
+`);
+    writeFileSync(join(dir, "bad.ts"), `import { generate } from "${root}dist/sdk/index.js";\nawait generate({ lable: 3 });\n`);
+    const good = run(["check", "good.ts"], dir);
+    assert.equal(good.status, 0, good.stderr);
+    const bad = run(["check", "bad.ts"], dir);
+    assert.notEqual(bad.status, 0, "a typo type-checks: dist/ has no types for Deno");
+    assert.match(bad.stderr, /'lable' does not exist in type 'GenerateOptions'/);
+  });
+
   test("JSR-style import of the sources, no npm tarball beside them: msgpackr resolves from deno.json imports", () => {
     const dir = mkdtempSync(join(tmpdir(), "dic-jsr-"));
     writeFileSync(join(dir, "deno.json"), JSON.stringify({ links: [root], imports: { "@dic/sdk": `jsr:@dic/sdk@^${denoJson.version}` } }));

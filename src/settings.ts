@@ -11,16 +11,22 @@ export const STEPS_MAX = 1000;
 /** Largest classifier-free guidance scale accepted anywhere (1 = no guidance). */
 export const CFG_SCALE_MAX = 100;
 
+/** What a numeric setting accepts, and its description in messages. */
+export interface NumericSpec {
+  ok: (n: number) => boolean;
+  what: string;
+}
+
+/** A numeric setting's name. */
+export type NumericSetting = "steps" | "eta" | "cfgScale" | "seed";
+
 /** The numeric settings: what each accepts, checked in one place. */
-export const NUMERIC_SETTINGS = {
+export const NUMERIC_SETTINGS: Readonly<Record<NumericSetting, NumericSpec>> = {
   steps: { ok: (n: number) => Number.isInteger(n) && n >= 1 && n <= STEPS_MAX, what: `an integer in 1..${STEPS_MAX}` },
   eta: { ok: (n: number) => n >= 0 && n <= 1, what: "a number in [0, 1]" },
   cfgScale: { ok: (n: number) => n >= 0 && n <= CFG_SCALE_MAX, what: `a number in [0, ${CFG_SCALE_MAX}]` },
   seed: { ok: (n: number) => Number.isSafeInteger(n) && n >= 0, what: "a non-negative integer" },
-} as const;
-
-/** A numeric setting's name. */
-export type NumericSetting = keyof typeof NUMERIC_SETTINGS;
+};
 /** Every setting the validator knows. */
 export type SettingName = NumericSetting | "labels" | "sampler" | "cfgMode";
 

@@ -3,13 +3,12 @@
 // its help. Every bad input ends with status 1 and a one-line error (a stack trace with --verbose).
 import { BACKEND_NAMES, type BackendName, createBackend, listBackends } from "../src/backend/registry.ts";
 import type { Backend } from "../src/backend/contract.ts";
-import { DicError } from "../src/errors.ts";
 import { setVerbose, stderrIsTTY } from "../src/env.ts";
 import { writeBytes } from "../src/io.ts";
 import { parseConfigArg } from "../src/model/config.ts";
 import { CFG_MODES } from "../src/samplers/guidance.ts";
 import { SAMPLER_NAMES } from "../src/samplers/index.ts";
-import { checkNumberSetting, didYouMean, validateSettings } from "../src/settings.ts";
+import { didYouMean, validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { VERSION } from "../src/version.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";

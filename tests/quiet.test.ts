@@ -12,9 +12,9 @@ import { runtimeCommand, runtimeName, test } from "./harness.ts";
  * Runs dic as a new user's shell would: no XDG_RUNTIME_DIR (a container, a cron job, ssh without a
  * session) and no DIC_DEBUG. `env -u` removes them (Deno's child_process keeps the parent's variables).
  */
-function dic(args: string[]) {
+function dic(args: string[], extraEnv: string[] = []) {
   const { exe, args: pre } = runtimeCommand("sdk/bin.ts");
-  return spawnSync("env", ["-u", "XDG_RUNTIME_DIR", "-u", "DIC_DEBUG", exe, ...pre, ...args], { encoding: "utf8", timeout: 300_000 });
+  return spawnSync("env", ["-u", "XDG_RUNTIME_DIR", "-u", "DIC_DEBUG", ...extraEnv, exe, ...pre, ...args], { encoding: "utf8", timeout: 300_000 });
 }
 
 test(`[${runtimeName}] dic backends and dic generate print nothing on stderr without XDG_RUNTIME_DIR`, () => {
@@ -39,4 +39,12 @@ test(`[${runtimeName}] dic doctor reports what the WebGPU probe kept quiet`, () 
   }
   const text = dic(["doctor", "--no-parity"]);
   for (const s of report.suppressed) assert.ok(text.stdout.includes(`quiet     ${s.split(" | ")[0]}`), s);
+});
+
+test(`[${runtimeName}] DIC_DEBUG=1 and --verbose keep nothing back`, () => {
+  for (const [args, env] of [[["doctor", "--json", "--no-parity"], ["DIC_DEBUG=1"]], [["doctor", "--json", "--no-parity", "--verbose"], []]] as const) {
+    const r = dic([...args], [...env]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as { suppressed: string[] }).suppressed, [], `${args.join(" ")} ${env.join(" ")}`);
+  }
 });

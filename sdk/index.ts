@@ -5,7 +5,7 @@ export { DEFAULT_MODEL_FILE, defaultModelUrl, loadDefaultModel } from "./default
 export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
 export { SAMPLER_NAMES } from "../src/samplers/index.ts";
 export { CFG_MODES } from "../src/samplers/guidance.ts";
-export { listBackends } from "../src/backend/registry.ts";
+export { listBackends, setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "../src/backend/registry.ts";
 export type { Backend, Tensor } from "../src/backend/contract.ts";
 export { type DiCConfig, type DiCConfigInput, PRESET_NAMES, PRESETS, resolveConfig } from "../src/model/config.ts";
 export { paramCount, forwardMacs } from "../src/model/params.ts";

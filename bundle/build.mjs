@@ -6,7 +6,8 @@
 //   bundles/workerd/            the same worker for Cloudflare Workers / workerd, which refuse to compile
 //                               wasm from bytes: built against sdk/workerd.ts (the `workerd` entry), its
 //                               wasm kernels left as module imports (./dic-simd.wasm, ...) and copied
-//                               beside it; examples/workerd/config.capnp serves them
+//                               beside it; examples/workerd/config.capnp serves them; edge-handler.js
+//                               is the latent-streaming edge (examples/workerd/edge-handler.ts)
 // Both target platform "browser": src/fs.ts becomes src/fs-none.ts through package.json "browser", so no
 // node: module, no dynamic import() and no require() reaches them; tests/bundles.test.ts checks that
 // and the size budgets below.
@@ -25,6 +26,8 @@ export const BUNDLES = {
   edge: { entry: "examples/edge-worker.ts", out: "bundles/edge-worker.js", budget: 3 * 1024 * 1024 },
   // the same worker for workerd: the kernels travel as .wasm modules beside it, not inside it
   workerd: { entry: "examples/edge-worker.ts", out: "bundles/workerd/edge-worker.js", budget: 3 * 1024 * 1024, workerd: true },
+  // the latent-streaming edge (createEdgeHandler) for workerd, the default model inlined
+  workerdEdge: { entry: "examples/workerd/edge-handler.ts", out: "bundles/workerd/edge-handler.js", budget: 3 * 1024 * 1024, workerd: true },
 };
 
 /** The wasm builds the workerd bundle imports as modules (single-thread: isolates have no workers). */

@@ -23,7 +23,7 @@ export default {
   async fetch(request: Request): Promise<Response> {
     const t0 = performance.now();
     const url = new URL(request.url);
-    const headers = new Headers();
+    const headers = new Headers({ "x-dic-backend": "none" }); // until a model has run
     const answer = (body: BodyInit, status: number, contentType: string) => {
       headers.set("content-type", contentType);
       headers.set("server-timing", `total;dur=${(performance.now() - t0).toFixed(1)}`);

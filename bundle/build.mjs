@@ -37,7 +37,7 @@ export const WORKERD_WASM = ["dic-simd.wasm", "dic-relaxed-simd.wasm"];
  * esbuild plugin of the workerd bundle: the SDK's entry becomes sdk/workerd.ts (which imports the kernels
  * as modules and registers them), and each .wasm import stays an import of a module beside the bundle.
  */
-const workerdPlugin = {
+export const workerdPlugin = {
   name: "dic-workerd",
   setup(build) {
     build.onResolve({ filter: /\/sdk\/index\.ts$/ }, () => ({ path: join(root, "sdk/workerd.ts") }));

@@ -7,7 +7,8 @@
 //                               wasm from bytes: built against sdk/workerd.ts (the `workerd` entry), its
 //                               wasm kernels left as module imports (./dic-simd.wasm, ...) and copied
 //                               beside it; examples/workerd/config.capnp serves them; edge-handler.js
-//                               is the latent-streaming edge (examples/workerd/edge-handler.ts)
+//                               is the latent-streaming edge (examples/workerd/edge-handler.ts),
+//                               remote-edge.js the edge with no weights (examples/workerd/remote-edge.ts)
 // Both target platform "browser": src/fs.ts becomes src/fs-none.ts through package.json "browser", so no
 // node: module, no dynamic import() and no require() reaches them; tests/bundles.test.ts checks that
 // and the size budgets below.
@@ -28,6 +29,8 @@ export const BUNDLES = {
   workerd: { entry: "examples/edge-worker.ts", out: "bundles/workerd/edge-worker.js", budget: 3 * 1024 * 1024, workerd: true },
   // the latent-streaming edge (createEdgeHandler) for workerd, the default model inlined
   workerdEdge: { entry: "examples/workerd/edge-handler.ts", out: "bundles/workerd/edge-handler.js", budget: 3 * 1024 * 1024, workerd: true },
+  // an edge with no weights (the remote cut): no model inside, so it stays small
+  workerdRemote: { entry: "examples/workerd/remote-edge.ts", out: "bundles/workerd/remote-edge.js", budget: 512 * 1024, workerd: true },
 };
 
 /** The wasm builds the workerd bundle imports as modules (single-thread: isolates have no workers). */

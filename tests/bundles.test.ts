@@ -12,7 +12,7 @@ import { pngSize } from "./package-install.ts";
 
 interface Built { path: string; bytes: number; budget: number; inputs: string[]; imports: { path: string }[] }
 const bundler: { buildBundles(outDir: string): Promise<unknown>; WORKERD_WASM: string[] } = await import("../bundle/build.mjs");
-const built = await bundler.buildBundles(mkdtempSync(join(tmpdir(), "dic-bundles-"))) as Record<"browser" | "edge" | "workerd" | "workerdEdge", Built>;
+const built = await bundler.buildBundles(mkdtempSync(join(tmpdir(), "dic-bundles-"))) as Record<"browser" | "edge" | "workerd" | "workerdEdge" | "workerdRemote", Built>;
 /** The workerd bundles import their kernels as modules (beside them); the others import nothing. */
 const allowedImports = (name: string) => (name.startsWith("workerd") ? bundler.WORKERD_WASM.map((f) => "./" + f) : []);
 
@@ -25,7 +25,9 @@ test("bundles: within their size budgets", () => {
   // The weights travel inside the workers, not inside the browser bundle (browsers fetch them).
   for (const w of [built.edge, built.workerd, built.workerdEdge]) assert.ok(w.inputs.some((p) => p.endsWith("models/dic-fashion.safetensors")));
   // The workerd builds go through the workerd entry, which registers the kernels as modules.
-  for (const w of [built.workerd, built.workerdEdge]) assert.ok(w.inputs.includes("sdk/workerd.ts"), w.inputs.filter((p) => p.startsWith("sdk/")).join(", "));
+  for (const w of [built.workerd, built.workerdEdge, built.workerdRemote]) assert.ok(w.inputs.includes("sdk/workerd.ts"), w.inputs.filter((p) => p.startsWith("sdk/")).join(", "));
+  // The edge with no weights carries no model.
+  assert.ok(!built.workerdRemote.inputs.some((p) => p.endsWith(".safetensors")));
   assert.ok(!built.edge.inputs.includes("sdk/workerd.ts"));
   assert.ok(!built.browser.inputs.some((p) => p.endsWith(".safetensors")));
 });

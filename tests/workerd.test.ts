@@ -5,7 +5,8 @@
 //     condition hands the kernels over as compiled modules) runs on wasm; the same project bundled by
 //     plain esbuild with no wasm wiring answers through the js fallback and says why;
 //   - the latent-streaming edge (examples/workerd/edge-handler.ts) inside workerd against Node and Bun
-//     hosts on loopback gives single-process results for the unet and handoff cuts;
+//     hosts on loopback gives single-process results for the unet and handoff cuts, and so does an edge
+//     with no weights (examples/workerd/remote-edge.ts) for the remote cut;
 //   - the edge worker bundle under the other entry shapes: `deno serve` (Deno Deploy) and Bun.
 // NOTE: these tests spawn every runtime they need themselves, so they run under vitest only (running them
 // again from deno test and bun test would repeat the same processes).
@@ -152,7 +153,7 @@ if (runtimeName !== "node") {
     }
   });
 
-  test("workerd: the latent-streaming edge inside workerd and Node / Bun hosts give single-process results (unet, handoff)", async () => {
+  test("workerd: the latent-streaming edge inside workerd and Node / Bun hosts give single-process results (unet, handoff, remote with no weights)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "dic-workerd-edge-"));
     const secretFile = join(dir, "secret");
     writeFileSync(secretFile, SECRET + "\n");
@@ -162,7 +163,7 @@ if (runtimeName !== "node") {
     const bunHost = await startServer(BUN, [`${root}sdk/bin.ts`, ...hostArgs(pb)], pb);
     const edgeDir = join(dir, "edge");
     mkdirSync(edgeDir);
-    for (const f of readdirSync(`${root}bundles/workerd`)) if (/^edge-handler\.js$|\.wasm$/.test(f)) copyFileSync(`${root}bundles/workerd/${f}`, join(edgeDir, f));
+    for (const f of readdirSync(`${root}bundles/workerd`)) if (/^(edge-handler|remote-edge)\.js$|\.wasm$/.test(f)) copyFileSync(`${root}bundles/workerd/${f}`, join(edgeDir, f));
     const edges: ServerProcess[] = [];
     try {
       const labels = [7], steps = 4, seed = 11;
@@ -180,6 +181,11 @@ if (runtimeName !== "node") {
       edges.push(bunOnly);
       const viaBun = await viaEdge(bunOnly.url, { labels, steps, seed, cut: "handoff", handoff_step: 1 }, 1);
       assert.ok(viaBun.data.every((v, i) => Object.is(v, want.data[i])), "handoff through the Bun host");
+      // An edge with no weights in workerd: the hosts run every step (the remote cut).
+      const remoteEdge = await serveFolder(edgeDir, "remote-edge.js", { DIC_UPSTREAMS: `${bunHost.url},${nodeHost.url}`, DIC_SECRET: SECRET }, true);
+      edges.push(remoteEdge);
+      const remote = await viaEdge(remoteEdge.url, { labels, steps, seed }, 1);
+      assert.ok(remote.data.every((v, i) => Object.is(v, want.data[i])), "remote cut through workerd");
       // The default edge backend in workerd is wasm (kernels as modules): within the fast-backend tolerance.
       const wasmEdge = await serveFolder(edgeDir, "edge-handler.js", { DIC_UPSTREAMS: nodeHost.url, DIC_SECRET: SECRET }, true);
       edges.push(wasmEdge);

@@ -186,6 +186,13 @@ if (runtimeName !== "node") {
       edges.push(remoteEdge);
       const remote = await viaEdge(remoteEdge.url, { labels, steps, seed }, 1);
       assert.ok(remote.data.every((v, i) => Object.is(v, want.data[i])), "remote cut through workerd");
+      // The same from the CLI: `dic serve --role edge --remote` loads no weights.
+      const pr = await freePort();
+      const cliEdge = await startServer(process.execPath, [`${root}dist/sdk/bin.js`, "serve", "--role", "edge", "--remote", "--port", String(pr), "--secret-file", secretFile, "--upstream", nodeHost.url], pr);
+      edges.push(cliEdge);
+      const viaCli = await viaEdge(cliEdge.url, { labels, steps, seed }, 1);
+      assert.ok(viaCli.data.every((v, i) => Object.is(v, want.data[i])), "remote cut through dic serve --remote");
+      assert.ok(cliEdge.log.some((l) => /no weights: remote cut/.test(l)), cliEdge.log.join("\n"));
       // The default edge backend in workerd is wasm (kernels as modules): within the fast-backend tolerance.
       const wasmEdge = await serveFolder(edgeDir, "edge-handler.js", { DIC_UPSTREAMS: nodeHost.url, DIC_SECRET: SECRET }, true);
       edges.push(wasmEdge);

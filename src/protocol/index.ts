@@ -1,6 +1,6 @@
 // Latent streaming protocol v1 (docs/protocol.md): frames, tensors, authentication, host and edge.
 export { DEFAULT_AUTH_WINDOW_MS, importSecret, NonceCache, sha256, signFrames, toHex, verifyAuth } from "./auth.ts";
-export { crc32 } from "./crc32.ts";
+export { crc32 } from "../crc32.ts";
 export { EDGE_CUTS, type EdgeCut, type EdgeGeneration, type EdgeResult, runEdgeGeneration } from "./edge.ts";
 export { ERROR_STATUS, type ErrorCode, ProtocolError } from "./errors.ts";
 export {

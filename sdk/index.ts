@@ -1,11 +1,14 @@
 // dic-sdk public surface: load DiC weights, run the network, generate samples.
-export { DiCModel, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
+export { DiCModel, DiCModelCard, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
 export { generate, GENERATE_OPTION_KEYS, type GeneratedImage, type GenerateOptions, type GenerateResult } from "./generate.ts";
 export { DEFAULT_MODEL_FILE, defaultModelUrl, loadDefaultModel } from "./default-model.ts";
 export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
 export { SAMPLER_NAMES } from "../src/samplers/index.ts";
 export { CFG_MODES } from "../src/samplers/guidance.ts";
-export { BACKEND_NAMES, type BackendChoice, type BackendName, type BackendOptions, createBackend, listBackends } from "../src/backend/registry.ts";
+export {
+  BACKEND_NAMES, type BackendChoice, type BackendName, type BackendOptions, createBackend, listBackends, setWasmModules, WASM_BUILDS, type WasmBuild,
+  type WasmModules,
+} from "../src/backend/registry.ts";
 export { type ClosableBackend, createWasmBackend, createWebGpuBackend, type WasmBackendOptions, type WebGpuBackendOptions } from "./backends.ts";
 export { DicError, type SettingsErrorCode } from "../src/errors.ts";
 export { CFG_SCALE_MAX, type GenerationSettings, type LabelInput, STEPS_MAX, validateSettings } from "../src/settings.ts";
@@ -19,9 +22,9 @@ export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
 export { loadVAE, type LoadVAEOptions, previewLatents, VAEModel } from "./vae.ts";
 export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
-export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadServingModel, type ServingModel } from "./serve.ts";
+export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingModel } from "./serve.ts";
 export { toNodeListener } from "./node-adapter.ts";
-export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS } from "../src/protocol/index.ts";
+export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS, EDGE_CUTS, type EdgeCut } from "../src/protocol/index.ts";
 export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type ParityCheck } from "./doctor.ts";
 export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";
 export { CacheApiCache, defaultCacheDir, DownloadError, type DownloadErrorCode, type DownloadOptions, type DownloadProgress, downloadWeights, FolderCache, sha256Hex, type WeightsCache } from "../src/download.ts";

@@ -9,9 +9,9 @@
 import { noteSuppressed, verboseOutput } from "../../env.ts";
 
 /** Where the `webgpu` package's entry is, or why it cannot be found. */
-function resolveWebGpu(pkg: string): { url: string | null; why: string } {
+function resolveWebGpu(): { url: string | null; why: string } {
   try {
-    if (typeof import.meta.resolve === "function") return { url: import.meta.resolve(pkg), why: "" };
+    if (typeof import.meta.resolve === "function") return { url: import.meta.resolve("webgpu"), why: "" };
   } catch (e) {
     return { url: null, why: (e as Error).message.split("\n")[0] };
   }
@@ -49,10 +49,8 @@ async function probeInChild(url: string): Promise<{ adapter: boolean; stderr: st
 
 /** The `webgpu` package's GPU object, or null and why it cannot load. */
 export async function loadNpmGpu(): Promise<{ gpu: GPU | null; why: string }> {
-  // NOTE: the specifier is a variable so bundlers for servers leave the optional package alone.
-  const pkg = "webgpu";
   if (!verboseOutput()) {
-    const { url, why } = resolveWebGpu(pkg);
+    const { url, why } = resolveWebGpu();
     if (why) return { gpu: null, why: `the webgpu npm package cannot load (${why})` };
     if (url) {
       const probe = await probeInChild(url);
@@ -64,7 +62,9 @@ export async function loadNpmGpu(): Promise<{ gpu: GPU | null; why: string }> {
     }
   }
   try {
-    const mod = await import(pkg) as { create(flags: string[]): GPU; globals?: Record<string, unknown> };
+    // A literal specifier (no computed import() anywhere); inside try, so bundlers for servers that do not
+    // find the optional package leave it to run time.
+    const mod = await import("webgpu") as unknown as { create(flags: string[]): GPU; globals?: Record<string, unknown> };
     if (mod.globals) Object.assign(globalThis, mod.globals);
     return { gpu: mod.create([]), why: "" };
   } catch (e) {

@@ -7,6 +7,7 @@
 // entry, which imports the shipped .wasm files as modules.
 import { compileFromBytesRefused } from "../../capabilities.ts";
 import { WASM_RELAXED_SIMD, WASM_RELAXED_SIMD_THREADS, WASM_SIMD, WASM_SIMD_THREADS } from "./binary.ts";
+import type { Bytes } from "../../bytes.ts";
 
 /** Which build of the kernels runs. */
 export type WasmVariant = "relaxed-simd" | "simd";
@@ -105,7 +106,7 @@ export function buildLoadable(variant: WasmVariant, modules?: WasmModules): bool
 const decoded = new Map<string, Uint8Array<ArrayBuffer>>();
 
 /** The module bytes of a build (`threads`: the build that imports a shared memory). */
-export function wasmBytes(variant: WasmVariant, threads = false): Uint8Array<ArrayBuffer> {
+export function wasmBytes(variant: WasmVariant, threads = false): Bytes {
   const key = `${variant}${threads ? "+threads" : ""}`;
   let bytes = decoded.get(key);
   if (!bytes) {

@@ -18,18 +18,24 @@ function resolveWebGpu(): { url: string | null; why: string } {
   return { url: null, why: "" }; // no import.meta.resolve here: load in-process
 }
 
-/** Asks for an adapter in a child process (same runtime, same environment); its stderr comes back as text. */
+/**
+ * Asks for an adapter in a child process (same runtime, same environment); its stderr comes back as text.
+ * The child imports "webgpu" from the folder whose node_modules holds the package `url` points into.
+ */
 async function probeInChild(url: string): Promise<{ adapter: boolean; stderr: string; error: string }> {
   const { spawn } = await import("node:child_process");
   const proc = (globalThis as unknown as { process: { execPath: string; env: Record<string, string | undefined>; versions: { bun?: string } } }).process;
-  const code = `const m = await import(${JSON.stringify(url)}); const g = m.create([]);` +
+  const path = decodeURIComponent(new URL(url).pathname);
+  const at = path.lastIndexOf("/node_modules/webgpu/");
+  if (at < 0) return { adapter: false, stderr: "", error: `the webgpu package is not under a node_modules folder (${path})` };
+  const code = `const m = await import("webgpu"); const g = m.create([]);` +
     `const a = await g.requestAdapter({ powerPreference: "high-performance" });` +
     `process.stdout.write(JSON.stringify({ adapter: a !== null })); process.exit(0);`;
   const args = proc.versions.bun ? ["-e", code] : ["--input-type=module", "-e", code];
   const env = { ...proc.env };
   if (!env.XDG_RUNTIME_DIR) env.XDG_RUNTIME_DIR = "/tmp";
   return new Promise((resolve) => {
-    const child = spawn(proc.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(proc.execPath, args, { cwd: path.slice(0, at) || "/", env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "", err = "";
     child.stdout!.on("data", (b: Uint8Array) => (out += new TextDecoder().decode(b)));
     child.stderr!.on("data", (b: Uint8Array) => (err += new TextDecoder().decode(b)));

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generate, loadDefaultModel } from "../sdk/index.ts";
+import { type BackendName, generate, loadDefaultModel } from "../sdk/index.ts";
 import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
 import { FrameReader } from "../src/protocol/stream.ts";
 import { decodeTensor } from "../src/protocol/tensor-codec.ts";
@@ -76,7 +76,7 @@ async function pngDiff(a: Uint8Array, b: Uint8Array): Promise<number> {
   return da.rgba.reduce((m, v, i) => Math.max(m, Math.abs(v - db.rgba[i])), 0);
 }
 
-async function localPng(backend: string, label: string, seed: number): Promise<Uint8Array> {
+async function localPng(backend: BackendName, label: string, seed: number): Promise<Uint8Array> {
   const { images } = await generate({ model: await loadDefaultModel(backend), label, seed });
   return images[0].toPNG();
 }

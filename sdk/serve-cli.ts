@@ -31,18 +31,39 @@ export interface ServeFlags {
 export class ServeUsageError extends Error {}
 
 declare const Deno: {
-  serve(o: { port: number; hostname: string; onListen?: (a: { port: number }) => void }, h: Handler): unknown;
+  serve(o: { port: number; hostname: string; onListen?: (a: { port: number }) => void; onError?: (e: unknown) => Response }, h: Handler): unknown;
 } | undefined;
-declare const Bun: { serve(o: { port: number; hostname: string; fetch: Handler; idleTimeout?: number }): { port: number } } | undefined;
+declare const Bun: {
+  serve(o: { port: number; hostname: string; fetch: Handler; idleTimeout?: number; development?: boolean; error?: (e: unknown) => Response }): { port: number };
+} | undefined;
+
+/** The answer when a handler throws: its code only, never a message, a path or a runtime's error page. */
+function internalError(): Response {
+  return Response.json({ type: "error", code: "internal", status: 500, message: "internal error" }, { status: 500 });
+}
+
+/** `handler`, answering 500 (code `internal`) instead of throwing into the runtime's server. */
+export function neverThrows(handler: Handler, log?: (line: string) => void): Handler {
+  return async (req) => {
+    try {
+      return await handler(req);
+    } catch (e) {
+      log?.(`serve: internal error: ${(e as Error)?.stack ?? e}`);
+      return internalError();
+    }
+  };
+}
 
 /** Starts a server for `handler`; resolves with the port it listens on. */
-export async function listen(handler: Handler, port: number, hostname: string): Promise<number> {
+export async function listen(handler: Handler, port: number, hostname: string, log?: (line: string) => void): Promise<number> {
+  const safe = neverThrows(handler, log);
   if (env.runtime === "deno") {
-    return new Promise((resolve) => Deno!.serve({ port, hostname, onListen: (a) => resolve(a.port) }, handler));
+    return new Promise((resolve) => Deno!.serve({ port, hostname, onListen: (a) => resolve(a.port), onError: internalError }, safe));
   }
-  if (env.runtime === "bun") return Bun!.serve({ port, hostname, fetch: handler, idleTimeout: 255 }).port;
+  // NOTE: development: false, so a failure never shows Bun's development error page (cwd, paths, source).
+  if (env.runtime === "bun") return Bun!.serve({ port, hostname, fetch: safe, idleTimeout: 255, development: false, error: internalError }).port;
   const http = await import("node:http");
-  const server = http.createServer(toNodeListener(handler));
+  const server = http.createServer(toNodeListener(safe));
   server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -94,7 +115,7 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, log });
   const hostname = v.listen ?? "127.0.0.1";
-  const bound = await listen(handler, port, hostname);
+  const bound = await listen(handler, port, hostname, log);
   io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});
 }

@@ -37,7 +37,8 @@ const MAX_REQUEST_FRAMES = 2;
 
 /** An error frame and its HTTP response. */
 export function errorResponse(e: unknown, session = "-", step: number | null = null): Response {
-  const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", (e as Error)?.message ?? String(e));
+  // NOTE: an unexpected error's message may name paths or internals; the client gets only its code.
+  const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", "internal error (the host's log has the details)");
   return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers: { "content-type": FRAMES_MEDIA_TYPE } });
 }
 

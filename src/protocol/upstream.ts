@@ -45,7 +45,10 @@ export class UpstreamPool {
     let lastError = "";
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       signal?.throwIfAborted();
-      const url = urls[this.next++ % urls.length];
+      const index = this.next++ % urls.length;
+      const url = urls[index];
+      // NOTE: what a client may see names the upstream by its place in the list, never by its URL.
+      const name = `upstream ${index + 1} of ${urls.length}`;
       const ctrl = new AbortController();
       const onAbort = () => ctrl.abort(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -67,7 +70,7 @@ export class UpstreamPool {
           arm();
           if (f.type === "error") {
             const code = isErrorCode(f.code) ? f.code : "internal";
-            if (FINAL_CODES.has(code)) throw new ProtocolError(code, `upstream ${url}: ${f.message}`, { upstreamStatus: f.status, fromHost: true });
+            if (FINAL_CODES.has(code)) throw new ProtocolError(code, `${name}: ${f.message}`, { upstreamStatus: f.status, fromHost: true });
             throw new Error(`${f.code} (${f.status}): ${f.message}`);
           }
           got.push(f);
@@ -79,8 +82,8 @@ export class UpstreamPool {
       } catch (e) {
         if (e instanceof ProtocolError && e.extra.fromHost) throw e;
         if (signal?.aborted) throw signal.reason ?? e;
-        lastError = `${url}: ${(e as Error).message ?? e}`;
-        this.opts.log?.(`edge: ${what} attempt ${attempt + 1} failed (${lastError}); trying the next upstream`);
+        lastError = `${name}: ${String((e as Error).message ?? e).replace(/\bhttps?:\/\/[^\s)]+/gi, "<upstream>")}`;
+        this.opts.log?.(`edge: ${what} attempt ${attempt + 1} failed (${url}: ${(e as Error).message ?? e}); trying the next upstream`);
       } finally {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);

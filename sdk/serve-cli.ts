@@ -4,7 +4,7 @@ import { env } from "../src/env.ts";
 import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
 import { toNodeListener } from "./node-adapter.ts";
-import { createEdgeHandler, createHostHandler, type Handler, loadServingModel } from "./serve.ts";
+import { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, loadServingModel } from "./serve.ts";
 import { loadVAE, type VAEModel } from "./vae.ts";
 
 /** Where `dic serve` writes. */
@@ -25,6 +25,44 @@ export interface ServeFlags {
   vae?: string;
   "vae-memory"?: string;
   quiet?: boolean;
+  /** Edge admission control (createEdgeHandler's maxWork, maxConcurrent, maxQueue, deadlineMs, maxBodyBytes). */
+  "max-work"?: string;
+  "max-concurrent"?: string;
+  "max-queue"?: string;
+  /** Seconds. */
+  deadline?: string;
+  /** Bytes. */
+  "max-body"?: string;
+}
+
+/** The parseArgs options of the flags only `dic serve` takes (the CLI's option table spreads them in). */
+export const SERVE_OPTIONS = {
+  role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
+  upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
+  "max-work": { type: "string" }, "max-concurrent": { type: "string" }, "max-queue": { type: "string" },
+  deadline: { type: "string" }, "max-body": { type: "string" },
+} as const;
+
+/** The edge's admission flags as createEdgeHandler options (absent flags: the defaults, EDGE_LIMITS). */
+function edgeLimits(v: ServeFlags): Partial<EdgeOptions> {
+  const out: Partial<EdgeOptions> = {};
+  // Counts are integers; --deadline is seconds (decimals allowed), passed on as whole milliseconds.
+  const int = (flag: keyof ServeFlags, min: number, scale = 1): number | undefined => {
+    const raw = v[flag];
+    if (raw === undefined) return undefined;
+    const text = String(raw).trim();
+    const n = Math.round(Number(text) * scale);
+    if (!(scale === 1 ? /^\d+$/ : /^\d+(\.\d+)?$/).test(text) || !(n >= min)) {
+      throw new ServeUsageError(`--${flag}: expected ${scale === 1 ? "an integer" : "a number"} >= ${min / scale}, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+  out.maxWork = int("max-work", 1);
+  out.maxConcurrent = int("max-concurrent", 1);
+  out.maxQueue = int("max-queue", 0);
+  out.deadlineMs = int("deadline", 1, 1000);
+  out.maxBodyBytes = int("max-body", 2);
+  return out;
 }
 
 /** A `dic serve` usage error (one line, status 1). */
@@ -100,6 +138,8 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     if (!/^https?:\/\/[^/]+/i.test(u)) throw new ServeUsageError(`--upstream: "${u}" is not an http(s) URL`);
   }
   if (role === "edge" && (v.vae !== undefined || v["vae-memory"] !== undefined)) throw new ServeUsageError("--vae and --vae-memory are for --role host (a host decodes the vae cut)");
+  const limits = edgeLimits(v);
+  if (role === "host" && Object.values(limits).some((x) => x !== undefined)) throw new ServeUsageError("--max-work, --max-concurrent, --max-queue, --deadline and --max-body are for --role edge");
   const mb = v["vae-memory"];
   if (mb !== undefined && (v.vae === undefined || mb.trim() === "" || !(Number(mb) > 0 && Number.isFinite(Number(mb))))) {
     throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
@@ -113,7 +153,7 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   }
   const handler = role === "host"
     ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
-    : await createEdgeHandler({ model, secret, upstreams, log });
+    : await createEdgeHandler({ model, secret, upstreams, log, ...limits });
   const hostname = v.listen ?? "127.0.0.1";
   const bound = await listen(handler, port, hostname, log);
   io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);

@@ -56,3 +56,129 @@ if (netAllowed) {
     }
   });
 }
+
+/** A node:http server that takes requests and never answers (a hung host). */
+async function hungServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const http = await import("node:http");
+  const held: import("node:http").ServerResponse[] = [];
+  const server = http.createServer((_req, res) => void held.push(res));
+  const url = await new Promise<string>((r) => server.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(server.address() as { port: number }).port}`)));
+  return {
+    url,
+    close: async () => {
+      for (const res of held) res.destroy();
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const post = (body: BodyInit, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+  new Request("http://edge.test/v1/generate", { method: "POST", body, headers: { "content-type": "application/json", ...headers }, signal, ...({ duplex: "half" } as object) });
+
+if (netAllowed) {
+  test("edge admission: work limit, strict numbers, nesting and body limits are refused with stable codes", async () => {
+    const { createEdgeHandler } = await import("../sdk/serve.ts");
+    const hung = await hungServer();
+    try {
+      const edge = await createEdgeHandler({ model: served, upstreams: [hung.url], secret: SECRET });
+      // 64 labels x 1000 steps: refused from the request alone, with the limit in the message.
+      const t0 = performance.now();
+      const big = await edge(post(JSON.stringify({ labels: Array(64).fill(1), steps: 1000 })));
+      const ms = performance.now() - t0;
+      const bj = await big.json();
+      assert.equal(big.status, 422);
+      assert.equal(bj.code, "work_limit");
+      assert.match(bj.message, /16384000/);
+      assert.equal(bj.limit, 16384000);
+      assert.ok(ms < 5000, `refused in ${ms} ms`);
+      // Strict numbers: each refusal names its field.
+      for (const [k, v] of [["steps", true], ["steps", [3]], ["steps", "0x10"], ["steps", 2.5], ["seed", "1e400"], ["scale", " 2"], ["eta", {}]] as const) {
+        const r = await edge(post(JSON.stringify({ labels: [1], [k]: v })));
+        const j = await r.json();
+        assert.equal(r.status, 422, `${k}: ${JSON.stringify(v)}`);
+        assert.deepEqual([j.code, j.field], ["bad_request", k], `${k}: ${JSON.stringify(v)}: ${j.message}`);
+      }
+      for (const labels of [[[1]], { a: 1 }, true]) {
+        const j = await (await edge(post(JSON.stringify({ labels })))).json();
+        assert.deepEqual([j.code, j.field], ["bad_request", "labels"], JSON.stringify(labels));
+      }
+      // Nesting 10,000 deep is a 422, never a 500.
+      const deep = await edge(post(`{"labels":${"[".repeat(10_000)}${"]".repeat(10_000)}}`));
+      assert.equal(deep.status, 422);
+      assert.deepEqual([(await deep.json()).field], ["body"]);
+      assert.equal((await edge(post("{nope"))).status, 422);
+      // A 100 MB body is refused once the limit is passed: the edge pulls little more than 1 MiB of it.
+      let pulled = 0;
+      const chunk = new Uint8Array(64 * 1024).fill(0x20);
+      const endless = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (pulled >= 100e6) return c.close();
+          pulled += chunk.length;
+          c.enqueue(chunk);
+        },
+      });
+      const huge = await edge(post(endless));
+      assert.equal(huge.status, 413);
+      assert.deepEqual([(await huge.json()).code], ["too_large"]);
+      assert.ok(pulled <= (1 << 20) + 4 * chunk.length, `pulled ${pulled} bytes`);
+      // A declared length above the limit is refused before reading.
+      const declared = await edge(post("{}", { "content-length": String(100e6) }));
+      assert.equal(declared.status, 413);
+    } finally {
+      await hung.close();
+    }
+  });
+
+  test("edge admission: a full queue answers 503 with Retry-After; the deadline stops a run with 504", async () => {
+    const { createEdgeHandler } = await import("../sdk/serve.ts");
+    const hung = await hungServer();
+    try {
+      const edge = await createEdgeHandler({ model: served, upstreams: [hung.url], secret: SECRET, maxConcurrent: 1, maxQueue: 1, deadlineMs: 60_000 });
+      const a = new AbortController(), b = new AbortController();
+      const req = (signal: AbortSignal) => edge(post(JSON.stringify({ labels: [1], steps: 2, format: "png" }), {}, signal));
+      const first = req(a.signal); // runs (its host never answers)
+      await new Promise((r) => setTimeout(r, 50));
+      const second = req(b.signal); // waits in the queue
+      await new Promise((r) => setTimeout(r, 50));
+      const third = await req(new AbortController().signal);
+      assert.equal(third.status, 503);
+      assert.ok(Number(third.headers.get("retry-after")) >= 1, `retry-after ${third.headers.get("retry-after")}`);
+      assert.equal((await third.json()).code, "busy");
+      a.abort();
+      b.abort();
+      assert.equal((await first).status, 499);
+      assert.equal((await second).status, 499);
+
+      const timed = await createEdgeHandler({ model: served, upstreams: [hung.url], secret: SECRET, deadlineMs: 300 });
+      const t0 = performance.now();
+      const late = await timed(post(JSON.stringify({ labels: [1], steps: 2, format: "png" })));
+      assert.equal(late.status, 504);
+      assert.equal((await late.json()).code, "deadline");
+      assert.ok(performance.now() - t0 < 10_000);
+    } finally {
+      await hung.close();
+    }
+  });
+
+  test("node:http edge: a 100 MB body gets 413, not a reset", async () => {
+    const { createEdgeHandler } = await import("../sdk/serve.ts");
+    const srv = await nodeServer(await createEdgeHandler({ model: served, upstreams: ["http://127.0.0.1:9"], secret: SECRET }));
+    try {
+      let sent = 0;
+      const chunk = new Uint8Array(1 << 20).fill(0x20);
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (sent >= 100) return c.close();
+          sent++;
+          c.enqueue(chunk);
+        },
+      });
+      const res = await fetch(`${srv.url}/v1/generate`, { method: "POST", body, headers: { "content-type": "application/json" }, ...({ duplex: "half" } as object) });
+      assert.equal(res.status, 413);
+      assert.equal((await res.json()).code, "too_large");
+    } finally {
+      await srv.close();
+    }
+  });
+}

@@ -117,6 +117,4 @@ export function frameStream(onCancel?: () => void): { stream: ReadableStream<Uin
  * await at once; without this the server would flush no preview and notice no disconnect until the
  * whole run is over.
  */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
+export { yieldNow as yieldToEventLoop } from "../yield.ts";

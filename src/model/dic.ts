@@ -71,6 +71,12 @@ export class DiCGraph {
     this.ch = stageChannels(config);
   }
 
+  /** Frees the uploaded weights; the graph cannot run afterwards. Idempotent. */
+  freeWeights(): void {
+    for (const t of this.weights.values()) this.backend.free(t);
+    (this.weights as Map<string, Tensor>).clear();
+  }
+
   /** Output channels of `forward` (2 * in_channels with learned sigma). */
   get outChannels(): number {
     return outChannels(this.config);

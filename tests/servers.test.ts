@@ -182,3 +182,48 @@ if (netAllowed) {
     }
   });
 }
+
+if (netAllowed) {
+  test("upstream health: a hung host of two costs a 4-step generation one short timeout, is marked down, and is probed back", async () => {
+    const http = await import("node:http");
+    const { UpstreamPool } = await import("../src/protocol/upstream.ts");
+    const { runEdgeGeneration } = await import("../src/protocol/edge.ts");
+    const host = toNodeListener(await createHostHandler({ model: served, secret: SECRET }));
+    let hung = true;
+    const held: import("node:http").ServerResponse[] = [];
+    const flaky = http.createServer((req, res) => (hung ? void held.push(res) : host(req, res)));
+    const real = await nodeServer(await createHostHandler({ model: served, secret: SECRET }));
+    const flakyUrl = await new Promise<string>((r) => flaky.listen(0, "127.0.0.1", () => r(`http://127.0.0.1:${(flaky.address() as { port: number }).port}`)));
+    const log: string[] = [];
+    // The hung host is first in turn; the default idle timeout (30 s) is left as it is.
+    const pool = new UpstreamPool({ urls: [flakyUrl, real.url], key: await importSecret(SECRET), log: (l) => log.push(l), probeAfterMs: 200 });
+    const sm = { graph: served.model.graph, weightsSha256: served.weightsSha256, pixelRange: served.model.pixelRange };
+    const settings = { labels: [3], steps: 4, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: 4 };
+    try {
+      const t0 = performance.now();
+      await runEdgeGeneration(sm, pool, { session: "s-hung-1", cut: "unet", settings });
+      const first = performance.now() - t0;
+      assert.ok(first < 15_000, `4 steps with a hung host took ${first} ms`);
+      assert.deepEqual(pool.up, [false, true]);
+      assert.ok(log.some((l) => /marked down \(no answer for 5000 ms\)/.test(l)), log.join("\n"));
+      // Now the pace of steps is known: timeouts are short, and the down host is skipped.
+      const t1 = performance.now();
+      await runEdgeGeneration(sm, pool, { session: "s-hung-2", cut: "unet", settings });
+      const second = performance.now() - t1;
+      assert.ok(second < 5_000, `4 steps with the hung host down took ${second} ms`);
+      assert.ok(pool.timeoutFor("step", 0) < 5_000, `adaptive timeout ${pool.timeoutFor("step", 0)} ms`);
+      // The host recovers: a probe brings it back.
+      hung = false;
+      for (const res of held) res.destroy();
+      for (let i = 0; i < 100 && !pool.up[0]; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(pool.up, [true, true], log.join("\n"));
+      assert.ok(log.some((l) => /is back/.test(l)));
+    } finally {
+      pool.close();
+      for (const res of held) res.destroy();
+      flaky.closeAllConnections?.();
+      await new Promise((r) => flaky.close(r));
+      await real.close();
+    }
+  });
+}

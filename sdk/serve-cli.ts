@@ -103,6 +103,10 @@ export async function listen(handler: Handler, port: number, hostname: string, l
   const http = await import("node:http");
   const server = http.createServer(toNodeListener(safe));
   server.keepAliveTimeout = 5_000;
+  // Against slowloris: headers within 10 s, the whole request within 120 s, at most 1024 connections.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 120_000;
+  server.maxConnections = 1024;
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, () => resolve((server.address() as { port: number }).port));

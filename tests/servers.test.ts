@@ -227,3 +227,71 @@ if (netAllowed) {
     }
   });
 }
+
+test("host: authenticates before it buffers; pre-auth reads are capped and bounded in time; stalled bodies time out", async () => {
+  const { createHostHandler: hostHandler } = await import("../src/protocol/host.ts");
+  const key = await importSecret(SECRET);
+  const sm = { graph: served.model.graph, weightsSha256: served.weightsSha256, pixelRange: served.model.pixelRange };
+  const handler = hostHandler({ model: sm, key, authTimeoutMs: 300, readTimeoutMs: 300 });
+  const run = (body: Uint8Array | ReadableStream<Uint8Array>) => handler(new Request("http://host.test/v1/run", { method: "POST", body: body as BodyInit, ...({ duplex: "half" } as object) }));
+  const codeOf = async (res: Response) => {
+    const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
+    return [res.status, f.type === "error" ? f.code : f.type];
+  };
+  const frames = unetFrames(await modelFacts(), "s-auth-first");
+  /** The auth frame of a request, then `then` (bytes, or a stall), counting what the host pulled. */
+  const stream = (auth: Uint8Array, then: "endless" | "stall" | Uint8Array) => {
+    const counter = { pulled: 0 };
+    let sentAuth = false;
+    const chunk = new Uint8Array(1 << 20);
+    return {
+      counter,
+      body: new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (!sentAuth) {
+            sentAuth = true;
+            counter.pulled += auth.length;
+            return c.enqueue(auth);
+          }
+          if (then === "stall") return new Promise(() => {});
+          if (then !== "endless") {
+            c.enqueue(then);
+            return c.close();
+          }
+          if (counter.pulled > 126 * 2 ** 20) return c.close();
+          counter.pulled += chunk.length;
+          c.enqueue(chunk);
+        },
+      }),
+    };
+  };
+  const authOf = (body: Uint8Array) => body.subarray(0, 4 + new DataView(body.buffer, body.byteOffset).getUint32(0));
+  // A forged request (wrong secret) with a 126 MiB body: refused from its auth frame, the body is not read.
+  const forged = await signFrames(await importSecret("not-the-shared-secret-at-all"), frames);
+  const f1 = stream(authOf(forged), "endless");
+  assert.deepEqual(await codeOf(await run(f1.body)), [401, "unauthenticated"]);
+  assert.ok(f1.counter.pulled < 4 << 20, `the host pulled ${f1.counter.pulled} bytes of a forged request`);
+  // The genuine auth frame with a body that is not the one signed: refused once the body is read.
+  const good = await signFrames(key, frames);
+  const tampered = good.slice();
+  tampered[tampered.length - 3] ^= 1;
+  assert.deepEqual(await codeOf(await run(tampered)), [401, "unauthenticated"]);
+  // Its nonce was spent when the auth frame verified (a replay is refused before its body is read).
+  assert.deepEqual(await codeOf(await run(good)), [409, "replayed"]);
+  assert.deepEqual(await codeOf(await run(await signFrames(key, frames))), [200, "step_result"]);
+  // Nothing (or a stalled auth frame) within the auth deadline: timeout.
+  const t0 = performance.now();
+  assert.deepEqual(await codeOf(await run(new ReadableStream({ pull: () => new Promise(() => {}) }))), [408, "timeout"]);
+  assert.ok(performance.now() - t0 < 10_000);
+  // Authenticated, then the body stalls: each read has a deadline.
+  const s2 = stream(authOf(await signFrames(key, frames)), "stall");
+  assert.deepEqual(await codeOf(await run(s2.body)), [408, "timeout"]);
+  // A length prefix above the auth frame's cap is refused before reading it.
+  assert.deepEqual(await codeOf(await run(new Uint8Array([0, 0, 0x20, 0, 1, 2, 3]))), [413, "too_large"]);
+  // Signed (within the window) before the host started: stale, so a restart cannot be replayed into.
+  const early = await signFrames(key, frames, { now: Date.now() - 5_000 });
+  const res = await run(early);
+  const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
+  assert.equal(res.status, 401);
+  assert.ok(f.type === "error" && f.code === "stale" && /before this host started/.test(f.message), JSON.stringify(f));
+});

@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   non_finite: 422,
   bad_request: 422,
   work_limit: 422,
+  timeout: 408,
   cancelled: 499,
   internal: 500,
   upstream_failed: 502,

@@ -258,6 +258,7 @@ function errorJson(pe: ProtocolError): Record<string, unknown> {
 function errorResponseJson(pe: ProtocolError, session?: string): Response {
   const headers: Record<string, string> = {};
   if (typeof pe.extra.retryAfter === "number") headers["retry-after"] = String(pe.extra.retryAfter);
+  if (typeof pe.extra.allow === "string") headers.allow = pe.extra.allow;
   if (session) headers["x-dic-session"] = session;
   return Response.json(errorJson(pe), { status: pe.status, headers });
 }
@@ -315,7 +316,7 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
   async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
     if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
-    if (url.pathname !== "/v1/generate") return new Response("not found\n", { status: 404 });
+    if (url.pathname !== "/v1/generate") throw new ProtocolError("not_found", `no ${url.pathname} here (POST or GET /v1/generate, GET /healthz)`);
     let body: Record<string, unknown>;
     if (req.method === "GET") {
       body = Object.fromEntries(url.searchParams);
@@ -324,7 +325,7 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
     } else if (req.method === "POST") {
       body = await readJsonObject(req, maxBodyBytes, EDGE_LIMITS.maxJsonDepth);
       for (const [k, v] of url.searchParams) body[k] ??= v;
-    } else return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, POST" } });
+    } else throw new ProtocolError("method_not_allowed", `${req.method} /v1/generate: use GET or POST`, { allow: "GET, POST" });
     const g = parseRequest(model, body, req.headers.get("accept") ?? "");
     const work = g.settings.labels.length * g.settings.steps * pixels;
     if (work > maxWork) {

@@ -122,6 +122,11 @@ if (netAllowed) {
       assert.equal(huge.status, 413);
       assert.deepEqual([(await huge.json()).code], ["too_large"]);
       assert.ok(pulled <= (1 << 20) + 4 * chunk.length, `pulled ${pulled} bytes`);
+      // Unknown paths and methods get codes too.
+      const nf = await edge(new Request("http://edge.test/nope"));
+      assert.deepEqual([nf.status, (await nf.json()).code], [404, "not_found"]);
+      const put = await edge(new Request("http://edge.test/v1/generate", { method: "PUT", body: "{}" }));
+      assert.deepEqual([put.status, (await put.json()).code, put.headers.get("allow")], [405, "method_not_allowed", "GET, POST"]);
       // A declared length above the limit is refused before reading.
       const declared = await edge(post("{}", { "content-length": String(100e6) }));
       assert.equal(declared.status, 413);

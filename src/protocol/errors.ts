@@ -17,6 +17,8 @@ export const ERROR_STATUS = {
   non_finite: 422,
   bad_request: 422,
   work_limit: 422,
+  not_found: 404,
+  method_not_allowed: 405,
   timeout: 408,
   cancelled: 499,
   internal: 500,

@@ -154,8 +154,12 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       });
     }
     if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
-    if (url.pathname !== "/v1/run") return new Response("not found\n", { status: 404 });
-    if (req.method !== "POST") return new Response("method not allowed\n", { status: 405, headers: { allow: "POST" } });
+    if (url.pathname !== "/v1/run") return errorResponse(new ProtocolError("not_found", `no ${url.pathname} here (POST /v1/run, GET /v1/info, GET /healthz)`));
+    if (req.method !== "POST") {
+      const res = errorResponse(new ProtocolError("method_not_allowed", `${req.method} /v1/run: use POST`));
+      res.headers.set("allow", "POST");
+      return res;
+    }
     let session = "-", step: number | null = null;
     try {
       const frames = await readRequest(req);

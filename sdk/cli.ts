@@ -50,7 +50,7 @@ commands:
   serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
            [--vae VAE.safetensors [--vae-memory MB]]   (latent model: the host decodes the vae cut)
   serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
-           [--max-work N] [--max-concurrent 4] [--max-queue 16] [--deadline 300] [--max-body 1048576]
+           [--max-work N] [--max-concurrent 4] [--max-queue 64] [--deadline 300] [--max-body 1048576]
            (admission: images x steps x pixels per request, running and queued generations, seconds, JSON bytes)
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
            POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts

@@ -135,7 +135,7 @@ export interface EdgeOptions {
   maxWork?: number;
   /** Generations running at once (default 4); more wait in the queue. */
   maxConcurrent?: number;
-  /** Generations waiting for a slot (default 16); beyond it `busy` (503) with Retry-After. */
+  /** Generations waiting for a slot (default 64: waiting costs no compute); beyond it `busy` (503) with Retry-After. */
   maxQueue?: number;
   /** A request (queue wait included) that runs longer is stopped with `deadline` (504); default 300 s. */
   deadlineMs?: number;
@@ -147,7 +147,7 @@ export interface EdgeOptions {
 export const EDGE_LIMITS = {
   maxWork: 64 * 250 * 32 * 32,
   maxConcurrent: 4,
-  maxQueue: 16,
+  maxQueue: 64,
   deadlineMs: 300_000,
   maxBodyBytes: 1 << 20,
   /** Nesting of arrays and objects in a JSON body. */

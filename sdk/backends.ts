@@ -4,11 +4,6 @@ import type { Backend } from "../src/backend/contract.ts";
 import { createWasmBackend as createWasm } from "../src/backend/wasm/index.ts";
 import { createWebGpuBackend as createWebGpu } from "../src/backend/webgpu/index.ts";
 
-/** A backend that holds workers or a device: `close()` releases them (idle workers never keep a process alive). */
-export interface ClosableBackend extends Backend {
-  close?(): void;
-}
-
 /** Options of `createWasmBackend`. */
 export interface WasmBackendOptions {
   /**
@@ -31,7 +26,7 @@ export interface WebGpuBackendOptions {
  * import { createWasmBackend, loadModel } from "dic-sdk";
  * const model = await loadModel("dic-s.safetensors", { backend: await createWasmBackend({ threads: 2 }) });
  */
-export function createWasmBackend(options: WasmBackendOptions = {}): Promise<ClosableBackend> {
+export function createWasmBackend(options: WasmBackendOptions = {}): Promise<Backend> {
   return createWasm({ threads: options.threads });
 }
 
@@ -42,6 +37,6 @@ export function createWasmBackend(options: WasmBackendOptions = {}): Promise<Clo
  * import { createWebGpuBackend, generate, loadModel } from "dic-sdk";
  * const model = await loadModel("dic-s.safetensors", { backend: await createWebGpuBackend({ f16: true }) });
  */
-export function createWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<ClosableBackend> {
+export function createWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<Backend> {
   return createWebGpu({ f16: options.f16 });
 }

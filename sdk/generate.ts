@@ -7,7 +7,7 @@ import { runSampler, type ProgressInfo } from "../src/pipeline.ts";
 import type { CfgMode } from "../src/samplers/guidance.ts";
 import type { SamplerName } from "../src/samplers/index.ts";
 import { encodePNG, type RgbaImage, toRGBA } from "../src/image.ts";
-import { checkKnownKeys, type LabelInput, validateSettings } from "../src/settings.ts";
+import { checkKnownKeys, type GenerationSettings, type LabelInput, validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import { DiCModel, loadModel, type ModelSource } from "./model.ts";
@@ -141,18 +141,27 @@ export async function generate(options: GenerateOptions = {}): Promise<GenerateR
   checkKnownKeys(options, GENERATE_OPTION_KEYS, "generate");
   const settings = validateSettings(options as Record<string, unknown>, { where: "generate" });
   checkOtherOptions(options);
-  let model: DiCModel;
   if (options.model instanceof DiCModel) {
-    model = options.model;
+    const model = options.model;
     const b = options.backend;
     if (b !== undefined && b !== "auto" && (typeof b === "object" ? b !== model.backend : b !== model.backend.name)) {
       const asked = typeof b === "object" ? `a ${b.name} Backend instance` : `"${b}"`;
       throw new DicError("backend_mismatch", `generate: backend ${asked} was given, but the model runs on ${model.backend.name}; ` +
         `load it there (loadModel(source, { backend })) or leave backend out`, { field: "backend" });
     }
-  } else {
-    model = options.model === undefined ? await loadDefaultModel(options.backend ?? "auto") : await loadModel(options.model, { backend: options.backend });
+    return generateOn(model, options, settings);
   }
+  if (options.model === undefined) return generateOn(await loadDefaultModel(options.backend ?? "auto"), options, settings);
+  // A model generate() loads itself is disposed when the run ends (its backend's threads stop).
+  const own = await loadModel(options.model, { backend: options.backend });
+  try {
+    return await generateOn(own, options, settings);
+  } finally {
+    own.dispose();
+  }
+}
+
+async function generateOn(model: DiCModel, options: GenerateOptions, settings: GenerationSettings): Promise<GenerateResult> {
   const cfg = model.config;
   let vae: VAEModel | null = null;
   if (options.vae !== undefined) {

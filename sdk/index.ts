@@ -9,7 +9,7 @@ export {
   BACKEND_NAMES, type BackendChoice, type BackendName, type BackendOptions, createBackend, listBackends, setWasmModules, WASM_BUILDS, type WasmBuild,
   type WasmModules,
 } from "../src/backend/registry.ts";
-export { type ClosableBackend, createWasmBackend, createWebGpuBackend, type WasmBackendOptions, type WebGpuBackendOptions } from "./backends.ts";
+export { createWasmBackend, createWebGpuBackend, type WasmBackendOptions, type WebGpuBackendOptions } from "./backends.ts";
 export { DicError, type SettingsErrorCode } from "../src/errors.ts";
 export { CFG_SCALE_MAX, type GenerationSettings, type LabelInput, STEPS_MAX, validateSettings } from "../src/settings.ts";
 export { VERSION } from "../src/version.ts";
@@ -22,8 +22,8 @@ export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
 export { loadVAE, type LoadVAEOptions, previewLatents, VAEModel } from "./vae.ts";
 export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
-export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingModel } from "./serve.ts";
-export { toNodeListener } from "./node-adapter.ts";
+export { createEdgeHandler, createHostHandler, EDGE_LIMITS, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingModel } from "./serve.ts";
+export { type NodeListenerOptions, toNodeListener } from "./node-adapter.ts";
 export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS, EDGE_CUTS, type EdgeCut } from "../src/protocol/index.ts";
 export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type ParityCheck } from "./doctor.ts";
 export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";

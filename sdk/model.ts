@@ -133,6 +133,31 @@ export class DiCModel extends DiCModelCard {
    */
   rebind?: (backend: Backend, reason: string) => DiCModel;
 
+  /** @internal Set by `loadModel` when it created the backend (so `dispose` closes it). */
+  ownsBackend = false;
+  private isDisposed = false;
+
+  /** Whether `dispose` ran. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * Frees the weights and, when `loadModel` created the backend, closes it (stopping its worker
+   * threads); a Backend instance passed in stays open. The model cannot run afterwards. Idempotent.
+   * Also `await using model = await loadModel(...)` where the runtime has `Symbol.asyncDispose`.
+   *
+   * @example
+   * const model = await loadModel("dic-s.safetensors");
+   * try { await generate({ model, label: 3 }); } finally { model.dispose(); }
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.graph.freeWeights();
+    if (this.ownsBackend) this.backend.close();
+  }
+
   /** The backend that runs this model. */
   get backend(): Backend {
     return this.graph.backend;
@@ -147,12 +172,24 @@ export class DiCModel extends DiCModelCard {
    * const out = await model.forward({ shape: [1, 4, 32, 32], data: new Float32Array(4096) }, [500], [207]);
    */
   async forward(x: HostTensor, t: ArrayLike<number>, y: ArrayLike<number>): Promise<HostTensor> {
+    if (this.isDisposed) throw new Error(`forward: the model ${this.source} was disposed`);
     const c = this.config;
     if (x.shape.length !== 4 || x.shape[1] !== c.in_channels || x.shape[2] !== c.input_size || x.shape[3] !== c.input_size) {
       throw new Error(`forward: x has shape ${shapeStr(x.shape)}, expected [N, ${c.in_channels}, ${c.input_size}, ${c.input_size}]`);
     }
     return this.graph.forwardHost(hostTensor(x.shape, x.data, "x"), Array.from(t), Array.from(y));
   }
+}
+
+// `await using`: defined where the runtime has the symbol (Node 20.4+, Deno, Bun, recent browsers).
+const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+if (asyncDispose) {
+  Object.defineProperty(DiCModel.prototype, asyncDispose, {
+    value(this: DiCModel) {
+      this.dispose();
+      return Promise.resolve();
+    },
+  });
 }
 
 /**
@@ -206,7 +243,21 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   const { file, name } = await readWeightsSource(source, (header, path) => checkDiCTensors(header, configForFile(header, overrides), path), options.download);
   const config = configForFile(file, overrides);
   const { backend, reason } = await resolveBackend(options.backend, { threads: options.threads, f16: options.f16 });
-  const model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
-  if (backend.name === "webgpu") model.rebind = (b, why) => new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
+  const owned = typeof options.backend !== "object";
+  let model: DiCModel;
+  try {
+    model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
+  } catch (e) {
+    if (owned) backend.close(); // weights refused: nothing may keep the backend's threads alive
+    throw e;
+  }
+  model.ownsBackend = owned;
+  if (backend.name === "webgpu") {
+    model.rebind = (b, why) => {
+      const m = new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
+      m.ownsBackend = true;
+      return m;
+    };
+  }
   return model;
 }

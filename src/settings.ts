@@ -17,6 +17,9 @@ export interface NumericSpec {
   what: string;
 }
 
+/** Decimal number text as flags and query strings carry it: no blanks, no hex, no "Infinity". */
+export const DECIMAL_TEXT: RegExp = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 /** A numeric setting's name. */
 export type NumericSetting = "steps" | "eta" | "cfgScale" | "seed";
 
@@ -74,7 +77,7 @@ export function checkNumberSetting(name: NumericSetting, value: unknown, src: Se
   const spec = NUMERIC_SETTINGS[name];
   let n: number;
   if (typeof value === "number") n = value;
-  else if (src.text && typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) n = Number(value);
+  else if (src.text && typeof value === "string" && DECIMAL_TEXT.test(value)) n = Number(value);
   else fail("bad_type", field, src.where, `expected ${spec.what}, got ${show(value, true)}`);
   if (!Number.isFinite(n) || !spec.ok(n)) fail("out_of_range", field, src.where, `expected ${spec.what}, got ${show(value, false)}`);
   return n;

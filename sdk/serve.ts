@@ -238,7 +238,8 @@ function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept
       cfgMode: given("cfg_mode"), seed: given("seed"),
     }, { text: true, names: { cfgScale: guidanceKey, cfgMode: "cfg_mode" } });
   } catch (e) {
-    if (e instanceof DicError) throw new ProtocolError("bad_request", e.message, { field: e.field });
+    // The protocol's `field` is the request key ("labels" for labels[2]); the message says which entry.
+    if (e instanceof DicError) throw new ProtocolError("bad_request", e.message, { field: e.field?.replace(/\[\d+\]$/, "") });
     throw e;
   }
   const labels = v.labels!.map((l, i) => {

@@ -245,3 +245,101 @@ export function directConv(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32
   im2col(pIn, n, hp, wp, cp, h, w, col);
   gemm(n * h * w, co, 9 * cp, col, 9 * cp, wd, out, co, bias);
 }
+
+// ----- compact weight storage: 3x3 kernels kept in f16 or int8 and expanded per layer, just in time -----
+
+/** Storage kinds of expandWinograd / expandDirect: f32, f16 (IEEE binary16 bits) or int8 times a per-Co scale. */
+const KIND_F16 = 1, KIND_I8 = 2;
+
+/** IEEE binary16 bits -> f32 (exact: subnormals, infinities and NaN included). */
+@inline function halfToFloat(h: u32): f32 {
+  const s = (h & 0x8000) << 16;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e == 0) {
+    const v = <f32>m * 5.9604644775390625e-8; // m * 2^-24
+    return s ? -v : v;
+  }
+  if (e == 31) return reinterpret<f32>(s | 0x7f800000 | (m << 13));
+  return reinterpret<f32>(s | ((e + 112) << 23) | (m << 13));
+}
+
+/** Tap `idx` of a stored [Co][Ci][3][3] kernel, in f32 (int8: before its scale). */
+@inline function tapOf(src: usize, kind: i32, idx: usize): f32 {
+  if (kind == KIND_F16) return halfToFloat(<u32>load<u16>(src + (idx << 1)));
+  if (kind == KIND_I8) return <f32>load<i8>(src + idx);
+  return load<f32>(src + (idx << 2));
+}
+
+/** Per-output-channel scale (1 when there are none). */
+@inline function scaleOf(scales: usize, o: i32): f32 {
+  return scales ? load<f32>(scales + (<usize>o << 2)) : 1;
+}
+
+let GT: usize = memory.data(18 * 16, 16); // t = G g for four output channels (6 rows x 3 columns of f32x4)
+
+/** Six rows of G times the column (a, b, c) of four kernels, stored at dst + r * stride. */
+@inline function gColumn(a: v128, b: v128, c: v128, dst: usize, stride: usize): void {
+  const sixth = f32x4.splat(1.0 / 6), q = f32x4.splat(0.25);
+  const a24 = f32x4.mul(a, f32x4.splat(1.0 / 24)), b12 = f32x4.mul(b, f32x4.splat(1.0 / 12)), c6 = f32x4.mul(c, sixth);
+  const ac = f32x4.add(a, c);
+  v128.store(dst, f32x4.mul(a, q));
+  v128.store(dst + stride, f32x4.neg(f32x4.mul(f32x4.add(ac, b), sixth)));
+  v128.store(dst + 2 * stride, f32x4.neg(f32x4.mul(f32x4.sub(ac, b), sixth)));
+  v128.store(dst + 3 * stride, f32x4.add(f32x4.add(a24, b12), c6));
+  v128.store(dst + 4 * stride, f32x4.add(f32x4.sub(a24, b12), c6));
+  v128.store(dst + 5 * stride, c);
+}
+
+/**
+ * winogradWeights from compact storage, in f32 and four output channels at a time (the four are adjacent
+ * lanes of the packed B panel): dst[p][ceil(Co/8)][Cp][8] = (G g G^T)[p] of w = tap * scale[o]. Runs per
+ * conv in the compact modes, so it is the cost those modes add to a forward.
+ */
+export function expandWinograd(src: usize, kind: i32, scales: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
+  const coPad = (co + 7) & ~7;
+  const pStride = (<usize>cp * <usize>coPad) << 2;
+  memory.fill(dst, 0, pStride * 36);
+  for (let o0 = 0; o0 < co; o0 += 4) {
+    const s0 = scaleOf(scales, o0);
+    const s1 = o0 + 1 < co ? scaleOf(scales, o0 + 1) : <f32>0;
+    const s2 = o0 + 2 < co ? scaleOf(scales, o0 + 2) : <f32>0;
+    const s3 = o0 + 3 < co ? scaleOf(scales, o0 + 3) : <f32>0;
+    const r0 = <usize>o0 * <usize>ci * 9;
+    const r1 = o0 + 1 < co ? r0 + <usize>ci * 9 : r0;
+    const r2 = o0 + 2 < co ? r0 + <usize>ci * 18 : r0;
+    const r3 = o0 + 3 < co ? r0 + <usize>ci * 27 : r0;
+    const sc = f32x4(s0, s1, s2, s3);
+    for (let i = 0; i < ci; i++) {
+      const at = <usize>i * 9;
+      // t = G g: column c of g is taps (c, 3 + c, 6 + c); GT[r * 3 + c]
+      for (let c = 0; c < 3; c++) {
+        const g0 = f32x4.mul(f32x4(tapOf(src, kind, r0 + at + c), tapOf(src, kind, r1 + at + c), tapOf(src, kind, r2 + at + c), tapOf(src, kind, r3 + at + c)), sc);
+        const k1 = at + 3 + c, k2 = at + 6 + c;
+        const g1 = f32x4.mul(f32x4(tapOf(src, kind, r0 + k1), tapOf(src, kind, r1 + k1), tapOf(src, kind, r2 + k1), tapOf(src, kind, r3 + k1)), sc);
+        const g2 = f32x4.mul(f32x4(tapOf(src, kind, r0 + k2), tapOf(src, kind, r1 + k2), tapOf(src, kind, r2 + k2), tapOf(src, kind, r3 + k2)), sc);
+        gColumn(g0, g1, g2, GT + (<usize>c << 4), 48);
+      }
+      // U = t G^T: row r of t (three f32x4) -> six values per row
+      const base = dst + ((<usize>(o0 >> 3) * <usize>cp + <usize>i) << 5) + (<usize>(o0 & 7) << 2);
+      for (let r = 0; r < 6; r++) {
+        const t = GT + <usize>r * 48;
+        gColumn(v128.load(t), v128.load(t, 16), v128.load(t, 32), base + <usize>(r * 6) * pStride, pStride);
+      }
+    }
+  }
+}
+
+/** directWeights from compact storage: packed B with K = 9 * Cp rows ordered (ky, kx, ci), N = Co. */
+export function expandDirect(src: usize, kind: i32, scales: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
+  const k = 9 * cp;
+  memory.fill(dst, 0, (<usize>((co + 7) >> 3) * <usize>k) << 5);
+  for (let o = 0; o < co; o++) {
+    const col = dst + ((<usize>(o >> 3) * <usize>k) << 5) + (<usize>(o & 7) << 2);
+    const s = scaleOf(scales, o);
+    for (let i = 0; i < ci; i++) {
+      const at = <usize>(o * ci + i) * 9;
+      for (let tap = 0; tap < 9; tap++) store<f32>(col + (<usize>(tap * cp + i) << 5), tapOf(src, kind, at + <usize>tap) * s);
+    }
+  }
+}

@@ -7,6 +7,7 @@ import type { NormPreOp, Tensor } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
 import { applyPre, resolvePre } from "./norm.ts";
+import { compactCosts, conv3x3Bytes } from "./storage.ts";
 import type { WasmTensor } from "./tensor.ts";
 import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
 
@@ -25,20 +26,38 @@ export function packed(core: WasmCore, w: WasmTensor, kind: "winograd" | "direct
   core.restoreRaw(w);
   const [co, ci] = w.shape;
   const raw = core.nchw(w);
-  if (kind === "gemm") {
-    p = core.heap.alloc(ceil(co, 8) * ci * 4);
-    core.k.packB(raw, ci, co, 1, ci, p);
-  } else {
+  p = core.pinned(() => {
+    if (kind === "gemm") {
+      const q = core.heap.alloc(ceil(co, 8) * ci * 4);
+      core.k.packB(raw, ci, co, 1, ci, q);
+      return q;
+    }
     const cp = ceil(ci, 4);
-    p = core.heap.alloc((kind === "winograd" ? 36 : 9) * cp * ceil(co, 8) * 4);
-    if (kind === "winograd") core.k.winogradWeights(raw, co, ci, cp, p);
-    else core.k.directWeights(raw, co, ci, cp, p);
-  }
+    const q = core.heap.alloc((kind === "winograd" ? 36 : 9) * cp * ceil(co, 8) * 4);
+    if (kind === "winograd") core.k.winogradWeights(raw, co, ci, cp, q);
+    else core.k.directWeights(raw, co, ci, cp, q);
+    return q;
+  });
   w.packs.set(kind, p);
   return p;
 }
 
-export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, pre: NormPreOp | undefined, path: Conv3x3Path): WasmTensor {
+/**
+ * The algorithm a conv3x3 runs: a forced path as given; a weight held in Winograd form by image size (auto);
+ * a compact weight by the cost of its expansion plus its multiplies (storage.ts compactCosts), Winograd
+ * only where its form fits the expansion scratch the budget allows.
+ */
+export function chooseConv3x3(path: Conv3x3Path, w: WasmTensor, n: number, h: number, wd: number, scratchCap: number): boolean {
+  if (path !== "auto") return path === "winograd";
+  if (Math.min(h, wd) < WINOGRAD_MIN_SIZE) return false;
+  if (!w.compact) return true;
+  const [co, ci] = w.shape;
+  if (scratchCap > 0 && conv3x3Bytes(co, ci)["winograd-f32"] > scratchCap) return false;
+  const c = compactCosts(n, h, wd, ci, co);
+  return c.winograd <= c.direct;
+}
+
+export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, pre: NormPreOp | undefined, path: Conv3x3Path, scratchCap = 0): WasmTensor {
   const op = "conv3x3";
   const xv = core.own(x, op), wv = core.own(w, op, false);
   const [n, ci, h, wd] = xv.shape;
@@ -49,10 +68,10 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   const resolved = pre ? resolvePre(core, pre, xv, op) : null;
   const biasPtr = bias ? core.own(bias, op).ptr : 0;
   const cp = ceil(ci, 4);
-  const wino = path === "winograd" || (path === "auto" && Math.min(h, wd) >= WINOGRAD_MIN_SIZE);
+  const wino = chooseConv3x3(path, wv, n, h, wd, scratchCap);
   const [tilesY, tilesX] = wino ? [Math.ceil(h / 4), Math.ceil(wd / 4)] : [0, 0];
   const [hp, wp] = wino ? [tilesY * 4 + 2, tilesX * 4 + 2] : [h + 2, wd + 2];
-  const weights = packed(core, wv, wino ? "winograd" : "direct");
+  const weights = wv.compact ? core.expand(wv, wino) : packed(core, wv, wino ? "winograd" : "direct");
   const out = core.tensor([n, co, h, wd], "nhwc");
   // P: the conv input after the pre-op, zero-padded by one pixel (and to whole tiles), channels to Cp.
   const held: number[] = [];
@@ -94,7 +113,7 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
 
 export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null): WasmTensor {
   const op = "conv1x1";
-  const xv = core.own(x, op), wv = core.own(w, op);
+  const xv = core.own(x, op), wv = core.own(w, op, false);
   const [n, ci, h, wd] = xv.shape;
   const co = wv.shape[0];
   expectShape(op, "x", xv.shape, [null, null, null, null]);
@@ -110,7 +129,7 @@ export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
 
 export function linear(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, inputAct: "silu" | "none"): WasmTensor {
   const op = "linear";
-  const xv = core.own(x, op), wv = core.own(w, op);
+  const xv = core.own(x, op), wv = core.own(w, op, false);
   expectShape(op, "x", xv.shape, [null, null]);
   const [n, k] = xv.shape;
   const m = wv.shape[0];

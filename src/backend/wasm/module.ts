@@ -16,6 +16,9 @@ export interface Kernels {
   packB(src: Ptr, k: number, n: number, rowStride: number, colStride: number, dst: Ptr): void;
   winogradWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
   directWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  /** Winograd / direct packed weights from a kernel stored as f32 (kind 0), f16 (1) or int8 times per-Co scales (2). */
+  expandWinograd(src: Ptr, kind: number, scales: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  expandDirect(src: Ptr, kind: number, scales: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
   winogradInput(p: Ptr, n: number, hp: number, wp: number, cp: number, tilesY: number, tilesX: number, v: Ptr): void;
   winogradGemm(tiles: number, cp: number, coPad: number, v: Ptr, u: Ptr, m: Ptr): void;
   winogradOutput(m: Ptr, coPad: number, n: number, tilesY: number, tilesX: number, h: number, w: number, co: number, bias: Ptr, out: Ptr): void;

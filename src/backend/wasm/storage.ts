@@ -1,0 +1,159 @@
+// Weight storage of the wasm backend and the memory budget that picks it (DESIGN.md section 7).
+//
+// A conv3x3 weight is kept in one of three forms:
+//   "winograd-f32": the Winograd F(4x4,3x3) form U = G g G^T, f32 (36 values per kernel: 4x a 3x3 kernel);
+//                   no work per conv (the fast default).
+//   "f16":          the 3x3 kernel as IEEE binary16 (2 bytes a tap, 1/8 of the Winograd form).
+//   "int8":         the 3x3 kernel as int8 times one f32 scale per output channel (w = q * scale[o]).
+// A compact weight is expanded just in time, when its conv runs, into one scratch block the backend reuses
+// for every layer: the Winograd form, or the direct (im2col) form where that costs less at the layer's
+// image size (see chooseCompactPath). Other weights (conv1x1, linear, vectors, tables) stay f32; under a
+// budget or in a compact mode the GEMM-packed ones keep only their packed form.
+//
+// The budget covers the backend's whole linear memory: weights, the expansion scratch, activations and
+// per-op scratch. Loaders describe the model before uploading it (planStorage), so the plan sees every
+// weight before the first one arrives: the backend then receives one tensor at a time and picks its form on
+// the spot (a loader that streams tensors from a file handle or Range reads needs nothing else).
+
+/** How conv3x3 weights are stored: "fast" (Winograd f32), "f16", "int8", or "auto" (the budget decides). */
+export type StorageMode = "fast" | "f16" | "int8" | "auto";
+
+/** The form one weight is held in (the keys of StorageReport.weights). */
+export type WeightForm = "winograd-f32" | "f16" | "int8" | "f32";
+
+/** Stable codes of MemoryBudgetError. */
+export type MemoryBudgetCode =
+  | "memory_budget_too_small" // the plan: even the most compact storage does not fit
+  | "memory_budget_exceeded"; // an allocation during a run would pass the budget
+
+/** The budget cannot be met; `needBytes` says how much memory it would take. */
+export class MemoryBudgetError extends Error {
+  override readonly name = "MemoryBudgetError";
+  constructor(readonly code: MemoryBudgetCode, readonly budgetBytes: number, readonly needBytes: number, detail: string) {
+    super(`wasm backend: ${detail} [${code}]`);
+  }
+}
+
+/** Bytes as "12.3 MiB". */
+export const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
+
+const ceil = (v: number, m: number) => Math.ceil(v / m) * m;
+/** What the allocator takes for a block of `bytes` (its alignment and slack; see allocator.ts). */
+export const blockBytes = (bytes: number): number => ceil(bytes + 64, 64);
+
+/** Bytes of each form of a [co, ci, 3, 3] weight. */
+export function conv3x3Bytes(co: number, ci: number): Record<"winograd-f32" | "direct-f32" | "f16" | "int8", number> {
+  const cp = ceil(ci, 4), coPad = ceil(co, 8);
+  return {
+    "winograd-f32": blockBytes(36 * cp * coPad * 4),
+    "direct-f32": blockBytes(9 * cp * coPad * 4),
+    f16: blockBytes(co * ci * 9 * 2),
+    int8: blockBytes(co * ci * 9) + blockBytes(co * 4),
+  };
+}
+
+/** One tensor a loader is about to upload. */
+export interface PlannedTensor {
+  shape: readonly number[];
+  role: string;
+}
+
+export const isConv3x3 = (shape: readonly number[], role: string): boolean =>
+  role === "conv3x3.weight" && shape.length === 4 && shape[2] === 3 && shape[3] === 3;
+
+const isGemm = (shape: readonly number[], role: string): boolean =>
+  (role === "conv1x1.weight" && shape.length === 4 && shape[2] === 1 && shape[3] === 1) || (role === "linear.weight" && shape.length === 2);
+
+/** Bytes an upload takes outside conv3x3 weights (`lean`: GEMM-packed weights keep only the packed form). */
+export function otherBytes(shape: readonly number[], role: string, lean: boolean): number {
+  const n = shape.reduce((a, d) => a * d, 1);
+  if (isGemm(shape, role)) {
+    const [co, ci] = shape;
+    const pack = blockBytes(ceil(co, 8) * ci * 4);
+    return lean ? pack : pack + blockBytes(n * 4);
+  }
+  return blockBytes(n * 4);
+}
+
+/** The storage plan of a model under a budget. */
+export interface StoragePlan {
+  /** Compact form of the conv3x3 weights that are not kept fast. */
+  compact: "f16" | "int8" | null;
+  /** Bytes of Winograd-f32 storage the uploads may still use beyond the compact form (Infinity: all fast). */
+  fastAllowance: number;
+  /** Largest expansion the scratch may take (bytes): larger Winograd forms run direct instead. */
+  scratchCap: number;
+  /** Bytes the plan expects: weights, expansion scratch, activation reserve. */
+  expectedBytes: number;
+  /** One line: what was picked and why. */
+  summary: string;
+}
+
+/**
+ * Picks storage for `tensors` under `budget` bytes (null: no budget), leaving `reserve` bytes for
+ * activations and per-op scratch, `base` bytes being the module's own memory. "auto": all fast if it fits,
+ * else f16 (then int8) with as many layers upgraded to fast as the rest of the budget allows, else a
+ * MemoryBudgetError naming what the smallest storage needs. An explicit mode is checked, never changed.
+ */
+export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode, budget: number | null, reserve: number, base: number): StoragePlan {
+  const convs = tensors.filter((t) => isConv3x3(t.shape, t.role)).map((t) => conv3x3Bytes(t.shape[0], t.shape[1]));
+  const sum = (k: "winograd-f32" | "f16" | "int8") => convs.reduce((a, c) => a + c[k], 0);
+  const others = (lean: boolean) => tensors.filter((t) => !isConv3x3(t.shape, t.role)).reduce((a, t) => a + otherBytes(t.shape, t.role, lean), 0);
+  const maxWino = convs.reduce((a, c) => Math.max(a, c["winograd-f32"]), 0);
+  const maxDirect = convs.reduce((a, c) => Math.max(a, c["direct-f32"]), 0);
+  const fastTotal = base + others(false) + sum("winograd-f32") + reserve;
+  const fits = (need: number) => budget === null || need <= budget;
+  const budgetStr = budget === null ? "no budget" : `budget ${mib(budget)}`;
+  if (mode === "fast" || (mode === "auto" && fits(fastTotal))) {
+    if (!fits(fastTotal)) throw tooSmall(budget!, fastTotal, `storage "fast" needs ${mib(fastTotal)} (weights in Winograd f32 form + ${mib(reserve)} for activations); ${budgetStr}; try storage "auto"`);
+    return { compact: null, fastAllowance: Infinity, scratchCap: 0, expectedBytes: fastTotal, summary: `Winograd f32 (${mib(sum("winograd-f32"))} of conv3x3 weights), ${budgetStr}` };
+  }
+  const kinds: ("f16" | "int8")[] = mode === "auto" ? ["f16", "int8"] : [mode];
+  let smallest = Infinity;
+  for (const kind of kinds) {
+    const fixed = base + others(true) + sum(kind) + reserve;
+    // Scratch: the largest Winograd form if it fits, else the largest direct form (those layers then run direct).
+    for (const scratch of [maxWino, maxDirect]) {
+      const need = fixed + scratch;
+      smallest = Math.min(smallest, need);
+      if (!fits(need)) continue;
+      const allowance = budget === null ? 0 : budget - need;
+      return {
+        compact: kind,
+        fastAllowance: mode === "auto" ? allowance : 0,
+        scratchCap: scratch,
+        expectedBytes: need,
+        summary: `${kind} 3x3 kernels (${mib(sum(kind))}) expanded into a ${mib(scratch)} scratch${scratch === maxWino ? "" : " (direct form where Winograd would not fit)"}` +
+          `${mode === "auto" ? `, up to ${mib(allowance)} more kept in Winograd f32 form` : ""}, ${mib(reserve)} for activations, ${budgetStr}`,
+      };
+    }
+  }
+  throw tooSmall(budget!, smallest, `memory budget ${mib(budget!)} is too small for this model: the most compact storage (${kinds[kinds.length - 1]} 3x3 kernels, direct-form scratch, ${mib(reserve)} for activations) needs ${mib(smallest)}`);
+}
+
+function tooSmall(budget: number, need: number, detail: string): MemoryBudgetError {
+  return new MemoryBudgetError("memory_budget_too_small", budget, need, detail);
+}
+
+/** Compact-weight conv cost model: which algorithm a layer runs (see chooseCompactPath). */
+export interface PathCosts {
+  winograd: number;
+  direct: number;
+}
+
+/**
+ * Cost of a compact conv3x3 layer in multiply-add units, Winograd vs direct, counting the expansion each
+ * needs: Winograd multiplies 36 * tiles * Cp * CoPad plus ~WINO_EXPAND per (co, ci) kernel to expand
+ * (measured: bench/memory.bench.ts), direct 9 * pixels * Cp * CoPad plus a copy per tap. On the 8x8 latent
+ * stage at batch 1-2 the expansion outweighs the multiplies Winograd saves.
+ */
+export function compactCosts(n: number, h: number, w: number, ci: number, co: number): PathCosts {
+  const cp = ceil(ci, 4), coPad = ceil(co, 8);
+  const tiles = n * Math.ceil(h / 4) * Math.ceil(w / 4);
+  return {
+    winograd: 36 * ceil(tiles, 4) * cp * coPad + WINO_EXPAND * co * ci + 200 * tiles * cp,
+    direct: 9 * n * h * w * cp * coPad + DIRECT_EXPAND * co * ci,
+  };
+}
+/** Expansion cost per kernel in multiply-add units of the GEMM (Winograd form; direct form). */
+export const WINO_EXPAND = 300, DIRECT_EXPAND = 40;

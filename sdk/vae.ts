@@ -12,6 +12,8 @@ export interface LoadVAEOptions {
   backend?: string | Backend;
   /** Overrides what the file's shapes and metadata say (e.g. `{ scaling_factor: 0.13025 }`). */
   config?: VAEConfigInput;
+  /** Most bytes the backend's memory may take (as in LoadModelOptions.memoryBudget). */
+  memoryBudget?: number;
 }
 
 /** An SD-VAE decoder ready to turn latents into pictures. */
@@ -83,6 +85,6 @@ export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {})
   const overrides = options.config ?? {};
   // The tensor table is checked before the data is read. URLs are fetched without the weights cache.
   const { file, name } = await readWeightsSource(source, (header, path) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path), { cache: false });
-  const { backend, reason } = await resolveBackend(options.backend);
+  const { backend, reason } = await resolveBackend(options.backend, options.memoryBudget);
   return new VAEModel(bindVAE(file, backend, overrides), reason, name);
 }

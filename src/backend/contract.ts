@@ -47,6 +47,17 @@ export interface Backend {
   readonly description: string;
 
   upload(t: HostTensor, role?: TensorRole): Tensor;
+  /**
+   * Optional: the tensors a loader is about to upload, one at a time, in any order, so that the backend can
+   * plan their storage first (wasm: against its memory budget; may throw saying how much memory it needs).
+   * Returns the plan in one line.
+   */
+  planStorage?(tensors: readonly { shape: readonly number[]; role: TensorRole }[]): string;
+  /**
+   * Optional: uploads a weight stored as int8 with one scale per output channel (w[o] = q[o] * scale[o]) and
+   * keeps it compact. Loaders give other backends the dequantized values through `upload`.
+   */
+  uploadInt8?(t: { shape: number[]; data: Int8Array; scale: Float32Array }, role: TensorRole): Tensor;
   download(t: Tensor): Promise<HostTensor>;
   /** Releases a tensor's memory; using it afterwards is an error. */
   free(t: Tensor): void;

@@ -21,6 +21,8 @@ export interface BackendChoice {
 export interface BackendOptions {
   /** wasm: threads sharing conv work (default: env DIC_THREADS, else min(cores, 4) where threads exist). */
   threads?: number;
+  /** wasm: the memory budget in bytes (createWasmBackend's memoryBudget); other backends do not take one. */
+  memoryBudget?: number;
 }
 
 interface Entry {
@@ -44,7 +46,7 @@ function threadsOption(o: BackendOptions): number | undefined {
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
-  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o) }) },
+  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o), memoryBudget: o.memoryBudget }) },
   {
     name: "webgpu", priority: 20, probe: probeWebGpu, create: () => createWebGpuBackend(),
     autoSkip: async () => {

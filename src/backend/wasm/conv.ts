@@ -7,7 +7,7 @@ import type { NormPreOp, Tensor } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
 import { applyPre, resolvePre } from "./norm.ts";
-import { compactCosts, conv3x3Bytes } from "./storage.ts";
+import { compactChunk, compactCosts, conv3x3Bytes } from "./storage.ts";
 import type { WasmTensor } from "./tensor.ts";
 import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
 
@@ -71,7 +71,11 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   const wino = chooseConv3x3(path, wv, n, h, wd, scratchCap);
   const [tilesY, tilesX] = wino ? [Math.ceil(h / 4), Math.ceil(wd / 4)] : [0, 0];
   const [hp, wp] = wino ? [tilesY * 4 + 2, tilesX * 4 + 2] : [h + 2, wd + 2];
-  const weights = wv.compact ? core.expand(wv, wino) : packed(core, wv, wino ? "winograd" : "direct");
+  // A compact weight on one thread: expanded a chunk of output channels at a time inside the kernel (the
+  // chunk's form stays in cache); with workers: whole, into the shared scratch, then split as usual.
+  const chunked = wv.compact !== null && !core.pool;
+  const kind = wv.compact?.kind === "f16" ? 1 : 2;
+  const weights = chunked ? core.compactScratch(compactChunk(wino, cp, co).bytes) : wv.compact ? core.expand(wv, wino) : packed(core, wv, wino ? "winograd" : "direct");
   const out = core.tensor([n, co, h, wd], "nhwc");
   // P: the conv input after the pre-op, zero-padded by one pixel (and to whole tiles), channels to Cp.
   const held: number[] = [];
@@ -93,13 +97,16 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
         core.pool.run(OP_WINOGRAD_OUTPUT, [m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr]);
       } else {
         core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
-        core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
+        if (chunked) core.k.winogradGemmCompact(tiles, cp, coPad, v, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, m, weights, compactChunk(true, cp, co).chunk);
+        else core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
         core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
       }
     } else {
       const col = core.scratch(n * h * wd * 9 * cp);
       held.push(col);
-      if (core.pool) core.pool.run(OP_DIRECT, [pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr]);
+      if (chunked) {
+        core.k.directConvCompact(pIn, n, hp, wp, cp, h, wd, col, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, biasPtr, out.ptr, weights, compactChunk(false, cp, co).chunk);
+      } else if (core.pool) core.pool.run(OP_DIRECT, [pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr]);
       else core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
     }
   } catch (e) {

@@ -86,7 +86,16 @@ export class WasmCore {
     if (this.expanded && this.expanded.t === t && this.expanded.wino === wino) return this.expandPtr;
     const [co, ci] = t.shape;
     const cp = Math.ceil(ci / 4) * 4, coPad = Math.ceil(co / 8) * 8;
-    const bytes = (wino ? 36 : 9) * cp * coPad * 4;
+    this.compactScratch((wino ? 36 : 9) * cp * coPad * 4);
+    const kind = c.kind === "f16" ? 1 : 2;
+    if (wino) this.k.expandWinograd(c.ptr, kind, c.scales, co, ci, cp, this.expandPtr);
+    else this.k.expandDirect(c.ptr, kind, c.scales, co, ci, cp, this.expandPtr);
+    this.expanded = { t, wino };
+    return this.expandPtr;
+  }
+
+  /** The expansion scratch, grown to at least `bytes` (its contents are then undefined). */
+  compactScratch(bytes: number): number {
     if (bytes > this.expandSize) {
       this.expanded = null;
       if (this.expandPtr) this.heap.release(this.expandPtr);
@@ -95,11 +104,8 @@ export class WasmCore {
       this.expandPtr = this.pinned(() => this.heap.alloc(bytes));
       this.expandSize = bytes;
     }
+    this.expanded = null;
     this.expandPeak = Math.max(this.expandPeak, this.heap.sizeOf(this.expandPtr));
-    const kind = c.kind === "f16" ? 1 : 2;
-    if (wino) this.k.expandWinograd(c.ptr, kind, c.scales, co, ci, cp, this.expandPtr);
-    else this.k.expandDirect(c.ptr, kind, c.scales, co, ci, cp, this.expandPtr);
-    this.expanded = { t, wino };
     return this.expandPtr;
   }
 
@@ -151,18 +157,15 @@ export class WasmCore {
   /** Rebuilds the f32 values of a compact conv3x3 weight (exact: f16 and int8 * scale are f32 values). */
   private restoreCompact(t: WasmTensor): void {
     const c = t.compact!;
-    const count = numel(t.shape), co = t.shape[0], per = count / co;
+    const count = numel(t.shape), co = t.shape[0], per = count / co, padded = Math.ceil(co / 4) * 4 * per;
     const ptr = this.heap.alloc(count * 4);
     const m = this.f32();
-    if (c.kind === "f16") {
-      const h = new Uint16Array(this.k.memory.buffer, c.ptr, count);
-      for (let i = 0; i < count; i++) m[(ptr >> 2) + i] = f16BitsToF32(h[i]);
-    } else {
-      const q = new Int8Array(this.k.memory.buffer, c.ptr, count);
-      for (let o = 0; o < co; o++) {
-        const s = m[(c.scales >> 2) + o];
-        for (let i = o * per; i < (o + 1) * per; i++) m[(ptr >> 2) + i] = q[i] * s;
-      }
+    // The interleaved layout of the kernels: [ceil(Co/4)][Ci][9][4] (wasm/assembly/conv3x3.ts compactIndex).
+    const h = c.kind === "f16" ? new Uint16Array(this.k.memory.buffer, c.ptr, padded) : null;
+    const q = c.kind === "int8" ? new Int8Array(this.k.memory.buffer, c.ptr, padded) : null;
+    for (let o = 0; o < co; o++) {
+      const s = q ? m[(c.scales >> 2) + o] : 1, src = (o >> 2) * per * 4 + (o & 3), dst = (ptr >> 2) + o * per;
+      for (let j = 0; j < per; j++) m[dst + j] = h ? f16BitsToF32(h[src + 4 * j]) : q![src + 4 * j] * s;
     }
     t.ptr = ptr;
   }

@@ -146,7 +146,7 @@ export class WasmBackend implements Backend {
    */
   planStorage(tensors: readonly PlannedTensor[]): string {
     const base = this.core.heap.stats().liveBytes + this.core.k.heapBase();
-    this.plan = planStorage(tensors, this.storage, this.memoryBudget, this.activationReserve, base);
+    this.plan = planStorage(tensors, this.storage, this.memoryBudget, this.activationReserve, base, this.core.pool !== null);
     this.fastUsed = 0;
     return this.plan.summary;
   }
@@ -184,15 +184,7 @@ export class WasmBackend implements Backend {
     if (t.data.length !== numel(s) || t.scale.length !== co) throw new Error(`uploadInt8: shape ${shapeStr(s)} vs ${t.data.length} values and ${t.scale.length} scales`);
     const compact = isConv3x3(s, role) ? this.compactFor(co, s[1]) : null;
     if (compact !== "int8") return this.uploadAs({ shape: s, data: dequantize(t.data, t.scale, co) }, role, compact);
-    const u = new WasmTensor(this.core, [...s], 0, "nchw");
-    this.core.pinned(() => {
-      const q = this.core.heap.alloc(t.data.length), sc = this.core.heap.alloc(co * 4);
-      new Int8Array(this.core.k.memory.buffer, q, t.data.length).set(t.data);
-      this.core.f32().set(t.scale, sc >> 2);
-      u.compact = { kind: "int8", ptr: q, scales: sc };
-      this.core.countForm(u, "int8", this.core.heap.sizeOf(q) + this.core.heap.sizeOf(sc));
-    });
-    return u;
+    return this.core.pinned(() => this.storeInt8(s, t.data, t.scale));
   }
 
   /** Threads that share conv work (1: no workers). */
@@ -219,7 +211,8 @@ export class WasmBackend implements Backend {
   private uploadAs(t: HostTensor, role: TensorRole, compact: "f16" | "int8" | null): Tensor {
     const s = t.shape;
     const weight = role !== "activation";
-    if (compact) return this.core.pinned(() => this.uploadCompact(t, compact));
+    const c = compact ? this.core.pinned(() => this.uploadCompact(t, compact)) : null;
+    if (c) return c;
     const run = () => {
       const u = this.core.tensor(t.shape, "nchw");
       this.core.f32().set(t.data, u.ptr >> 2);
@@ -246,24 +239,45 @@ export class WasmBackend implements Backend {
     return weight ? this.core.pinned(run) : run();
   }
 
-  /** A conv3x3 weight kept as a 3x3 kernel in f16, or int8 with per-output-channel scales (max |w| / 127). */
-  private uploadCompact(t: HostTensor, kind: "f16" | "int8"): WasmTensor {
+  /**
+   * A conv3x3 weight kept as a 3x3 kernel in f16, or int8 with per-output-channel scales (max |w| / 127), in
+   * the kernels' interleaved layout [ceil(Co/4)][Ci][9][4] (wasm/assembly/conv3x3.ts compactIndex). A weight
+   * with values beyond f16's range stays in Winograd f32 form.
+   */
+  private uploadCompact(t: HostTensor, kind: "f16" | "int8"): WasmTensor | null {
     const [co] = t.shape;
-    const count = t.data.length;
-    const u = new WasmTensor(this.core, [...t.shape], 0, "nchw");
+    const count = t.data.length, per = count / co, padded = Math.ceil(co / 4) * 4 * per;
     if (kind === "f16") {
-      const p = this.core.heap.alloc(count * 2);
-      const h = new Uint16Array(this.core.k.memory.buffer, p, count);
-      for (let i = 0; i < count; i++) h[i] = f32ToF16Bits(t.data[i]);
+      for (let i = 0; i < count; i++) if (Math.abs(t.data[i]) >= 65520) return null;
+      const p = this.core.heap.alloc(padded * 2);
+      const h = new Uint16Array(this.core.k.memory.buffer, p, padded);
+      h.fill(0);
+      for (let o = 0; o < co; o++) {
+        const d = (o >> 2) * per * 4 + (o & 3);
+        for (let j = 0; j < per; j++) h[d + 4 * j] = f32ToF16Bits(t.data[o * per + j]);
+      }
+      const u = new WasmTensor(this.core, [...t.shape], 0, "nchw");
       u.compact = { kind, ptr: p, scales: 0 };
       this.core.countForm(u, "f16", this.core.heap.sizeOf(p));
       return u;
     }
     const { q, scale } = quantizeInt8(t.data, co);
-    const p = this.core.heap.alloc(count), sc = this.core.heap.alloc(co * 4);
-    new Int8Array(this.core.k.memory.buffer, p, count).set(q);
+    return this.storeInt8(t.shape, q, scale);
+  }
+
+  /** Stores int8 values ([Co][...], torch layout) and their scales as a compact weight (interleaved). */
+  private storeInt8(shape: readonly number[], q: Int8Array, scale: Float32Array): WasmTensor {
+    const co = shape[0], per = q.length / co, padded = Math.ceil(co / 4) * 4 * per;
+    const p = this.core.heap.alloc(padded), sc = this.core.heap.alloc(co * 4);
+    const dst = new Int8Array(this.core.k.memory.buffer, p, padded);
+    dst.fill(0);
+    for (let o = 0; o < co; o++) {
+      const d = (o >> 2) * per * 4 + (o & 3);
+      for (let j = 0; j < per; j++) dst[d + 4 * j] = q[o * per + j];
+    }
     this.core.f32().set(scale, sc >> 2);
-    u.compact = { kind, ptr: p, scales: sc };
+    const u = new WasmTensor(this.core, [...shape], 0, "nchw");
+    u.compact = { kind: "int8", ptr: p, scales: sc };
     this.core.countForm(u, "int8", this.core.heap.sizeOf(p) + this.core.heap.sizeOf(sc));
     return u;
   }

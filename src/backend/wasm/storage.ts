@@ -52,6 +52,19 @@ export function conv3x3Bytes(co: number, ci: number): Record<"winograd-f32" | "d
   };
 }
 
+/** Bytes of one chunk's expanded form a single-thread compact conv aims at (about an L2 cache). */
+const CHUNK_BYTES = 512 << 10;
+
+/**
+ * Output channels per expansion chunk of a single-thread compact conv (a multiple of 8) and the scratch it
+ * takes: the chunk's Winograd (or direct) form is used while it is in cache, and the whole form never exists.
+ */
+export function compactChunk(wino: boolean, cp: number, co: number): { chunk: number; bytes: number } {
+  const perChannel = (wino ? 36 : 9) * cp * 4;
+  const chunk = Math.min(ceil(co, 8), Math.max(8, Math.floor(CHUNK_BYTES / perChannel / 8) * 8));
+  return { chunk, bytes: perChannel * chunk + (wino ? 36 * 64 : 0) }; // Winograd planes are a cache line apart (conv3x3.ts chunkPlaneStride)
+}
+
 /** One tensor a loader is about to upload. */
 export interface PlannedTensor {
   shape: readonly number[];
@@ -95,12 +108,15 @@ export interface StoragePlan {
  * else f16 (then int8) with as many layers upgraded to fast as the rest of the budget allows, else a
  * MemoryBudgetError naming what the smallest storage needs. An explicit mode is checked, never changed.
  */
-export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode, budget: number | null, reserve: number, base: number): StoragePlan {
-  const convs = tensors.filter((t) => isConv3x3(t.shape, t.role)).map((t) => conv3x3Bytes(t.shape[0], t.shape[1]));
+export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode, budget: number | null, reserve: number, base: number, workers: boolean): StoragePlan {
+  const convs = tensors.filter((t) => isConv3x3(t.shape, t.role)).map((t) => ({
+    ...conv3x3Bytes(t.shape[0], t.shape[1]), chunk: blockBytes(compactChunk(true, ceil(t.shape[1], 4), t.shape[0]).bytes),
+  }));
   const sum = (k: "winograd-f32" | "f16" | "int8") => convs.reduce((a, c) => a + c[k], 0);
   const others = (lean: boolean) => tensors.filter((t) => !isConv3x3(t.shape, t.role)).reduce((a, t) => a + otherBytes(t.shape, t.role, lean), 0);
   const maxWino = convs.reduce((a, c) => Math.max(a, c["winograd-f32"]), 0);
   const maxDirect = convs.reduce((a, c) => Math.max(a, c["direct-f32"]), 0);
+  const maxChunk = convs.reduce((a, c) => Math.max(a, c.chunk), 0);
   const fastTotal = base + others(false) + sum("winograd-f32") + reserve;
   const fits = (need: number) => budget === null || need <= budget;
   const budgetStr = budget === null ? "no budget" : `budget ${mib(budget)}`;
@@ -112,8 +128,9 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
   let smallest = Infinity;
   for (const kind of kinds) {
     const fixed = base + others(true) + sum(kind) + reserve;
-    // Scratch: the largest Winograd form if it fits, else the largest direct form (those layers then run direct).
-    for (const scratch of [maxWino, maxDirect]) {
+    // Scratch: one thread expands a chunk of output channels at a time (see compactChunk); with workers the
+    // whole form: the largest Winograd form if it fits, else the largest direct form (those layers then run direct).
+    for (const scratch of workers ? [maxWino, maxDirect] : [maxChunk]) {
       const need = fixed + scratch;
       smallest = Math.min(smallest, need);
       if (!fits(need)) continue;
@@ -121,14 +138,14 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
       return {
         compact: kind,
         fastAllowance: mode === "auto" ? allowance : 0,
-        scratchCap: scratch,
+        scratchCap: workers ? scratch : 0,
         expectedBytes: need,
-        summary: `${kind} 3x3 kernels (${mib(sum(kind))}) expanded into a ${mib(scratch)} scratch${scratch === maxWino ? "" : " (direct form where Winograd would not fit)"}` +
+        summary: `${kind} 3x3 kernels (${mib(sum(kind))}) expanded into a ${mib(scratch)} scratch${!workers ? " (a chunk of output channels at a time)" : scratch === maxWino ? "" : " (direct form where Winograd would not fit)"}` +
           `${mode === "auto" ? `, up to ${mib(allowance)} more kept in Winograd f32 form` : ""}, ${mib(reserve)} for activations, ${budgetStr}`,
       };
     }
   }
-  throw tooSmall(budget!, smallest, `memory budget ${mib(budget!)} is too small for this model: the most compact storage (${kinds[kinds.length - 1]} 3x3 kernels, direct-form scratch, ${mib(reserve)} for activations) needs ${mib(smallest)}`);
+  throw tooSmall(budget!, smallest, `memory budget ${mib(budget!)} is too small for this model: the most compact storage (${kinds[kinds.length - 1]} 3x3 kernels, ${workers ? "direct-form" : "chunked"} scratch, ${mib(reserve)} for activations) needs ${mib(smallest)}`);
 }
 
 function tooSmall(budget: number, need: number, detail: string): MemoryBudgetError {
@@ -156,4 +173,4 @@ export function compactCosts(n: number, h: number, w: number, ci: number, co: nu
   };
 }
 /** Expansion cost per kernel in multiply-add units of the GEMM (Winograd form; direct form). */
-export const WINO_EXPAND = 300, DIRECT_EXPAND = 40;
+export const WINO_EXPAND = 40, DIRECT_EXPAND = 15;

@@ -48,7 +48,7 @@ export interface WasmOptions {
    * MemoryBudgetError ("memory_budget_too_small"), both saying how many bytes it would need.
    */
   memoryBudget?: number;
-  /** Bytes of the budget the plan keeps for activations and per-op scratch (default: 1/8 of it, at least 8 MiB). */
+  /** Bytes of the budget the plan keeps for activations and per-op scratch (default: 1/8 of it, at least min(8 MiB, 1/4 of it)). */
   activationReserve?: number;
 }
 
@@ -88,7 +88,7 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
   if (!["fast", "f16", "int8", "auto"].includes(storage)) throw new Error(`wasm backend: unknown storage "${storage}" (fast, f16, int8, auto)`);
   const budget = options.memoryBudget ?? null;
   if (budget !== null && !(Number.isFinite(budget) && budget > 0)) throw new Error(`wasm backend: memoryBudget must be a positive number of bytes, got ${budget}`);
-  const reserve = options.activationReserve ?? (budget === null ? 0 : Math.max(8 << 20, Math.floor(budget / 8)));
+  const reserve = options.activationReserve ?? (budget === null ? 0 : Math.floor(Math.max(Math.min(8 << 20, budget / 4), budget / 8)));
   const make = (core: WasmCore, note: string) => {
     const b = new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", note, storage, budget, reserve);
     core.heap.limit = budget;

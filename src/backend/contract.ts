@@ -39,6 +39,21 @@ export interface NormPreOp {
   act: "gelu" | "silu" | "none";
 }
 
+/** What a backend's memory holds, in bytes (wasm: `dic doctor` and `dic forward --verbose` print it). */
+export interface StorageReport {
+  /** Weight bytes by the form they are held in ("winograd-f32", "f16", "int8", "f32"). */
+  weights: Record<string, number>;
+  /** The expansion scratch compact weights share. */
+  scratchBytes: number;
+  /** Most bytes live at once outside weights and the expansion scratch (activations, per-op scratch). */
+  activationPeakBytes: number;
+  /** Size of the memory (wasm: it never shrinks, so the peak) and the budget, if any. */
+  committedBytes: number;
+  budgetBytes: number | null;
+  /** The storage plan in one line. */
+  plan: string;
+}
+
 /** The ops a backend implements. All image tensors are NCHW f32 (backends may store them otherwise). */
 export interface Backend {
   /** Short name used to select it: "js", "wasm", "webgpu". */
@@ -58,6 +73,8 @@ export interface Backend {
    * keeps it compact. Loaders give other backends the dequantized values through `upload`.
    */
   uploadInt8?(t: { shape: number[]; data: Int8Array; scale: Float32Array }, role: TensorRole): Tensor;
+  /** Optional: weight bytes by storage form, the activation peak and the scratch size. */
+  storageReport?(): StorageReport;
   download(t: Tensor): Promise<HostTensor>;
   /** Releases a tensor's memory; using it afterwards is an error. */
   free(t: Tensor): void;

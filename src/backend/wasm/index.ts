@@ -1,7 +1,7 @@
 // The `wasm` backend: AssemblyScript kernels compiled with WebAssembly SIMD (wasm/assembly, embedded by
 // wasm/build.mjs), one linear memory, NHWC activations, Winograd F(4x4,3x3) conv3x3 over a 4x8 f32x4
 // GEMM, single thread. Parity with the js reference: tests/ops.test.ts, tests/wasm.test.ts.
-import type { Backend, ChannelSlice, NormPreOp, Tensor, TensorRole } from "../contract.ts";
+import type { Backend, ChannelSlice, NormPreOp, StorageReport, Tensor, TensorRole } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
@@ -50,21 +50,6 @@ export interface WasmOptions {
   memoryBudget?: number;
   /** Bytes of the budget the plan keeps for activations and per-op scratch (default: 1/8 of it, at least min(8 MiB, 1/4 of it)). */
   activationReserve?: number;
-}
-
-/** What the memory of a wasm backend holds (bytes): dic doctor and `dic forward --verbose` print it. */
-export interface StorageReport {
-  /** Weight bytes by the form they are held in ("winograd-f32", "f16", "int8", "f32"). */
-  weights: Record<string, number>;
-  /** The expansion scratch compact weights share (now) and the largest expansion it held. */
-  scratchBytes: number;
-  /** Most bytes live at once outside weights and the expansion scratch (activations, per-op scratch). */
-  activationPeakBytes: number;
-  /** Size of the linear memory (it never shrinks: the peak) and the budget, if any. */
-  committedBytes: number;
-  budgetBytes: number | null;
-  /** The storage plan in one line. */
-  plan: string;
 }
 
 /** Default thread count: min(available cores, 4) where threads can run, else 1. */

@@ -121,7 +121,7 @@ export class WasmBackend implements Backend {
     this.description = `wasm: AssemblyScript kernels, ${why}, ${conv}, 4x8 f32x4 GEMM, NHWC, ${threading}${mem}`;
     // Without a plan: the mode as asked ("auto": f16 under a budget, since the model's size is unknown).
     const compact = storage === "f16" || storage === "int8" ? storage : storage === "auto" && memoryBudget !== null ? "f16" : null;
-    this.plan = { compact, fastAllowance: compact ? 0 : Infinity, scratchCap: 0, expectedBytes: 0, summary: compact ? `${compact} 3x3 kernels (no plan)` : "Winograd f32" };
+    this.plan = { compact, fastAllowance: compact ? 0 : Infinity, scratchCap: 0, expectedBytes: 0, hostReserve: 0, summary: compact ? `${compact} 3x3 kernels (no plan)` : "Winograd f32" };
   }
 
   /**
@@ -132,6 +132,7 @@ export class WasmBackend implements Backend {
   planStorage(tensors: readonly PlannedTensor[]): string {
     const base = this.core.heap.stats().liveBytes + this.core.k.heapBase();
     this.plan = planStorage(tensors, this.storage, this.memoryBudget, this.activationReserve, base, this.core.pool !== null);
+    if (this.memoryBudget !== null) this.core.heap.limit = this.memoryBudget - this.plan.hostReserve;
     this.fastUsed = 0;
     return this.plan.summary;
   }

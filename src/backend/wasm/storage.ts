@@ -100,6 +100,8 @@ export interface StoragePlan {
   expectedBytes: number;
   /** One line: what was picked and why. */
   summary: string;
+  /** Bytes of the budget left to the host side of the load (see planStorage); the memory may take the rest. */
+  hostReserve: number;
 }
 
 /**
@@ -108,7 +110,11 @@ export interface StoragePlan {
  * else f16 (then int8) with as many layers upgraded to fast as the rest of the budget allows, else a
  * MemoryBudgetError naming what the smallest storage needs. An explicit mode is checked, never changed.
  */
-export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode, budget: number | null, reserve: number, base: number, workers: boolean): StoragePlan {
+export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode, budget0: number | null, reserve: number, base: number, workers: boolean): StoragePlan {
+  // The load's own peak counts against the budget: a loader holds a tensor's f32 values (and its stored
+  // bytes) while the backend converts them, so twice the largest tensor stays outside the wasm memory.
+  const hostReserve = budget0 === null ? 0 : 2 * tensors.reduce((a, t) => Math.max(a, t.shape.reduce((x, d) => x * d, 1) * 4), 0);
+  const budget = budget0 === null ? null : budget0 - hostReserve;
   const convs = tensors.filter((t) => isConv3x3(t.shape, t.role)).map((t) => ({
     ...conv3x3Bytes(t.shape[0], t.shape[1]), chunk: blockBytes(compactChunk(true, ceil(t.shape[1], 4), t.shape[0]).bytes),
   }));
@@ -119,10 +125,10 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
   const maxChunk = convs.reduce((a, c) => Math.max(a, c.chunk), 0);
   const fastTotal = base + others(false) + sum("winograd-f32") + reserve;
   const fits = (need: number) => budget === null || need <= budget;
-  const budgetStr = budget === null ? "no budget" : `budget ${mib(budget)}`;
+  const budgetStr = budget === null ? "no budget" : `budget ${mib(budget0!)} (${mib(budget)} for the wasm memory, ${mib(hostReserve)} for the loader's per-tensor buffers)`;
   if (mode === "fast" || (mode === "auto" && fits(fastTotal))) {
-    if (!fits(fastTotal)) throw tooSmall(budget!, fastTotal, `storage "fast" needs ${mib(fastTotal)} (weights in Winograd f32 form + ${mib(reserve)} for activations); ${budgetStr}; try storage "auto"`);
-    return { compact: null, fastAllowance: Infinity, scratchCap: 0, expectedBytes: fastTotal, summary: `Winograd f32 (${mib(sum("winograd-f32"))} of conv3x3 weights), ${budgetStr}` };
+    if (!fits(fastTotal)) throw tooSmall(budget0!, fastTotal + hostReserve, `storage "fast" needs ${mib(fastTotal)} (weights in Winograd f32 form + ${mib(reserve)} for activations); ${budgetStr}; try storage "auto"`);
+    return { compact: null, fastAllowance: Infinity, scratchCap: 0, expectedBytes: fastTotal, hostReserve, summary: `Winograd f32 (${mib(sum("winograd-f32"))} of conv3x3 weights), ${budgetStr}` };
   }
   const kinds: ("f16" | "int8")[] = mode === "auto" ? ["f16", "int8"] : [mode];
   let smallest = Infinity;
@@ -140,12 +146,13 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
         fastAllowance: mode === "auto" ? allowance : 0,
         scratchCap: workers ? scratch : 0,
         expectedBytes: need,
+        hostReserve,
         summary: `${kind} 3x3 kernels (${mib(sum(kind))}) expanded into a ${mib(scratch)} scratch${!workers ? " (a chunk of output channels at a time)" : scratch === maxWino ? "" : " (direct form where Winograd would not fit)"}` +
           `${mode === "auto" ? `, up to ${mib(allowance)} more kept in Winograd f32 form` : ""}, ${mib(reserve)} for activations, ${budgetStr}`,
       };
     }
   }
-  throw tooSmall(budget!, smallest, `memory budget ${mib(budget!)} is too small for this model: the most compact storage (${kinds[kinds.length - 1]} 3x3 kernels, ${workers ? "direct-form" : "chunked"} scratch, ${mib(reserve)} for activations) needs ${mib(smallest)}`);
+  throw tooSmall(budget0!, smallest + hostReserve, `memory budget ${mib(budget0!)} is too small for this model: the most compact storage (${kinds[kinds.length - 1]} 3x3 kernels, ${workers ? "direct-form" : "chunked"} scratch, ${mib(reserve)} for activations, ${mib(hostReserve)} for the loader) needs ${mib(smallest + hostReserve)}`);
 }
 
 function tooSmall(budget: number, need: number, detail: string): MemoryBudgetError {

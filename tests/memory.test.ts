@@ -9,7 +9,10 @@ import { loadVAE } from "../sdk/vae.ts";
 import { probeWasm } from "../src/backend/wasm/index.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
-import { COMPACT_F16_VS_JS_FORWARD } from "./tolerances.ts";
+import { COMPACT_F16_VS_JS_FORWARD, FAST_F32_VS_JS, JS_VS_TORCH_FORWARD } from "./tolerances.ts";
+import type { Backend } from "../src/backend/contract.ts";
+import { createWasmBackend } from "../src/backend/wasm/index.ts";
+import { loadModel } from "../sdk/model.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "dic-memory-"));
 const weights = `${fixturesDir}forward_odd_weights.safetensors`;
@@ -57,4 +60,24 @@ wasmTest(`memory [${runtimeName}]: loadVAE under a memory budget decodes within 
   console.log(`memory [${runtimeName}]: VAE fixture: fast ${fastBytes} bytes, budget ${budget}: ${JSON.stringify(r)}`);
   assert.ok(r.committedBytes <= budget, `${r.committedBytes} > ${budget}`);
   assert.ok(relL2(got, want) <= COMPACT_F16_VS_JS_FORWARD, `relative L2 ${relL2(got, want)}`);
+});
+
+test(`memory [${runtimeName}]: an int8 file from reference/convert_checkpoint.py --dtype int8 runs on js and wasm like PyTorch's dequantized model`, async () => {
+  const path = `${fixturesDir}convert_ema_int8.safetensors`;
+  const file = await readSafetensorsFile(path);
+  assert.equal(file.metadata.quantization, "int8-per-channel");
+  assert.ok([...file.tensors.values()].some((e) => e.dtype === "I8"), "has I8 tensors");
+  assert.ok(![...file.tensors.keys()].some((k) => k.endsWith("_scale")), "scales are hidden from the tensor table");
+  const io = await readSafetensorsFile(`${fixturesDir}convert_inputs.safetensors`);
+  const want = (await readSafetensorsFile(`${fixturesDir}convert_int8_out.safetensors`)).getF32("out");
+  const x = { shape: [...io.tensors.get("x")!.shape], data: io.getF32("x") };
+  const backends: [string, () => Promise<Backend | string>, number][] = [["js", async () => "js", JS_VS_TORCH_FORWARD]];
+  if (!why) backends.push(["wasm int8", () => createWasmBackend({ storage: "int8" }), FAST_F32_VS_JS], ["wasm fast", () => createWasmBackend({ storage: "fast" }), FAST_F32_VS_JS]);
+  for (const [label, make, tol] of backends) {
+    const model = await loadModel(path, { backend: await make() });
+    const out = await model.forward(x, io.getF32("t"), io.getF32("y"));
+    const err = relL2(out.data, want);
+    console.log(`memory [${runtimeName}]: python int8 file on ${label}: relative L2 vs torch ${err.toExponential(2)}`);
+    assert.ok(err <= tol, `${label}: ${err} > ${tol}`);
+  }
 });

@@ -1,12 +1,13 @@
 // bench/memory: peak process memory and time per weight storage mode of the wasm backend (one thread), for
-// DiC-S and DiC-B forwards (batch 2) and the SD-VAE decoder (32x32 latent -> 256 px), random non-zero
+// DiC-S and DiC-B forwards (batch 2), DiC-B's `unet` edge part (embedders, encoder, latent stage: only its
+// tensors loaded) and the SD-VAE decoder (32x32 latent -> 256 px), random non-zero
 // weights. Every row runs in its own child process (this program with --child), so that its peak RSS is
 // its own; "above tiny" subtracts the peak of the same child running a tiny DiC (the runtime, the module
 // and the SDK's own code). Weights are generated one tensor at a time into one reused buffer and uploaded (a
 // streaming loader's pattern: the f32 model never exists whole in JS, nor as a trail of garbage), except in the "file" rows, which write an f32
 // safetensors file first and load it with loadModel (today's loader reads the whole file: its bytes count).
 // Output equality: each compact row's output vs the fast row's (relative L2), same seed.
-// Run: node dist/bench/memory.bench.js [--models dics,dicb,vae] [--modes fast,f16,int8,budget] [--budget 128]
+// Run: node dist/bench/memory.bench.js [--models dics,dicb,dicb-edge,dics-edge,vae] [--modes fast,f16,int8,budget] [--budget 128]
 //        [--reps 3] [--json]       (Deno/Bun: deno run -A bench/memory.bench.ts, bun bench/memory.bench.ts)
 import { parseArgs } from "node:util";
 import { spawnSync } from "node:child_process";
@@ -17,11 +18,12 @@ import type { Backend } from "../src/backend/contract.ts";
 import { createWasmBackend, type StorageMode } from "../src/backend/wasm/index.ts";
 import { env, processArgs } from "../src/env.ts";
 import { resolveConfig } from "../src/model/config.ts";
-import { bindDiC } from "../src/model/load.ts";
+import { bindDiC, roleOf } from "../src/model/load.ts";
+import { DiCGraph } from "../src/model/dic.ts";
 import { expectedParams } from "../src/model/params.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { relL2 } from "../src/tensor.ts";
-import { bindVAE, expectedVAEParams, SD_VAE_CONFIG } from "../src/vae/index.ts";
+import { bindVAE, estimateDecodeBytes, expectedVAEParams, SD_VAE_CONFIG } from "../src/vae/index.ts";
 import { decodeLatents } from "../src/vae/tiled.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { loadModel } from "../sdk/model.ts";
@@ -29,7 +31,7 @@ import { loadModel } from "../sdk/model.ts";
 const { values } = parseArgs({
   args: processArgs(),
   options: {
-    models: { type: "string", default: "dics,dicb,vae" }, modes: { type: "string", default: "fast,f16,int8,budget" },
+    models: { type: "string", default: "dics,dicb,dicb-edge,vae" }, modes: { type: "string", default: "fast,f16,int8,budget" },
     budget: { type: "string", default: "128" }, "vae-budget": { type: "string", default: "300" }, reps: { type: "string", default: "3" },
     json: { type: "boolean" }, child: { type: "string" }, out: { type: "string" }, file: { type: "string" },
   },
@@ -94,23 +96,26 @@ interface ChildResult {
   plan: string;
 }
 
-const presets: Record<string, string> = { dics: "DiC-S", dicb: "DiC-B", tiny: "tiny" };
+const presets: Record<string, string> = { dics: "DiC-S", dicb: "DiC-B", tiny: "tiny", "dics-edge": "DiC-S", "dicb-edge": "DiC-B" };
+
+/** The tensors of the `unet` cut's edge part (embedders, encoder, latent stage): what an edge loads. */
+const isEdgeTensor = (name: string) => !/^(dec_blocks|ups|output|final_layer|out_proj)\./.test(name);
 
 async function child(spec: string, outPath: string): Promise<void> {
   const [model, mode] = spec.split(":");
   const reps = Number(values.reps);
   const budget = mode === "budget" ? Number(model === "vae" ? values["vae-budget"] : values.budget) * MiB : undefined;
   const storage: StorageMode = mode === "budget" ? "auto" : mode === "write" ? "fast" : (mode as StorageMode);
-  const backend: Backend = await createWasmBackend({ threads: 1, storage, memoryBudget: budget });
+  // The VAE under a budget keeps what a 16x16-latent tile needs for activations (as loadVAE does) and tiles to it.
+  const vaeReserve = model === "vae" && budget !== undefined ? Math.min(Math.floor(budget / 2), estimateDecodeBytes(SD_VAE_CONFIG, 16, 16)) : undefined;
+  const backend: Backend = await createWasmBackend({ threads: 1, storage, memoryBudget: budget, activationReserve: vaeReserve });
   const t0 = performance.now();
   let run: () => Promise<Float32Array>;
   if (model === "vae") {
     const config = SD_VAE_CONFIG;
     const graph = bindVAE(randomFile(new Map(expectedVAEParams(config)), 11, (s) => (s.length === 2 ? [s[0], s[1], 1, 1] : s), true), backend);
     const z = { shape: [1, 4, 32, 32], data: new GaussianRng(5).fill(new Float32Array(4096)) };
-    // Under a budget the decode tiles its activations into what the budget leaves after the weights.
-    const left = budget === undefined ? undefined : Math.max(16 * MiB, budget - backend.storageReport!().committedBytes - 8 * MiB);
-    run = async () => (await decodeLatents(graph, z, { memoryBudgetBytes: left })).image.data;
+    run = async () => (await decodeLatents(graph, z, { memoryBudgetBytes: vaeReserve })).image.data;
   } else {
     const config = model === "tiny"
       ? resolveConfig({ input_size: 8, hidden_size: 16, depth: [1, 1, 1, 1, 1], num_classes: 10 })
@@ -125,13 +130,29 @@ async function child(spec: string, outPath: string): Promise<void> {
       writeFileSync(outPath, writeSafetensors(tensors, { config: JSON.stringify(config) }));
       return;
     }
-    let graph;
-    if (values.file) {
-      graph = (await loadModel(values.file, { backend })).graph;
+    let graph: Awaited<ReturnType<typeof bindDiC>>;
+    if (model.endsWith("-edge")) {
+      // The edge side of the `unet` cut: only its tensors are loaded; it runs encode and downloads the bottleneck.
+      const params = new Map([...expectedParams(config)].filter(([name]) => isEdgeTensor(name)));
+      const file = randomFile(params, 1, undefined, true);
+      backend.planStorage?.([...params].map(([name, shape]) => ({ shape, role: roleOf(name, shape.length) })));
+      const weights = new Map([...params].map(([name, shape]) => [name, backend.upload({ shape, data: file.getF32(name) }, roleOf(name, shape.length))]));
+      const g = new DiCGraph(backend, config, weights);
+      run = async () => {
+        const xt = backend.upload(x);
+        const enc = g.encode(xt, [500, 100], [1, 2]);
+        const out = (await backend.download(enc.bottleneck)).data;
+        for (const t of [xt, enc.bottleneck, ...enc.skips]) backend.free(t);
+        return out;
+      };
     } else {
-      graph = bindDiC(randomFile(new Map(expectedParams(config)), 1, undefined, true), config, backend);
+      if (values.file) {
+        graph = (await loadModel(values.file, { backend })).graph;
+      } else {
+        graph = bindDiC(randomFile(new Map(expectedParams(config)), 1, undefined, true), config, backend);
+      }
+      run = async () => (await graph.forwardHost(x, [500, 100], [1, 2])).data;
     }
-    run = async () => (await graph.forwardHost(x, [500, 100], [1, 2])).data;
   }
   const loadMs = performance.now() - t0;
   let out = await run(); // warm-up: first use
@@ -164,7 +185,10 @@ async function main(): Promise<void> {
       { encoding: "utf8", maxBuffer: 1 << 26 });
     if (spec.endsWith(":write")) return r.status === 0 ? { error: "" } : { error: `writing the file: status ${r.status}` };
     const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("RESULT "));
-    if (!line) return { error: ((r.stderr ?? "").trim().split("\n").filter((l) => /Error|error/.test(l))[0] ?? `status ${r.status}`).slice(0, 300) };
+    if (!line) {
+      const lines = (r.stderr ?? "").trim().split("\n");
+      return { error: (lines.find((l) => /^\w*Error: /.test(l.trim())) ?? lines.find((l) => /Error/.test(l)) ?? `status ${r.status}`).trim().slice(0, 300) };
+    }
     const b = readFileSync(outPath);
     return { ...JSON.parse(line.slice(7)), out: new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) };
   };
@@ -180,7 +204,7 @@ async function main(): Promise<void> {
     let fast: (ChildResult & { out: Float32Array }) | null = null;
     const modes = values.modes!.split(",");
     const runs: [string, string | undefined][] = modes.map((m) => [m, undefined]);
-    if (model !== "vae" && modes.includes("budget")) {
+    if ((model === "dics" || model === "dicb") && modes.includes("budget")) {
       spawn(`${model}:write`, undefined); // writes <dir>/<model>-write.f32, an f32 safetensors file
       runs.push(["budget", join(dir, `${model}-write.f32`)]);
     }
@@ -203,7 +227,7 @@ async function main(): Promise<void> {
   // Time ratios from separate processes are noisy on a shared machine: the DiC modes again, in this one
   // process, forwards interleaved round by round (best of --reps).
   const timing: Record<string, Record<string, number>> = {};
-  for (const model of values.models!.split(",").filter((m) => m !== "vae")) {
+  for (const model of values.models!.split(",").filter((m) => m === "dics" || m === "dicb")) {
     const config = resolveConfig({ preset: presets[model] as "DiC-S" });
     const x = { shape: [2, config.in_channels, config.input_size, config.input_size], data: fillUniform(new Float32Array(2 * config.in_channels * config.input_size ** 2), 3) };
     const graphs: [string, Awaited<ReturnType<typeof bindDiC>>][] = [];

@@ -169,13 +169,13 @@ export async function readWeightsSource(
 }
 
 /** The backend option of the loaders: a Backend instance as given, else one created by the registry. */
-export async function resolveBackend(option: string | Backend | undefined, memoryBudget?: number): Promise<{ backend: Backend; reason: string }> {
+export async function resolveBackend(option: string | Backend | undefined, memoryBudget?: number, activationReserve?: number): Promise<{ backend: Backend; reason: string }> {
   if (typeof option === "object") {
     if (memoryBudget !== undefined) throw new Error("memoryBudget: the loader creates no backend when given an instance; pass memoryBudget to createWasmBackend instead");
     return { backend: option, reason: `${option.name} (instance given)` };
   }
   if (memoryBudget !== undefined && !(Number.isFinite(memoryBudget) && memoryBudget > 0)) throw new Error(`memoryBudget must be a positive number of bytes, got ${memoryBudget}`);
-  const choice = await createBackend(option, { memoryBudget });
+  const choice = await createBackend(option, { memoryBudget, activationReserve: memoryBudget === undefined ? undefined : activationReserve });
   if (memoryBudget !== undefined && choice.backend.name !== "wasm") choice.reason += "; memoryBudget not applied (only the wasm backend takes one)";
   return choice;
 }

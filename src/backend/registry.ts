@@ -23,6 +23,8 @@ export interface BackendOptions {
   threads?: number;
   /** wasm: the memory budget in bytes (createWasmBackend's memoryBudget); other backends do not take one. */
   memoryBudget?: number;
+  /** wasm: bytes of the budget its plan keeps for activations (createWasmBackend's activationReserve). */
+  activationReserve?: number;
   /** wasm: how conv3x3 weights are stored ("fast", "f16", "int8", "auto"; createWasmBackend's storage). */
   storage?: "fast" | "f16" | "int8" | "auto";
 }
@@ -48,7 +50,7 @@ function threadsOption(o: BackendOptions): number | undefined {
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
-  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o), memoryBudget: o.memoryBudget, storage: o.storage }) },
+  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o), memoryBudget: o.memoryBudget, storage: o.storage, activationReserve: o.activationReserve }) },
   {
     name: "webgpu", priority: 20, probe: probeWebGpu, create: () => createWebGpuBackend(),
     autoSkip: async () => {

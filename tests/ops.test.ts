@@ -106,12 +106,12 @@ for (const e of await listBackends()) {
 const all = [js, ...others];
 /**
  * Every backend compared with js on the fixture cases, with its tolerance: the available ones (f32), then the
- * wasm backend's compact storage modes (conv3x3 weights as f16 / int8 3x3 kernels; every other op is f32).
+ * wasm backend's compact storage modes (conv3x3 and linear weights as f16 / int8; every other op is f32).
  */
 const compared: { b: Backend; label: string; tol: (op: OpName) => number }[] = others.map((b) => ({ b, label: b.name, tol: () => FAST_F32_VS_JS }));
 if (probeWasm() === null) {
   for (const [storage, tol] of [["f16", COMPACT_F16_VS_JS_OP], ["int8", COMPACT_INT8_VS_JS_OP]] as const) {
-    compared.push({ b: await createWasmBackend({ storage, threads: 1 }), label: `wasm ${storage} storage`, tol: (op) => (op === "conv3x3" ? tol : FAST_F32_VS_JS) });
+    compared.push({ b: await createWasmBackend({ storage, threads: 1 }), label: `wasm ${storage} storage`, tol: (op) => (op === "conv3x3" || op === "linear" ? tol : FAST_F32_VS_JS) });
   }
 }
 

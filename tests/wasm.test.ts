@@ -247,5 +247,8 @@ wasmTest(`wasm [${runtimeName}]: int8 weights files: the reader hides the scales
   await loadModel(bytes, { backend: b });
   const r = b.storageReport();
   assert.ok(r.weights.int8 > 0 && !r.weights["winograd-f32"], JSON.stringify(r));
+  // The file's int8 values and scales are kept as they are: the weight downloads as the file dequantizes it.
+  const u = b.uploadInt8({ shape: [...q.tensors.get(name)!.shape], ...q.getInt8!(name)! });
+  assert.deepEqual((await b.download(u)).data, deq);
   assert.ok(bytes.length < file.dataEnd / 1.5, `int8 file ${bytes.length} bytes vs ${file.dataEnd}`);
 });

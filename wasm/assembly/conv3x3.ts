@@ -416,3 +416,22 @@ export function expandDirectRange(src: usize, kind: i32, scales: usize, co: i32,
     }
   }
 }
+
+/**
+ * GEMM-packed B panels ([ceil(N/8)][K][8], gemm.ts packB) from compact storage in the same layout, panels
+ * [p0, p1): f16 bits, or int8 times a scale per column (scales: ceil(N/8) * 8 floats, zero-padded). dst
+ * receives panel p0 first. The compact linear weights' expansion (a GEMM with few rows reads each once).
+ */
+export function expandPanels(src: usize, kind: i32, scales: usize, k: i32, p0: i32, p1: i32, dst: usize): void {
+  for (let p = p0; p < p1; p++) {
+    const s0 = scales ? v128.load(scales + (<usize>p << 5)) : f32x4.splat(1);
+    const s1 = scales ? v128.load(scales + (<usize>p << 5), 16) : f32x4.splat(1);
+    const base = <usize>p * <usize>k * 8;
+    const out = dst + ((<usize>(p - p0) * <usize>k) << 5);
+    for (let kk = 0; kk < k; kk++) {
+      const idx = base + (<usize>kk << 3);
+      v128.store(out + (<usize>kk << 5), f32x4.mul(tap4(src, kind, idx), s0));
+      v128.store(out + (<usize>kk << 5), f32x4.mul(tap4(src, kind, idx + 4), s1), 16);
+    }
+  }
+}

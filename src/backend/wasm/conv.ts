@@ -134,6 +134,9 @@ export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   return out;
 }
 
+/** Bytes of packed panels a compact linear weight expands at a time. */
+const CHUNK_PANEL_BYTES = 512 << 10;
+
 export function linear(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null, inputAct: "silu" | "none"): WasmTensor {
   const op = "linear";
   const xv = core.own(x, op), wv = core.own(w, op, false);
@@ -143,12 +146,21 @@ export function linear(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null
   expectShape(op, "weight", wv.shape, [m, k]);
   if (bias) expectShape(op, "bias", bias.shape, [m]);
   const biasPtr = bias ? core.own(bias, op).ptr : 0;
-  const weights = packed(core, wv, "gemm");
+  const weights = wv.compact ? 0 : packed(core, wv, "gemm");
   const input = inputAct === "silu" ? core.scratch(n * k) : xv.ptr;
   try {
     if (input !== xv.ptr) core.k.silu(xv.ptr, input, n * k);
     const out = core.tensor([n, m], "nchw");
-    core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr);
+    if (wv.compact) {
+      // Compact linear weight: its packed panels expanded a chunk at a time into the shared scratch.
+      const c = wv.compact, panels = Math.ceil(m / 8), per = Math.max(1, Math.floor(CHUNK_PANEL_BYTES / (k * 32)));
+      const scr = core.compactScratch(Math.min(panels, per) * k * 32);
+      for (let p0 = 0; p0 < panels; p0 += per) {
+        const p1 = Math.min(panels, p0 + per);
+        core.k.expandPanels(c.ptr, c.kind === "f16" ? 1 : 2, c.scales, k, p0, p1, scr);
+        core.k.gemm(n, Math.min(m, p1 * 8) - p0 * 8, k, input, k, scr, out.ptr + p0 * 32, m, biasPtr ? biasPtr + p0 * 32 : 0);
+      }
+    } else core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr);
     return out;
   } finally {
     if (input !== xv.ptr) core.heap.release(input);

@@ -157,6 +157,22 @@ export class WasmCore {
   /** Rebuilds the f32 values of a compact conv3x3 weight (exact: f16 and int8 * scale are f32 values). */
   private restoreCompact(t: WasmTensor): void {
     const c = t.compact!;
+    if (c.panels) {
+      const [n, k] = t.shape, padded = Math.ceil(n / 8) * 8 * k;
+      const ptr = this.heap.alloc(n * k * 4);
+      const m = this.f32();
+      const h = c.kind === "f16" ? new Uint16Array(this.k.memory.buffer, c.ptr, padded) : null;
+      const q = c.kind === "int8" ? new Int8Array(this.k.memory.buffer, c.ptr, padded) : null;
+      for (let j = 0; j < n; j++) {
+        const s = q ? m[(c.scales >> 2) + j] : 1;
+        for (let kk = 0; kk < k; kk++) {
+          const i = ((j >> 3) * k + kk) * 8 + (j & 7);
+          m[(ptr >> 2) + j * k + kk] = h ? f16BitsToF32(h[i]) : q![i] * s;
+        }
+      }
+      t.ptr = ptr;
+      return;
+    }
     const count = numel(t.shape), co = t.shape[0], per = count / co, padded = Math.ceil(co / 4) * 4 * per;
     const ptr = this.heap.alloc(count * 4);
     const m = this.f32();

@@ -199,6 +199,11 @@ export class WasmBackend implements Backend {
     const weight = role !== "activation";
     const c = compact ? this.core.pinned(() => this.uploadCompact(t, compact)) : null;
     if (c) return c;
+    // Under a compact plan linear weights (the blocks' affine layers, the embedders' MLPs) are compact too.
+    if (role === "linear.weight" && s.length === 2 && this.plan.compact && s[0] > 0 && s[1] > 0) {
+      const l = this.core.pinned(() => this.uploadCompactLinear(t, this.plan.compact!));
+      if (l) return l;
+    }
     const run = () => {
       const u = this.core.tensor(t.shape, "nchw");
       this.core.f32().set(t.data, u.ptr >> 2);
@@ -249,6 +254,34 @@ export class WasmBackend implements Backend {
     }
     const { q, scale } = quantizeInt8(t.data, co);
     return this.storeInt8(t.shape, q, scale);
+  }
+
+  /** A linear weight [N, K] in f16 or int8 (per-row scales), in the GEMM's packed panel layout [ceil(N/8)][K][8]. */
+  private uploadCompactLinear(t: HostTensor, kind: "f16" | "int8"): WasmTensor | null {
+    const [n, k] = t.shape, padded = Math.ceil(n / 8) * 8 * k;
+    const at = (j: number, kk: number) => ((j >> 3) * k + kk) * 8 + (j & 7);
+    const u = new WasmTensor(this.core, [...t.shape], 0, "nchw");
+    if (kind === "f16") {
+      for (let i = 0; i < t.data.length; i++) if (Math.abs(t.data[i]) >= 65520) return null;
+      const p = this.core.heap.alloc(padded * 2);
+      const h = new Uint16Array(this.core.k.memory.buffer, p, padded);
+      h.fill(0);
+      for (let j = 0; j < n; j++) for (let kk = 0; kk < k; kk++) h[at(j, kk)] = f32ToF16Bits(t.data[j * k + kk]);
+      u.compact = { kind, ptr: p, scales: 0, panels: true };
+      this.core.countForm(u, "f16", this.core.heap.sizeOf(p));
+      return u;
+    }
+    const { q, scale } = quantizeInt8(t.data, n);
+    const p = this.core.heap.alloc(padded), sc = this.core.heap.alloc(Math.ceil(n / 8) * 32);
+    const dst = new Int8Array(this.core.k.memory.buffer, p, padded);
+    dst.fill(0);
+    for (let j = 0; j < n; j++) for (let kk = 0; kk < k; kk++) dst[at(j, kk)] = q[j * k + kk];
+    const f = this.core.f32();
+    f.fill(0, sc >> 2, (sc >> 2) + Math.ceil(n / 8) * 8);
+    f.set(scale, sc >> 2);
+    u.compact = { kind, ptr: p, scales: sc, panels: true };
+    this.core.countForm(u, "int8", this.core.heap.sizeOf(p) + this.core.heap.sizeOf(sc));
+    return u;
   }
 
   /** Stores int8 values ([Co][...], torch layout) and their scales as a compact weight (interleaved). */

@@ -21,6 +21,7 @@ export interface Kernels {
   expandDirect(src: Ptr, kind: number, scales: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
   /** Winograd GEMMs / direct conv of a compact weight, expanded `chunk` output channels at a time into `scratch`. */
   winogradGemmCompact(tiles: number, cp: number, coPad: number, v: Ptr, src: Ptr, kind: number, scales: Ptr, co: number, ci: number, m: Ptr, scratch: Ptr, chunk: number): void;
+  expandPanels(src: Ptr, kind: number, scales: Ptr, k: number, p0: number, p1: number, dst: Ptr): void;
   directConvCompact(p: Ptr, n: number, hp: number, wp: number, cp: number, h: number, w: number, col: Ptr, src: Ptr, kind: number, scales: Ptr,
     co: number, ci: number, bias: Ptr, out: Ptr, scratch: Ptr, chunk: number): void;
   winogradInput(p: Ptr, n: number, hp: number, wp: number, cp: number, tilesY: number, tilesX: number, v: Ptr): void;

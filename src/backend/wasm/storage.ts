@@ -7,8 +7,9 @@
 //   "int8":         the 3x3 kernel as int8 times one f32 scale per output channel (w = q * scale[o]).
 // A compact weight is expanded just in time, when its conv runs, into one scratch block the backend reuses
 // for every layer: the Winograd form, or the direct (im2col) form where that costs less at the layer's
-// image size (see chooseCompactPath). Other weights (conv1x1, linear, vectors, tables) stay f32; under a
-// budget or in a compact mode the GEMM-packed ones keep only their packed form.
+// image size (see chooseConv3x3 in conv.ts). In the compact modes linear weights are f16 / int8 too (in the
+// GEMM's panel layout, expanded a chunk at a time); conv1x1 weights, vectors and tables stay f32, and the
+// GEMM-packed f32 ones keep only their packed form.
 //
 // The budget covers the backend's whole linear memory: weights, the expansion scratch, activations and
 // per-op scratch. Loaders describe the model before uploading it (planStorage), so the plan sees every
@@ -78,8 +79,12 @@ const isGemm = (shape: readonly number[], role: string): boolean =>
   (role === "conv1x1.weight" && shape.length === 4 && shape[2] === 1 && shape[3] === 1) || (role === "linear.weight" && shape.length === 2);
 
 /** Bytes an upload takes outside conv3x3 weights (`lean`: GEMM-packed weights keep only the packed form). */
-export function otherBytes(shape: readonly number[], role: string, lean: boolean): number {
+export function otherBytes(shape: readonly number[], role: string, lean: boolean, compact: "f16" | "int8" | null = null): number {
   const n = shape.reduce((a, d) => a * d, 1);
+  if (compact && role === "linear.weight" && shape.length === 2) {
+    const padded = ceil(shape[0], 8) * shape[1];
+    return compact === "f16" ? blockBytes(padded * 2) : blockBytes(padded) + blockBytes(ceil(shape[0], 8) * 4);
+  }
   if (isGemm(shape, role)) {
     const [co, ci] = shape;
     const pack = blockBytes(ceil(co, 8) * ci * 4);
@@ -119,7 +124,10 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
     ...conv3x3Bytes(t.shape[0], t.shape[1]), chunk: blockBytes(compactChunk(true, ceil(t.shape[1], 4), t.shape[0]).bytes),
   }));
   const sum = (k: "winograd-f32" | "f16" | "int8") => convs.reduce((a, c) => a + c[k], 0);
-  const others = (lean: boolean) => tensors.filter((t) => !isConv3x3(t.shape, t.role)).reduce((a, t) => a + otherBytes(t.shape, t.role, lean), 0);
+  const others = (lean: boolean, compact: "f16" | "int8" | null = null) =>
+    tensors.filter((t) => !isConv3x3(t.shape, t.role)).reduce((a, t) => a + otherBytes(t.shape, t.role, lean, compact), 0);
+  const maxLinearChunk = tensors.filter((t) => t.role === "linear.weight" && t.shape.length === 2)
+    .reduce((a, t) => Math.max(a, blockBytes(Math.min(Math.ceil(t.shape[0] / 8), Math.max(1, Math.floor((512 << 10) / (t.shape[1] * 32)))) * t.shape[1] * 32)), 0);
   const maxWino = convs.reduce((a, c) => Math.max(a, c["winograd-f32"]), 0);
   const maxDirect = convs.reduce((a, c) => Math.max(a, c["direct-f32"]), 0);
   const maxChunk = convs.reduce((a, c) => Math.max(a, c.chunk), 0);
@@ -133,10 +141,11 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
   const kinds: ("f16" | "int8")[] = mode === "auto" ? ["f16", "int8"] : [mode];
   let smallest = Infinity;
   for (const kind of kinds) {
-    const fixed = base + others(true) + sum(kind) + reserve;
+    const fixed = base + others(true, kind) + sum(kind) + reserve;
     // Scratch: one thread expands a chunk of output channels at a time (see compactChunk); with workers the
     // whole form: the largest Winograd form if it fits, else the largest direct form (those layers then run direct).
-    for (const scratch of workers ? [maxWino, maxDirect] : [maxChunk]) {
+    for (const s0 of workers ? [maxWino, maxDirect] : [maxChunk]) {
+      const scratch = Math.max(s0, maxLinearChunk);
       const need = fixed + scratch;
       smallest = Math.min(smallest, need);
       if (!fits(need)) continue;
@@ -144,10 +153,10 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
       return {
         compact: kind,
         fastAllowance: mode === "auto" ? allowance : 0,
-        scratchCap: workers ? scratch : 0,
+        scratchCap: workers ? s0 : 0,
         expectedBytes: need,
         hostReserve,
-        summary: `${kind} 3x3 kernels (${mib(sum(kind))}) expanded into a ${mib(scratch)} scratch${!workers ? " (a chunk of output channels at a time)" : scratch === maxWino ? "" : " (direct form where Winograd would not fit)"}` +
+        summary: `${kind} 3x3 kernels (${mib(sum(kind))}) expanded into a ${mib(scratch)} scratch${!workers ? " (a chunk of output channels at a time)" : s0 === maxWino ? "" : " (direct form where Winograd would not fit)"}, linear weights ${kind}` +
           `${mode === "auto" ? `, up to ${mib(allowance)} more kept in Winograd f32 form` : ""}, ${mib(reserve)} for activations, ${budgetStr}`,
       };
     }

@@ -116,9 +116,10 @@ export interface StoragePlan {
  * MemoryBudgetError naming what the smallest storage needs. An explicit mode is checked, never changed.
  */
 export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode, budget0: number | null, reserve: number, base: number, workers: boolean): StoragePlan {
-  // The load's own peak counts against the budget: a loader holds a tensor's f32 values (and its stored
-  // bytes) while the backend converts them, so twice the largest tensor stays outside the wasm memory.
-  const hostReserve = budget0 === null ? 0 : 2 * tensors.reduce((a, t) => Math.max(a, t.shape.reduce((x, d) => x * d, 1) * 4), 0);
+  // The load's own peak counts against the budget: a loader holds one tensor's f32 values while the backend
+  // converts them, so the largest tensor's f32 size stays outside the wasm memory (bench/memory measures
+  // the rest of the host side within a few MiB when the loader reads each tensor into one reused buffer).
+  const hostReserve = budget0 === null ? 0 : tensors.reduce((a, t) => Math.max(a, t.shape.reduce((x, d) => x * d, 1) * 4), 0);
   const budget = budget0 === null ? null : budget0 - hostReserve;
   const convs = tensors.filter((t) => isConv3x3(t.shape, t.role)).map((t) => ({
     ...conv3x3Bytes(t.shape[0], t.shape[1]), chunk: blockBytes(compactChunk(true, ceil(t.shape[1], 4), t.shape[0]).bytes),
@@ -149,7 +150,8 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
       const need = fixed + scratch;
       smallest = Math.min(smallest, need);
       if (!fits(need)) continue;
-      const allowance = budget === null ? 0 : budget - need;
+      // Upgrades leave 1/16 of the budget free: the allocator's free list fragments (best fit, coalescing).
+      const allowance = budget === null ? 0 : Math.max(0, budget - need - budget / 16);
       return {
         compact: kind,
         fastAllowance: mode === "auto" ? allowance : 0,

@@ -6,7 +6,8 @@
 // and the SDK's own code). Weights are generated one tensor at a time into one reused buffer and uploaded (a
 // streaming loader's pattern: the f32 model never exists whole in JS, nor as a trail of garbage), except in the "file" rows, which write an f32
 // safetensors file first and load it with loadModel (today's loader reads the whole file: its bytes count).
-// Output equality: each compact row's output vs the fast row's (relative L2), same seed.
+// Output equality: each compact row's output vs the fast row's (relative L2), same seed. `--models default`
+// adds the default model's per-forward error of int8 (file and storage) and f16 vs f32.
 // Run: node dist/bench/memory.bench.js [--models dics,dicb,dicb-edge,dics-edge,vae] [--modes fast,f16,int8,budget] [--budget 128]
 //        [--reps 3] [--json]       (Deno/Bun: deno run -A bench/memory.bench.ts, bun bench/memory.bench.ts)
 import { parseArgs } from "node:util";
@@ -25,7 +26,9 @@ import { GaussianRng } from "../src/rng.ts";
 import { relL2 } from "../src/tensor.ts";
 import { bindVAE, estimateDecodeBytes, expectedVAEParams, SD_VAE_CONFIG } from "../src/vae/index.ts";
 import { decodeLatents } from "../src/vae/tiled.ts";
-import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
+import { parseSafetensors, type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
+import { quantizeSafetensors } from "../src/weights/quantize.ts";
+import { repoRoot } from "./root.ts";
 import { loadModel } from "../sdk/model.ts";
 
 const { values } = parseArgs({
@@ -175,6 +178,26 @@ function selfCommand(): string[] {
   return [p.execPath, p.argv[1]];
 }
 
+/** The default model (models/dic-fashion.safetensors), per forward: int8 (file and storage) and f16 vs its f32 output on js. */
+async function defaultModelAccuracy(): Promise<void> {
+  const path = new URL("models/dic-fashion.safetensors", repoRoot()).pathname;
+  const f32 = readFileSync(path);
+  const q8 = quantizeSafetensors(parseSafetensors(f32, path));
+  const ref = await loadModel(f32, { backend: "js" });
+  const c = ref.config;
+  const x = { shape: [4, c.in_channels, c.input_size, c.input_size], data: fillUniform(new Float32Array(4 * c.in_channels * c.input_size ** 2), 9) };
+  const t = [999, 500, 100, 10], y = [0, 3, 6, 9];
+  const want = (await ref.forward(x, t, y)).data;
+  console.log("");
+  console.log("| default model, batch 4 | relative L2 vs f32 (js) |");
+  console.log("| --- | --- |");
+  for (const [label, src, storage] of [["int8 file on js", q8, null], ["int8 file on wasm fast", q8, "fast"], ["wasm f16 storage", f32, "f16"],
+    ["wasm int8 storage", f32, "int8"], ["int8 file on wasm int8 storage", q8, "int8"]] as const) {
+    const m = await loadModel(src, { backend: storage === null ? "js" : await createWasmBackend({ threads: 1, storage }) });
+    console.log(`| ${label} | ${relL2((await m.forward(x, t, y)).data, want).toExponential(2)} |`);
+  }
+}
+
 async function main(): Promise<void> {
   if (values.child) return child(values.child, values.out!);
   const dir = mkdtempSync(join(tmpdir(), "dic-membench-"));
@@ -200,7 +223,7 @@ async function main(): Promise<void> {
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const rows: unknown[] = [];
   const f = (b: number) => (b / MiB).toFixed(1);
-  for (const model of values.models!.split(",")) {
+  for (const model of values.models!.split(",").filter((m) => m !== "default")) {
     let fast: (ChildResult & { out: Float32Array }) | null = null;
     const modes = values.modes!.split(",");
     const runs: [string, string | undefined][] = modes.map((m) => [m, undefined]);
@@ -224,6 +247,7 @@ async function main(): Promise<void> {
     }
   }
   rmSync(dir, { recursive: true });
+  if (values.models!.split(",").includes("default")) await defaultModelAccuracy();
   // Time ratios from separate processes are noisy on a shared machine: the DiC modes again, in this one
   // process, forwards interleaved round by round (best of --reps).
   const timing: Record<string, Record<string, number>> = {};

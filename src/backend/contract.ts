@@ -39,6 +39,19 @@ export interface NormPreOp {
   act: "gelu" | "silu" | "none";
 }
 
+/** Stable codes of MemoryBudgetError. */
+export type MemoryBudgetCode =
+  | "memory_budget_too_small" // the plan: even the most compact storage does not fit
+  | "memory_budget_exceeded"; // an allocation during a run would pass the budget
+
+/** A backend's memory budget cannot be met; `needBytes` says how much memory it would take. */
+export class MemoryBudgetError extends Error {
+  override readonly name = "MemoryBudgetError";
+  constructor(readonly code: MemoryBudgetCode, readonly budgetBytes: number, readonly needBytes: number, detail: string) {
+    super(`${detail} [${code}]`);
+  }
+}
+
 /** What a backend's memory holds, in bytes (wasm: `dic doctor` and `dic forward --verbose` print it). */
 export interface StorageReport {
   /** Weight bytes by the form they are held in ("winograd-f32", "f16", "int8", "f32"). */

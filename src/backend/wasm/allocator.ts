@@ -77,7 +77,7 @@ export class Allocator {
         const top = this.top;
         this.top -= size;
         throw new MemoryBudgetError("memory_budget_exceeded", this.limit, top,
-          `memory limit ${mib(this.limit)} (the memory budget less the loader's share) exceeded: allocating ${bytes} bytes takes the memory to ${mib(top)} (${mib(this.live)} live, of which ${mib(this.pinned)} weights and expansion scratch)`);
+          `wasm backend: memory limit ${mib(this.limit)} (the memory budget less the loader's share) exceeded: allocating ${bytes} bytes takes the memory to ${mib(top)} (${mib(this.live)} live, of which ${mib(this.pinned)} weights and expansion scratch)`);
       }
       if (need > 0) {
         // Grow by at least 1/8 of the memory so that a growing model does not grow page by page (never past the budget).

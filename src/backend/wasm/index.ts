@@ -78,7 +78,7 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
     const b = new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", note, storage, budget, reserve);
     core.heap.limit = budget;
     if (budget !== null && core.k.memory.buffer.byteLength > budget) {
-      throw new MemoryBudgetError("memory_budget_too_small", budget, core.k.memory.buffer.byteLength, `memory budget ${mib(budget)} is below the kernels' own memory (${mib(core.k.memory.buffer.byteLength)})`);
+      throw new MemoryBudgetError("memory_budget_too_small", budget, core.k.memory.buffer.byteLength, `wasm backend: memory budget ${mib(budget)} is below the kernels' own memory (${mib(core.k.memory.buffer.byteLength)})`);
     }
     return b;
   };

@@ -22,18 +22,9 @@ export type StorageMode = "fast" | "f16" | "int8" | "auto";
 /** The form one weight is held in (the keys of StorageReport.weights). */
 export type WeightForm = "winograd-f32" | "f16" | "int8" | "f32";
 
-/** Stable codes of MemoryBudgetError. */
-export type MemoryBudgetCode =
-  | "memory_budget_too_small" // the plan: even the most compact storage does not fit
-  | "memory_budget_exceeded"; // an allocation during a run would pass the budget
+import { MemoryBudgetError } from "../contract.ts";
 
-/** The budget cannot be met; `needBytes` says how much memory it would take. */
-export class MemoryBudgetError extends Error {
-  override readonly name = "MemoryBudgetError";
-  constructor(readonly code: MemoryBudgetCode, readonly budgetBytes: number, readonly needBytes: number, detail: string) {
-    super(`wasm backend: ${detail} [${code}]`);
-  }
-}
+export { MemoryBudgetError, type MemoryBudgetCode } from "../contract.ts";
 
 /** Bytes as "12.3 MiB". */
 export const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
@@ -167,7 +158,7 @@ export function planStorage(tensors: readonly PlannedTensor[], mode: StorageMode
 }
 
 function tooSmall(budget: number, need: number, detail: string): MemoryBudgetError {
-  return new MemoryBudgetError("memory_budget_too_small", budget, need, detail);
+  return new MemoryBudgetError("memory_budget_too_small", budget, need, `wasm backend: ${detail}`);
 }
 
 /** Compact-weight conv cost model: which algorithm a layer runs (see chooseCompactPath). */

@@ -69,8 +69,13 @@ class UsageError extends Error {}
 async function backendArg(v: Record<string, unknown>): Promise<string | Backend | undefined> {
   if (v.threads === undefined && v["memory-budget"] === undefined) return v.backend as string | undefined;
   const threads = v.threads === undefined ? undefined : num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
+  return (await createBackend(v.backend as string | undefined, { threads, memoryBudget: memoryBudgetArg(v) })).backend;
+}
+
+/** --memory-budget MB (MiB) in bytes, or undefined. */
+function memoryBudgetArg(v: Record<string, unknown>): number | undefined {
   const mb = v["memory-budget"] === undefined ? undefined : num(v["memory-budget"] as string, "memory-budget", 0, (n) => n > 0, "a number of MiB > 0");
-  return (await createBackend(v.backend as string | undefined, { threads, memoryBudget: mb === undefined ? undefined : Math.floor(mb * 1048576) })).backend;
+  return mb === undefined ? undefined : Math.floor(mb * 1048576);
 }
 
 function defaultIO(): CliIO {
@@ -274,7 +279,9 @@ async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
     if (latents.shape.length !== 4 || latents.shape[1] !== 4) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, 4, h, w]`);
     images = previewLatents(latents);
   } else {
-    const vae = await loadVAE(need(v.vae as string, "vae"), { backend: await backendArg(v) });
+    // loadVAE makes the backend itself under a budget: it keeps a tile's activations and tiles to them.
+    const budget = memoryBudgetArg(v);
+    const vae = await loadVAE(need(v.vae as string, "vae"), budget === undefined ? { backend: await backendArg(v) } : { backend: v.backend as string | undefined, memoryBudget: budget });
     const c = vae.config.latent_channels;
     if (latents.shape.length !== 4 || latents.shape[1] !== c) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, ${c}, h, w]`);
     images = await vae.decodeToRGBA(latents, { memoryBudgetBytes: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined });

@@ -1,13 +1,14 @@
 // Memory budget and storage modes end to end: `--memory-budget MB` on the CLI, `memoryBudget` on loadVAE,
 // and what `dic forward --verbose` prints (weight bytes by storage form, activation peak, scratch).
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../sdk/cli.ts";
 import { loadVAE } from "../sdk/vae.ts";
 import { probeWasm } from "../src/backend/wasm/index.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
+import { writeSafetensors } from "../src/weights/safetensors.ts";
 import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
 import { COMPACT_F16_VS_JS_FORWARD, COMPACT_INT8_VS_JS_FORWARD, FAST_F32_VS_JS, JS_VS_TORCH_FORWARD } from "./tolerances.ts";
 import type { Backend } from "../src/backend/contract.ts";
@@ -82,4 +83,16 @@ test(`memory [${runtimeName}]: an int8 file from reference/convert_checkpoint.py
     console.log(`memory [${runtimeName}]: python int8 file on ${label}: relative L2 vs torch ${err.toExponential(2)}`);
     assert.ok(err <= tol, `${label}: ${err} > ${tol}`);
   }
+});
+
+wasmTest(`memory [${runtimeName}]: dic decode --memory-budget decodes under the budget (tiled to what it keeps for activations)`, async () => {
+  const io = await readSafetensorsFile(`${fixturesDir}vae_small_io.safetensors`);
+  const latents = join(dir, "latents.safetensors");
+  writeFileSync(latents, writeSafetensors({ x: { dtype: "F32", shape: [...io.tensors.get("latent")!.shape], data: io.getF32("latent") } }));
+  const out = join(dir, "decoded.png");
+  const r = await run(["decode", "--vae", `${fixturesDir}vae_small_weights.safetensors`, "--latents", latents, "--out", out, "--backend", "wasm", "--memory-budget", "16"]);
+  assert.equal(r.code, 0, r.err.join("\n"));
+  const small = await run(["decode", "--vae", `${fixturesDir}vae_small_weights.safetensors`, "--latents", latents, "--out", out, "--backend", "wasm", "--memory-budget", "1"]);
+  assert.equal(small.code, 1);
+  assert.match(small.err[0], /memory_budget/);
 });

@@ -299,7 +299,6 @@ const KIND_F16 = 1, KIND_I8 = 2;
   return scales ? load<f32>(scales + (<usize>o << 2)) : 1;
 }
 
-let GT: usize = memory.data(18 * 16, 16); // t = G g for four output channels (6 rows x 3 columns of f32x4)
 
 /** Six rows of G times the column (a, b, c) of four kernels, stored at dst + r * stride. */
 @inline function gColumn(a: v128, b: v128, c: v128, dst: usize, stride: usize): void {
@@ -349,17 +348,17 @@ export function expandWinogradRange(src: usize, kind: i32, scales: usize, co: i3
     const lane = o - o0;
     for (let i = 0; i < ci; i++) {
       const at = compactIndex(o, i, 0, ci);
-      // t = G g: column c of g is taps (c, 3 + c, 6 + c); GT[r * 3 + c]
+      // t = G g: column c of g is taps (c, 3 + c, 6 + c), to SCR[r * 3 + c] (this thread's conv scratch: 18 of its 36 slots)
       for (let c = 0; c < 3; c++) {
         const g0 = f32x4.mul(tap4(src, kind, at + (<usize>c << 2)), sc);
         const g1 = f32x4.mul(tap4(src, kind, at + (<usize>(3 + c) << 2)), sc);
         const g2 = f32x4.mul(tap4(src, kind, at + (<usize>(6 + c) << 2)), sc);
-        gColumn(g0, g1, g2, GT + (<usize>c << 4), 48);
+        gColumn(g0, g1, g2, SCR + (<usize>c << 4), 48);
       }
       // U = t G^T: row r of t (three f32x4) -> six values per row
       const base = dst + ((<usize>(lane >> 3) * <usize>cp + <usize>i) << 5) + (<usize>(lane & 7) << 2);
       for (let r = 0; r < 6; r++) {
-        const t = GT + <usize>r * 48;
+        const t = SCR + <usize>r * 48;
         gColumn(v128.load(t), v128.load(t, 16), v128.load(t, 32), base + <usize>(r * 6) * pStride, pStride);
       }
     }
@@ -372,16 +371,27 @@ export function expandWinogradRange(src: usize, kind: i32, scales: usize, co: i3
  * the whole form never exists. M as winogradGemm writes it. `chunk`: a multiple of 8.
  */
 export function winogradGemmCompact(tiles: i32, cp: i32, coPad: i32, v: usize, src: usize, kind: i32, scales: usize, co: i32, ci: i32, m: usize, scratch: usize, chunk: i32): void {
+  winogradGemmCompactRange(tiles, cp, coPad, v, src, kind, scales, co, ci, m, scratch, chunk, 0, 0, (co + chunk - 1) / chunk);
+}
+
+/**
+ * winogradGemmCompact for the chunks [j0, j1) only (a thread's share): chunk j is expanded at scratch + j *
+ * chunkStride (0: every chunk in the same block, one thread).
+ */
+export function winogradGemmCompactRange(tiles: i32, cp: i32, coPad: i32, v: usize, src: usize, kind: i32, scales: usize, co: i32, ci: i32, m: usize,
+  scratch: usize, chunk: i32, chunkStride: i32, j0: i32, j1: i32): void {
   const rows = (tiles + 3) & ~3;
   const vStride = (<usize>rows * <usize>cp) << 2;
   const mStride = (<usize>rows * <usize>coPad) << 2;
-  for (let c0 = 0; c0 < co; c0 += chunk) {
+  for (let j = j0; j < j1; j++) {
+    const c0 = j * chunk;
     const c1 = min(co, c0 + chunk);
+    const at = scratch + <usize>j * <usize>chunkStride;
     const cw = (c1 - c0 + 7) & ~7;
     const uStride = chunkPlaneStride(cp, cw);
-    expandWinogradRange(src, kind, scales, co, ci, cp, c0, c1, scratch, uStride);
+    expandWinogradRange(src, kind, scales, co, ci, cp, c0, c1, at, uStride);
     for (let p = 0; p < 36; p++) {
-      gemmPackedA(rows, cw, cp, v + <usize>p * vStride, 4 * cp, scratch + <usize>p * uStride, m + <usize>p * mStride + (<usize>c0 << 2), coPad);
+      gemmPackedA(rows, cw, cp, v + <usize>p * vStride, 4 * cp, at + <usize>p * uStride, m + <usize>p * mStride + (<usize>c0 << 2), coPad);
     }
   }
 }

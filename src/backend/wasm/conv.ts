@@ -9,7 +9,7 @@ import type { WasmCore } from "./core.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { compactChunk, compactCosts, conv3x3Bytes } from "./storage.ts";
 import type { WasmTensor } from "./tensor.ts";
-import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
+import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
 
 /** How conv3x3 picks its algorithm: by image size (auto), or always one of them (tests, benchmarks). */
 export type Conv3x3Path = "auto" | "winograd" | "direct";
@@ -71,11 +71,16 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   const wino = chooseConv3x3(path, wv, n, h, wd, scratchCap);
   const [tilesY, tilesX] = wino ? [Math.ceil(h / 4), Math.ceil(wd / 4)] : [0, 0];
   const [hp, wp] = wino ? [tilesY * 4 + 2, tilesX * 4 + 2] : [h + 2, wd + 2];
-  // A compact weight on one thread: expanded a chunk of output channels at a time inside the kernel (the
-  // chunk's form stays in cache); with workers: whole, into the shared scratch, then split as usual.
-  const chunked = wv.compact !== null && !core.pool;
+  // A compact weight: expanded a chunk of output channels at a time inside the kernel and used while the
+  // chunk's form is in cache; one thread reuses one chunk block, workers take chunks (each its own block,
+  // so the scratch is the whole form). The direct path with workers expands the whole form first.
+  const chunked = wv.compact !== null && (!core.pool || wino);
   const kind = wv.compact?.kind === "f16" ? 1 : 2;
-  const weights = chunked ? core.compactScratch(compactChunk(wino, cp, co).bytes) : wv.compact ? core.expand(wv, wino) : packed(core, wv, wino ? "winograd" : "direct");
+  const chunk = compactChunk(wino, cp, co);
+  if (core.pool) chunk.chunk = Math.min(chunk.chunk, Math.max(8, ceil(Math.ceil(co / (core.pool.threads * 4)), 8)));
+  const chunkStride = ceil(36 * (cp * chunk.chunk * 4 + 64), 64);
+  const weights = chunked ? core.compactScratch(core.pool ? Math.ceil(co / chunk.chunk) * chunkStride : chunk.bytes)
+    : wv.compact ? core.expand(wv, wino) : packed(core, wv, wino ? "winograd" : "direct");
   const out = core.tensor([n, co, h, wd], "nhwc");
   // P: the conv input after the pre-op, zero-padded by one pixel (and to whole tiles), channels to Cp.
   const held: number[] = [];
@@ -93,11 +98,13 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
       held.push(m);
       if (core.pool) {
         core.pool.run(OP_WINOGRAD_INPUT, [pIn, n, hp, wp, cp, tilesY, tilesX, v]);
-        core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m]);
+        if (chunked) {
+          core.pool.run(OP_WINOGRAD_COMPACT, [tiles, cp, coPad, v, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, m, weights, chunk.chunk, chunkStride]);
+        } else core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m]);
         core.pool.run(OP_WINOGRAD_OUTPUT, [m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr]);
       } else {
         core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);
-        if (chunked) core.k.winogradGemmCompact(tiles, cp, coPad, v, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, m, weights, compactChunk(true, cp, co).chunk);
+        if (chunked) core.k.winogradGemmCompact(tiles, cp, coPad, v, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, m, weights, chunk.chunk);
         else core.k.winogradGemm(tiles, cp, coPad, v, weights, m);
         core.k.winogradOutput(m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr);
       }
@@ -105,7 +112,7 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
       const col = core.scratch(n * h * wd * 9 * cp);
       held.push(col);
       if (chunked) {
-        core.k.directConvCompact(pIn, n, hp, wp, cp, h, wd, col, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, biasPtr, out.ptr, weights, compactChunk(false, cp, co).chunk);
+        core.k.directConvCompact(pIn, n, hp, wp, cp, h, wd, col, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, biasPtr, out.ptr, weights, chunk.chunk);
       } else if (core.pool) core.pool.run(OP_DIRECT, [pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr]);
       else core.k.directConv(pIn, n, hp, wp, cp, h, wd, col, weights, co, biasPtr, out.ptr);
     }

@@ -252,3 +252,29 @@ wasmTest(`wasm [${runtimeName}]: int8 weights files: the reader hides the scales
   assert.deepEqual((await b.download(u)).data, deq);
   assert.ok(bytes.length < file.dataEnd / 1.5, `int8 file ${bytes.length} bytes vs ${file.dataEnd}`);
 });
+
+wasmTest(`wasm [${runtimeName}]: compact modes keep linear weights f16 / int8 and conv1x1 weights packed only; both download and run like js`, async () => {
+  const js = new JsBackend();
+  for (const [storage, tol] of [["f16", COMPACT_F16_VS_JS_OP], ["int8", COMPACT_INT8_VS_JS_OP]] as const) {
+    const b = await createWasmBackend({ storage, threads: 1 });
+    for (const [n, k, m] of [[2, 37, 19], [1, 256, 300], [3, 8, 8]]) {
+      const [x, w, bias] = [rand([n, k]), rand([m, k], 0.1), rand([m])];
+      const run = async (bk: WasmBackend | JsBackend) => {
+        const u = [bk.upload(x), bk.upload(w, "linear.weight"), bk.upload(bias, "vector")];
+        const out = bk.linear(u[0], u[1], u[2], "silu");
+        const got = [(await bk.download(out)).data, (await bk.download(u[1])).data];
+        for (const v of [...u, out]) bk.free(v);
+        return got;
+      };
+      const [[a, aw], [r]] = [await run(b), await run(js)];
+      assert.ok(relL2(a, r) <= tol, `${storage} linear [${n}, ${k}] -> ${m}: ${relL2(a, r)}`);
+      assert.ok(relL2(aw, w.data) <= tol, `${storage} linear weight download: ${relL2(aw, w.data)}`);
+    }
+    const [x, w] = [rand([2, 13, 5, 6]), rand([11, 13, 1, 1], 0.2)];
+    const u = [b.upload(x), b.upload(w, "conv1x1.weight")];
+    assert.deepEqual((await b.download(u[1])).data, w.data, "conv1x1 weight rebuilt from its packed form");
+    const want = js.conv1x1(js.upload(x), js.upload(w, "conv1x1.weight"), null);
+    assert.ok(relL2((await b.download(b.conv1x1(u[0], u[1], null))).data, (await js.download(want)).data) <= FAST_F32_VS_JS);
+    b.close();
+  }
+});

@@ -161,7 +161,7 @@ function tooSmall(budget: number, need: number, detail: string): MemoryBudgetErr
   return new MemoryBudgetError("memory_budget_too_small", budget, need, `wasm backend: ${detail}`);
 }
 
-/** Compact-weight conv cost model: which algorithm a layer runs (see chooseCompactPath). */
+/** Compact-weight conv cost model: which algorithm a layer runs (see chooseConv3x3 in conv.ts). */
 export interface PathCosts {
   winograd: number;
   direct: number;
@@ -169,9 +169,10 @@ export interface PathCosts {
 
 /**
  * Cost of a compact conv3x3 layer in multiply-add units, Winograd vs direct, counting the expansion each
- * needs: Winograd multiplies 36 * tiles * Cp * CoPad plus ~WINO_EXPAND per (co, ci) kernel to expand
- * (measured: bench/memory.bench.ts), direct 9 * pixels * Cp * CoPad plus a copy per tap. On the 8x8 latent
- * stage at batch 1-2 the expansion outweighs the multiplies Winograd saves.
+ * needs: Winograd multiplies 36 * tiles * Cp * CoPad plus ~WINO_EXPAND per (co, ci) kernel to expand, direct
+ * 9 * pixels * Cp * CoPad plus a copy per tap. Measured on a 384-channel 8x8 layer at batch 2 (bench/NOTES.md,
+ * bench/memory): the chunked Winograd expansion costs ~40 multiply-adds a kernel (0.4 ms of 3.3 ms), so
+ * Winograd wins down to the 8x8 latent stage at batch 1; the whole-form expansion (before chunking) did not.
  */
 export function compactCosts(n: number, h: number, w: number, ci: number, co: number): PathCosts {
   const cp = ceil(ci, 4), coPad = ceil(co, 8);

@@ -161,15 +161,15 @@ export class WasmBackend implements Backend {
 
   /**
    * Uploads a conv3x3 weight already quantized to int8 with one scale per output channel (w[o] = q[o] *
-   * scale[o]; an int8 weights file, see README "int8 weights"): kept as is where its storage is int8,
-   * dequantized into the storage the plan gives it otherwise.
+   * scale[o]; an int8 weights file, see README "int8 weights"): kept as is wherever the plan stores it
+   * compactly (int8 is smaller than f16 and exact to the file), dequantized into Winograd form otherwise.
    */
   uploadInt8(t: { shape: number[]; data: Int8Array; scale: Float32Array }, role: TensorRole = "conv3x3.weight"): Tensor {
     const s = t.shape;
     const co = s[0];
     if (t.data.length !== numel(s) || t.scale.length !== co) throw new Error(`uploadInt8: shape ${shapeStr(s)} vs ${t.data.length} values and ${t.scale.length} scales`);
     const compact = isConv3x3(s, role) ? this.compactFor(co, s[1]) : null;
-    if (compact !== "int8") return this.uploadAs({ shape: s, data: dequantize(t.data, t.scale, co) }, role, compact);
+    if (compact === null) return this.uploadAs({ shape: s, data: dequantize(t.data, t.scale, co) }, role, null);
     return this.core.pinned(() => this.storeInt8(s, t.data, t.scale));
   }
 

@@ -14,7 +14,7 @@ import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetenso
 import { makeGrid, encodePNG } from "../src/image.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import type { DownloadOptions } from "../src/download.ts";
-import { doctor, formatDoctorReport } from "./doctor.ts";
+import { doctor, formatDoctorReport, storageLines } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 import { loadVAE, previewLatents } from "./vae.ts";
@@ -60,17 +60,25 @@ commands:
 
 common options: --verbose (stack traces), --quiet (no progress), --help,
   --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)
+  --memory-budget MB (forward, sample, generate, decode; wasm: most MiB its memory may take; weights are then
+    stored as f16 / int8 3x3 kernels where the fast Winograd form does not fit; too small: an error saying what it needs)
 --model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
   --no-cache to skip) and checked with --sha256 HEX when given`;
 
 /** A user error: printed as one line, exit status 1. */
 class UsageError extends Error {}
 
-/** --backend as given, or, with --threads N, a backend created with that many threads. */
+/** --backend as given, or, with --threads N / --memory-budget MB, a backend created with them. */
 async function backendArg(v: Record<string, unknown>): Promise<string | Backend | undefined> {
-  if (v.threads === undefined) return v.backend as string | undefined;
-  const threads = num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
-  return (await createBackend(v.backend as string | undefined, { threads })).backend;
+  if (v.threads === undefined && v["memory-budget"] === undefined) return v.backend as string | undefined;
+  const threads = v.threads === undefined ? undefined : num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
+  return (await createBackend(v.backend as string | undefined, { threads, memoryBudget: memoryBudgetArg(v) })).backend;
+}
+
+/** --memory-budget MB (MiB) in bytes, or undefined. */
+function memoryBudgetArg(v: Record<string, unknown>): number | undefined {
+  const mb = v["memory-budget"] === undefined ? undefined : num(v["memory-budget"] as string, "memory-budget", 0, (n) => n > 0, "a number of MiB > 0");
+  return mb === undefined ? undefined : Math.floor(mb * 1048576);
 }
 
 function defaultIO(): CliIO {
@@ -138,6 +146,8 @@ async function cmdForward(v: Record<string, unknown>, io: CliIO): Promise<void> 
     backend: model.backend.name, config: JSON.stringify(c),
   }));
   io.err(`forward: ${model.backend.description}; [${res.shape.join(", ")}] in ${ms.toFixed(0)} ms -> ${out}`);
+  const report = model.backend.storageReport?.();
+  if (v.verbose && report) for (const line of storageLines(report)) io.err(`forward: ${line}`);
 }
 
 async function cmdSample(v: Record<string, unknown>, io: CliIO): Promise<void> {
@@ -272,7 +282,9 @@ async function cmdDecode(v: Record<string, unknown>, io: CliIO): Promise<void> {
     if (latents.shape.length !== 4 || latents.shape[1] !== 4) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, 4, h, w]`);
     images = previewLatents(latents);
   } else {
-    const vae = await loadVAE(need(v.vae as string, "vae"), { backend: v.backend as string | undefined });
+    // loadVAE makes the backend itself under a budget: it keeps a tile's activations and tiles to them.
+    const budget = memoryBudgetArg(v);
+    const vae = await loadVAE(need(v.vae as string, "vae"), budget === undefined ? { backend: await backendArg(v) } : { backend: v.backend as string | undefined, memoryBudget: budget });
     const c = vae.config.latent_channels;
     if (latents.shape.length !== 4 || latents.shape[1] !== c) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, ${c}, h, w]`);
     images = await vae.decodeToRGBA(latents, { memoryBudgetBytes: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined });
@@ -334,7 +346,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         sampler: { type: "string" }, eta: { type: "string" }, cfg: { type: "string" }, "cfg-mode": { type: "string" },
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
-        "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
+        "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" }, "memory-budget": { type: "string" },
         ...SERVE_OPTIONS,
         json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
         latents: { type: "string" }, preview: { type: "boolean" },

@@ -6,7 +6,9 @@ export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
 export { SAMPLER_NAMES } from "../src/samplers/index.ts";
 export { CFG_MODES } from "../src/samplers/guidance.ts";
 export { listBackends, setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "../src/backend/registry.ts";
-export type { Backend, Tensor } from "../src/backend/contract.ts";
+export type { Backend, MemoryBudgetCode, StorageReport, Tensor } from "../src/backend/contract.ts";
+export { MemoryBudgetError } from "../src/backend/contract.ts";
+export { quantizeSafetensors } from "../src/weights/quantize.ts";
 export { type DiCConfig, type DiCConfigInput, PRESET_NAMES, PRESETS, resolveConfig } from "../src/model/config.ts";
 export { paramCount, forwardMacs } from "../src/model/params.ts";
 export { GaussianRng } from "../src/rng.ts";
@@ -18,6 +20,6 @@ export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, ty
 export { createEdgeHandler, createHostHandler, EDGE_LIMITS, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingModel } from "./serve.ts";
 export { type NodeListenerOptions, toNodeListener } from "./node-adapter.ts";
 export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS, EDGE_CUTS, type EdgeCut } from "../src/protocol/index.ts";
-export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type ParityCheck } from "./doctor.ts";
+export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type MemoryCheck, type ParityCheck, storageLines } from "./doctor.ts";
 export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";
 export { CacheApiCache, defaultCacheDir, DownloadError, type DownloadErrorCode, type DownloadOptions, type DownloadProgress, downloadWeights, FolderCache, sha256Hex, type WeightsCache } from "../src/download.ts";

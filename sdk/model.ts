@@ -22,6 +22,12 @@ export interface LoadModelOptions {
   config?: string | DiCConfigInput;
   /** For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). */
   download?: DownloadOptions;
+  /**
+   * Most bytes the backend's memory may take (wasm: weights, expansion scratch and activations; README
+   * "Memory budget"): weights are stored compactly (f16 or int8 3x3 kernels) where the fast form does not fit.
+   * Too small a budget throws MemoryBudgetError (`code` "memory_budget_too_small") saying what it would need.
+   */
+  memoryBudget?: number;
 }
 
 /**
@@ -212,9 +218,15 @@ export async function readWeightsSource(
 }
 
 /** The backend option of the loaders: a Backend instance as given, else one created by the registry. */
-export async function resolveBackend(option: string | Backend | undefined): Promise<{ backend: Backend; reason: string }> {
-  if (typeof option === "object") return { backend: option, reason: `${option.name} (instance given)` };
-  return createBackend(option);
+export async function resolveBackend(option: string | Backend | undefined, memoryBudget?: number, activationReserve?: number): Promise<{ backend: Backend; reason: string }> {
+  if (typeof option === "object") {
+    if (memoryBudget !== undefined) throw new Error("memoryBudget: the loader creates no backend when given an instance; pass memoryBudget to createWasmBackend instead");
+    return { backend: option, reason: `${option.name} (instance given)` };
+  }
+  if (memoryBudget !== undefined && !(Number.isFinite(memoryBudget) && memoryBudget > 0)) throw new Error(`memoryBudget must be a positive number of bytes, got ${memoryBudget}`);
+  const choice = await createBackend(option, { memoryBudget, activationReserve: memoryBudget === undefined ? undefined : activationReserve });
+  if (memoryBudget !== undefined && choice.backend.name !== "wasm") choice.reason += "; memoryBudget not applied (only the wasm backend takes one)";
+  return choice;
 }
 
 /**
@@ -232,7 +244,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   // The header is checked against the configuration before the data is read.
   const { file, name } = await readWeightsSource(source, (header, path) => checkDiCTensors(header, configForFile(header, overrides), path), options.download);
   const config = configForFile(file, overrides);
-  const { backend, reason } = await resolveBackend(options.backend);
+  const { backend, reason } = await resolveBackend(options.backend, options.memoryBudget);
   const owned = typeof options.backend !== "object";
   let model: DiCModel;
   try {

@@ -3,7 +3,7 @@
 import type { Backend } from "../src/backend/contract.ts";
 import { toRGBA, type RgbaImage } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
-import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
+import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, estimateDecodeBytes, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
 import { type ModelSource, readWeightsSource, resolveBackend } from "./model.ts";
 
 /** Options of `loadVAE`. */
@@ -12,6 +12,12 @@ export interface LoadVAEOptions {
   backend?: string | Backend;
   /** Overrides what the file's shapes and metadata say (e.g. `{ scaling_factor: 0.13025 }`). */
   config?: VAEConfigInput;
+  /**
+   * Most bytes the backend's memory may take (as in LoadModelOptions.memoryBudget). The plan keeps what a
+   * 16x16-latent tile needs for activations, or half the budget if less, and `decode` then tiles to fit that
+   * unless given its own memoryBudgetBytes.
+   */
+  memoryBudget?: number;
 }
 
 /** An SD-VAE decoder ready to turn latents into pictures. */
@@ -44,8 +50,12 @@ export class VAEModel {
    * const { image } = await vae.decode(latents, { memoryBudgetBytes: 400e6 });
    */
   decode(latents: HostTensor, options: DecodeOptions = {}): Promise<DecodeResult> {
-    return decodeLatents(this.graph, latents, options);
+    const budget = options.memoryBudgetBytes ?? this.activationBudget;
+    return decodeLatents(this.graph, latents, budget === undefined ? options : { ...options, memoryBudgetBytes: budget });
   }
+
+  /** @internal the activation memory a `memoryBudget` load kept for decodes (their default tiling budget). */
+  activationBudget?: number;
 
   /** Decodes latents into RGBA pictures (values clamped from [-1, 1]). */
   async decodeToRGBA(latents: HostTensor, options: DecodeOptions = {}): Promise<RgbaImage[]> {
@@ -83,6 +93,10 @@ export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {})
   const overrides = options.config ?? {};
   // The tensor table is checked before the data is read. URLs are fetched without the weights cache.
   const { file, name } = await readWeightsSource(source, (header, path) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path), { cache: false });
-  const { backend, reason } = await resolveBackend(options.backend);
-  return new VAEModel(bindVAE(file, backend, overrides), reason, name);
+  const budget = options.memoryBudget;
+  const reserve = budget === undefined ? undefined : Math.min(Math.floor(budget / 2), estimateDecodeBytes(vaeConfigForFile(file, overrides), 16, 16));
+  const { backend, reason } = await resolveBackend(options.backend, budget, reserve);
+  const vae = new VAEModel(bindVAE(file, backend, overrides), reason, name);
+  if (reserve !== undefined && backend.name === "wasm") vae.activationBudget = reserve;
+  return vae;
 }

@@ -1,7 +1,7 @@
 // Binds a safetensors file to a DiC graph: configuration from the file's `__metadata__["config"]`
 // (JSON with the official constructor names) plus caller overrides, tensor table checked against
 // the configuration, then every tensor converted to f32 and uploaded once.
-import type { Backend, TensorRole } from "../backend/contract.ts";
+import type { Backend, Tensor, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
 import { checkTensors, WeightsError } from "../weights/safetensors.ts";
 import { type DiCConfig, type DiCConfigInput, resolveConfig } from "./config.ts";
@@ -49,11 +49,30 @@ export function roleOf(name: string, rank: number): TensorRole {
   return "vector";
 }
 
+/**
+ * Uploads an int8 file's conv3x3 weight as int8 where the backend keeps int8 (uploadInt8), else null (the
+ * caller uploads getF32's dequantized values). Scales are checked finite first.
+ */
+export function uploadInt8(file: SafetensorsFile, name: string, shape: number[], role: TensorRole, backend: Backend): Tensor | null {
+  if (role !== "conv3x3.weight" || !backend.uploadInt8) return null;
+  const q = file.getInt8?.(name);
+  if (!q) return null;
+  const bad = q.scale.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new WeightsError("bad_value", file.source, `holds a non-finite int8 scale (${q.scale[bad]}) at index ${bad}`, name);
+  return backend.uploadInt8({ shape, data: q.data, scale: q.scale }, role);
+}
+
 /** Uploads every tensor of a checked file and returns the graph. */
 export function bindDiC(file: SafetensorsFile, config: DiCConfig, backend: Backend): DiCGraph {
   checkDiCTensors(file, config, file.source);
   const weights = new Map<string, ReturnType<Backend["upload"]>>();
+  backend.planStorage?.([...expectedParams(config)].map(([name, shape]) => ({ shape, role: roleOf(name, shape.length) })));
   for (const [name, shape] of expectedParams(config)) {
+    const int8 = uploadInt8(file, name, shape, roleOf(name, shape.length), backend);
+    if (int8) {
+      weights.set(name, int8);
+      continue;
+    }
     const data = file.getF32(name);
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {

@@ -6,6 +6,7 @@ import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.
 import { WeightsError } from "../weights/safetensors.ts";
 import { resolveVAEConfig, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "./config.ts";
 import { VAEDecoderGraph } from "./decoder.ts";
+import { uploadInt8 } from "../model/load.ts";
 import { canonicalVAEName, expectedVAEParams, isDecoderTensor } from "./params.ts";
 
 type Header = Pick<SafetensorsHeader, "tensors" | "metadata" | "source">;
@@ -101,9 +102,17 @@ export function bindVAE(file: SafetensorsFile, backend: Backend, overrides: VAEC
   const config = vaeConfigForFile(file, overrides);
   const names = checkVAETensors(file, config, file.source);
   const weights = new Map<string, Tensor>();
+  const params = [...expectedVAEParams(config)];
+  const upShape = (shape: number[]) => (shape.length === 2 ? [shape[0], shape[1], 1, 1] : shape);
+  backend.planStorage?.(params.map(([, shape]) => ({ shape: upShape(shape), role: roleOf(upShape(shape)) })));
   try {
-    for (const [c, shape] of expectedVAEParams(config)) {
+    for (const [c, shape] of params) {
       const name = names.get(c)!;
+      const int8 = c === "post_quant_conv.weight" ? null : uploadInt8(file, name, upShape(shape), roleOf(upShape(shape)), backend);
+      if (int8) {
+        weights.set(c, int8);
+        continue;
+      }
       const data = file.getF32(name);
       for (let i = 0; i < data.length; i++) {
         if (!Number.isFinite(data[i])) throw new WeightsError("bad_value", file.source, `holds a non-finite value (${data[i]}) at index ${i}`, name);

@@ -3,7 +3,10 @@ import type { Backend } from "../src/backend/contract.ts";
 import { createBackend } from "../src/backend/registry.ts";
 import { type DiCConfig, type DiCConfigInput, parseConfigArg } from "../src/model/config.ts";
 import type { DiCGraph } from "../src/model/dic.ts";
-import { bindDiC, checkDiCTensors, configForFile } from "../src/model/load.ts";
+import { bindDiCFrom, bindDiCKept, configForFile } from "../src/model/load.ts";
+import { checkModelPart, type ModelPart } from "../src/model/params.ts";
+import { openWeightSource } from "../src/weights/open.ts";
+import type { WeightLoadInfo } from "../src/weights/source.ts";
 import { type DownloadOptions, downloadWeights } from "../src/download.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
@@ -20,8 +23,22 @@ export interface LoadModelOptions {
   backend?: string | Backend;
   /** Overrides the configuration stored in the file: a preset name ("DiC-S") or official fields. */
   config?: string | DiCConfigInput;
-  /** For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). */
+  /**
+   * For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). A URL is
+   * read with HTTP Range requests, only the tensors `part` needs, the ranges kept in the Cache API where
+   * the runtime has one; a server that ignores Range is read once as a stream (`loadInfo.notice` says so).
+   * With `sha256` the whole file is downloaded and checked instead (a hash covers the whole file). On
+   * servers a `full` load with the folder cache on downloads the whole file into the cache, as before;
+   * `ranges: false` always downloads whole.
+   */
   download?: DownloadOptions;
+  /**
+   * The tensors to load (default "full"): "encode" (embedders, encoder, latent stage: the edge of the
+   * `unet` cut) or "decode" (decoder, head and the conditions they take: its host). A part's model runs
+   * only its half of the network; `forward` needs "full". Any part reads tensor by tensor: a file through
+   * a file handle, a URL by Range, a Response as a stream; the whole file is never held at once.
+   */
+  part?: ModelPart;
 }
 
 /** A DiC model ready to run on a backend. */
@@ -35,7 +52,17 @@ export class DiCModel {
     readonly metadata: Readonly<Record<string, string>>,
     /** Where the weights came from (path, URL or "<bytes>"). */
     readonly source: string,
+    /**
+     * How the weights were read: mode (memory, file, ranges, stream, download), bytes read of the file's
+     * size, requests, and a `notice` when the load fell back (e.g. a server that ignored Range).
+     */
+    readonly loadInfo: WeightLoadInfo | null = null,
   ) {}
+
+  /** The tensors this model holds: "full", or one part of the `unet` cut ("encode", "decode"). */
+  get part(): ModelPart {
+    return this.graph.part;
+  }
 
   /**
    * @internal Binds the same weights to another backend; set only for backends that can lose their
@@ -180,11 +207,21 @@ export async function resolveBackend(option: string | Backend | undefined): Prom
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<DiCModel> {
   const overrides = typeof options.config === "string" ? parseConfigArg(options.config) : (options.config ?? {});
-  // The header is checked against the configuration before the data is read.
-  const { file, name } = await readWeightsSource(source, (header, path) => checkDiCTensors(header, configForFile(header, overrides), path), options.download);
-  const config = configForFile(file, overrides);
-  const { backend, reason } = await resolveBackend(options.backend);
-  const model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
-  if (backend.name === "webgpu") model.rebind = (b, why) => new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
-  return model;
+  const part = checkModelPart(options.part ?? "full");
+  const src = await openWeightSource(source, { download: options.download, partial: part !== "full" });
+  try {
+    // The header is checked against the configuration before any tensor data is read.
+    const header = await src.header();
+    const config = configForFile(header, overrides);
+    const { backend, reason } = await resolveBackend(options.backend);
+    // A webgpu model keeps the raw tensor bytes so that generate() can continue on wasm if the device is lost.
+    const kept = backend.name === "webgpu" ? new Map<string, Uint8Array>() : null;
+    const graph = await bindDiCFrom(src, config, backend, { part, keep: kept ? (n, b) => kept.set(n, b.slice()) : undefined });
+    const info = Object.freeze({ ...src.info });
+    const model = new DiCModel(graph, reason, header.metadata, src.name, info);
+    if (kept) model.rebind = (b, why) => new DiCModel(bindDiCKept(kept, header, config, b, part), why, header.metadata, src.name, info);
+    return model;
+  } finally {
+    await src.close();
+  }
 }

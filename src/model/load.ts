@@ -3,10 +3,11 @@
 // the configuration, then every tensor converted to f32 and uploaded once.
 import type { Backend, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
-import { checkTensors, WeightsError } from "../weights/safetensors.ts";
+import { checkTensors, tensorToF32, WeightsError } from "../weights/safetensors.ts";
+import type { WeightSource } from "../weights/source.ts";
 import { type DiCConfig, type DiCConfigInput, resolveConfig } from "./config.ts";
 import { DiCGraph } from "./dic.ts";
-import { expectedParams } from "./params.ts";
+import { expectedParams, type ModelPart, partParams } from "./params.ts";
 
 /** Metadata key that carries the model configuration as a JSON object. */
 export const CONFIG_METADATA_KEY = "config";
@@ -49,18 +50,66 @@ export function roleOf(name: string, rank: number): TensorRole {
   return "vector";
 }
 
-/** Uploads every tensor of a checked file and returns the graph. */
-export function bindDiC(file: SafetensorsFile, config: DiCConfig, backend: Backend): DiCGraph {
+function checkFinite(data: Float32Array, source: string, name: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new WeightsError("bad_value", source, `holds a non-finite value (${data[i]}) at index ${i}`, name);
+    }
+  }
+}
+
+/** Uploads every tensor of a checked file (or those of `part`) and returns the graph. */
+export function bindDiC(file: SafetensorsFile, config: DiCConfig, backend: Backend, part: ModelPart = "full"): DiCGraph {
   checkDiCTensors(file, config, file.source);
   const weights = new Map<string, ReturnType<Backend["upload"]>>();
-  for (const [name, shape] of expectedParams(config)) {
+  for (const [name, shape] of partParams(config, part)) {
     const data = file.getF32(name);
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        throw new WeightsError("bad_value", file.source, `holds a non-finite value (${data[i]}) at index ${i}`, name);
-      }
-    }
+    checkFinite(data, file.source, name);
     weights.set(name, backend.upload({ shape, data }, roleOf(name, shape.length)));
   }
-  return new DiCGraph(backend, config, weights);
+  return new DiCGraph(backend, config, weights, part);
+}
+
+/** Options of `bindDiCFrom`. */
+export interface BindOptions {
+  /** The tensors to load (default "full": all). */
+  part?: ModelPart;
+  /** Called with each tensor's raw bytes before they are dropped (e.g. to keep a copy for a rebind). */
+  keep?: (name: string, bytes: Uint8Array) => void;
+}
+
+/**
+ * Binds a DiC graph from a weight source, tensor by tensor: the header is checked against `config` (the
+ * whole table, whatever the part), then each tensor of the part is read, converted to f32, checked,
+ * uploaded and dropped, so the load holds one read's bytes at a time, never the file. On an error the
+ * tensors uploaded so far are freed.
+ */
+export async function bindDiCFrom(source: WeightSource, config: DiCConfig, backend: Backend, options: BindOptions = {}): Promise<DiCGraph> {
+  const part = options.part ?? "full";
+  const header = await source.header();
+  checkDiCTensors(header, config, source.name);
+  const params = partParams(config, part);
+  const weights = new Map<string, ReturnType<Backend["upload"]>>();
+  try {
+    for await (const { name, entry, bytes } of source.tensors(params.keys())) {
+      const data = tensorToF32(bytes, entry);
+      checkFinite(data, source.name, name);
+      options.keep?.(name, bytes);
+      const shape = params.get(name)!;
+      weights.set(name, backend.upload({ shape, data }, roleOf(name, shape.length)));
+    }
+  } catch (e) {
+    for (const t of weights.values()) backend.free(t);
+    throw e;
+  }
+  return new DiCGraph(backend, config, weights, part);
+}
+
+/** Binds a graph from raw tensor bytes kept by `bindDiCFrom`'s `keep` (a synchronous rebind on another backend). */
+export function bindDiCKept(kept: ReadonlyMap<string, Uint8Array>, header: Pick<SafetensorsHeader, "tensors">, config: DiCConfig, backend: Backend, part: ModelPart = "full"): DiCGraph {
+  const weights = new Map<string, ReturnType<Backend["upload"]>>();
+  for (const [name, shape] of partParams(config, part)) {
+    weights.set(name, backend.upload({ shape, data: tensorToF32(kept.get(name)!, header.tensors.get(name)!) }, roleOf(name, shape.length)));
+  }
+  return new DiCGraph(backend, config, weights, part);
 }

@@ -1,0 +1,80 @@
+// Which weight source a loader reads from, by the kind of source it was given and the download options:
+//   bytes                        -> in memory
+//   a path or file: URL          -> a file handle, tensor by tensor
+//   a Response                   -> read once as a stream (or downloaded whole and checked, with sha256)
+//   an http(s) URL, with sha256  -> a whole download, checked (and cached) before anything is bound
+//   an http(s) URL, cached whole -> the cached copy (a file handle on servers, a stream in the Cache API)
+//   an http(s) URL, otherwise    -> Range requests for the header and the tensors needed, ranges kept in the
+//                                   Cache API where it exists; a server that ignores Range is read as a stream.
+//   On servers, a load of every tensor ("full") with the folder cache on keeps today's whole-file cache.
+import { CacheApiCache, DEFAULT_CACHE_STORE, DownloadError, type DownloadOptions, downloadWeights, FolderCache, resolveCache } from "../download.ts";
+import { httpRangeSource, openRangeCache } from "./http-source.ts";
+import { fileSource, memorySource, streamSource, type WeightSource } from "./source.ts";
+
+/** What a loader accepts as weights. */
+export type WeightsInput = string | URL | Uint8Array | ArrayBuffer | Response;
+
+/** Options of `openWeightSource`. */
+export interface OpenWeightsOptions {
+  download?: DownloadOptions;
+  /** True when the loader needs only some tensors (a part of a cut): ranges pay off most then. */
+  partial?: boolean;
+}
+
+function responseSource(res: Response, name: string, download: DownloadOptions): WeightSource {
+  if (!res.ok) throw new DownloadError("http", name, `HTTP ${res.status} ${res.statusText}`.trim());
+  if (!res.body) throw new DownloadError("truncated", name, "the response has no body");
+  const len = res.headers.get("content-length");
+  // NOTE: with Content-Encoding the length counts compressed bytes, not what the body yields.
+  const size = len !== null && !res.headers.get("content-encoding") && Number(len) >= 0 ? Number(len) : null;
+  return streamSource(res.body, name, {
+    size,
+    onBytes: (loaded, total) => download.onProgress?.({ url: name, loaded, total, fromCache: false }),
+    onShort: (got, want) => new DownloadError("truncated", name, `connection ended after ${got} bytes, the file needs ${want}`),
+  });
+}
+
+/** Opens the weight source for `input` (see the table at the top of this file). */
+export async function openWeightSource(input: WeightsInput, options: OpenWeightsOptions = {}): Promise<WeightSource> {
+  const download = options.download ?? {};
+  if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
+    return memorySource(input instanceof Uint8Array ? input : new Uint8Array(input));
+  }
+  if (input instanceof Response) {
+    const name = input.url || "<response>";
+    if (download.sha256 === undefined) return responseSource(input, name, download);
+    const src = memorySource(await downloadWeights(input, download), name);
+    src.info.mode = "download";
+    return src;
+  }
+  const text = typeof input === "string" ? input : input.href;
+  if (!/^https?:\/\//i.test(text)) {
+    return fileSource(text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text);
+  }
+  const whole = async (): Promise<WeightSource> => {
+    const src = memorySource(await downloadWeights(text, download), text);
+    src.info.mode = "download";
+    return src;
+  };
+  if (download.sha256 !== undefined || download.ranges === false) return whole();
+  const cache = resolveCache(download.cache);
+  if (cache instanceof FolderCache) {
+    const path = await cache.cachedFile(text).catch(() => null);
+    if (path !== null) {
+      download.onProgress?.({ url: text, loaded: 0, total: null, fromCache: true });
+      return fileSource(path, { name: text });
+    }
+    if (!options.partial) return whole();
+  }
+  let store = null;
+  if (cache instanceof CacheApiCache || (cache === null && download.cache !== false && typeof download.cache !== "object")) {
+    store = await openRangeCache(cache instanceof CacheApiCache ? cache.where : typeof download.cache === "string" ? download.cache : DEFAULT_CACHE_STORE);
+    // A whole copy cached by downloadWeights is read as a stream, tensor by tensor.
+    const hit = await store?.match(text).catch(() => undefined);
+    if (hit?.body) {
+      download.onProgress?.({ url: text, loaded: 0, total: null, fromCache: true });
+      return responseSource(hit, text, {});
+    }
+  }
+  return httpRangeSource(text, { cache: store, onProgress: download.onProgress, signal: download.signal });
+}

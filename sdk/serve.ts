@@ -7,7 +7,9 @@ import { randomSeed } from "../src/rng.ts";
 import { CFG_MODES } from "../src/samplers/guidance.ts";
 import { SAMPLER_NAMES } from "../src/samplers/index.ts";
 import type { HostTensor } from "../src/tensor.ts";
-import { importSecret, sha256 } from "../src/protocol/auth.ts";
+import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
+import type { DownloadOptions } from "../src/download.ts";
+import type { ModelPart } from "../src/model/params.ts";
 import { runEdgeGeneration } from "../src/protocol/edge.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { CUTS, type Cut, type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
@@ -29,14 +31,49 @@ export interface ServingModel {
   weightsSha256: Uint8Array;
 }
 
+/** Options of {@link loadServingModel}. */
+export interface ServingLoadOptions {
+  /**
+   * The tensors this side needs (default "full"): "encode" for the edge of the `unet` cut (embedders,
+   * encoder, latent stage), "decode" for its host (decoder and head). A part's host answers only `unet`
+   * requests and a part's edge runs only the `unet` cut.
+   */
+  part?: ModelPart;
+  /**
+   * The weights file's SHA-256 (64 hex digits), as published with it. Both ends of a session name their
+   * weights by this hash. Without it the whole file is read and hashed here (then only the part's tensors
+   * are bound). With it nothing is hashed, so a part is read tensor by tensor (a URL by Range, a path through
+   * a file handle) and the hash is taken as given; bytes given in memory are still checked against it.
+   */
+  weightsSha256?: string;
+  /** For http(s) URLs read with `weightsSha256`: progress, cache, abort (see `LoadModelOptions.download`). */
+  download?: DownloadOptions;
+}
+
 /**
- * Loads weights for serving and hashes the file's bytes (both ends of a session must hold the same
- * weights). No source: the embedded default model.
+ * Loads weights for serving and the SHA-256 of the weights file (both ends of a session must hold the
+ * same weights): hashed here from the whole file, or given as `options.weightsSha256` (then only the
+ * tensors of `options.part` are read). No source: the embedded default model.
  *
  * @example
  * const served = await loadServingModel("dic-s.safetensors", "wasm");
+ * // The edge of a unet cut, reading only the encoder's tensors by HTTP Range:
+ * const edge = await loadServingModel("https://example.com/dic-s.safetensors", "wasm", { part: "encode", weightsSha256: "9f86d0..." });
+ * console.log(edge.model.loadInfo); // { mode: "ranges", bytesRead, fileSize, ... }
  */
-export async function loadServingModel(source?: ModelSource, backend = "auto"): Promise<ServingModel> {
+export async function loadServingModel(source?: ModelSource, backend = "auto", options: ServingLoadOptions = {}): Promise<ServingModel> {
+  const part = options.part ?? "full";
+  if (options.weightsSha256 !== undefined) {
+    const hex = options.weightsSha256;
+    if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error(`loadServingModel: weightsSha256 must be 64 hex digits, got "${hex}"`);
+    const weightsSha256 = new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+    if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+      const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
+      if (toHex(await sha256(bytes)) !== hex.toLowerCase()) throw new Error(`loadServingModel: the weights' SHA-256 is ${toHex(await sha256(bytes))}, weightsSha256 says ${hex.toLowerCase()}`);
+    }
+    const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download });
+    return { model, weightsSha256 };
+  }
   let bytes: Uint8Array;
   if (source === undefined) {
     const url = await defaultModelUrl(); // file: on servers, http(s): in workers and browsers
@@ -50,7 +87,7 @@ export async function loadServingModel(source?: ModelSource, backend = "auto"): 
     bytes = /^https?:\/\//i.test(text) ? await fetchBytes(text) : await readBytes(text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text);
   }
   const weightsSha256 = await sha256(bytes);
-  const model = await loadModel(bytes, { backend });
+  const model = await loadModel(bytes, { backend, part });
   return { model, weightsSha256 };
 }
 

@@ -4,7 +4,7 @@
 import type { Backend, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
 import { checkTensors, tensorToF32, WeightsError } from "../weights/safetensors.ts";
-import type { WeightSource } from "../weights/source.ts";
+import type { ReadPlan, WeightSource } from "../weights/source.ts";
 import { type DiCConfig, type DiCConfigInput, resolveConfig } from "./config.ts";
 import { DiCGraph } from "./dic.ts";
 import { expectedParams, type ModelPart, partParams } from "./params.ts";
@@ -76,6 +76,8 @@ export interface BindOptions {
   part?: ModelPart;
   /** Called with each tensor's raw bytes before they are dropped (e.g. to keep a copy for a rebind). */
   keep?: (name: string, bytes: Uint8Array) => void;
+  /** How reads are coalesced (the source's defaults otherwise). */
+  plan?: ReadPlan;
 }
 
 /**
@@ -91,7 +93,7 @@ export async function bindDiCFrom(source: WeightSource, config: DiCConfig, backe
   const params = partParams(config, part);
   const weights = new Map<string, ReturnType<Backend["upload"]>>();
   try {
-    for await (const { name, entry, bytes } of source.tensors(params.keys())) {
+    for await (const { name, entry, bytes } of source.tensors(params.keys(), options.plan)) {
       const data = tensorToF32(bytes, entry);
       checkFinite(data, source.name, name);
       options.keep?.(name, bytes);

@@ -45,6 +45,10 @@ export interface EdgeResult {
 export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, gen: EdgeGeneration): Promise<EdgeResult> {
   const graph: DiCGraph = model.graph;
   const cfg = graph.config;
+  // An edge that loaded only the encoder's tensors (part "encode") runs the unet cut and nothing else.
+  if (graph.part !== "full" && !(gen.cut === "unet" && graph.part === "encode")) {
+    throw new ProtocolError("unsupported_cut", `this edge holds only the "${graph.part}" part of the model's weights; it runs ${graph.part === "encode" ? "the unet cut only" : "no cut"}, not "${gen.cut}"`);
+  }
   const g = gen.settings;
   const dtype = gen.dtype ?? "f32";
   const n = g.labels.length;

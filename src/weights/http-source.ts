@@ -21,7 +21,7 @@ export interface HttpRangeOptions {
   onProgress?: (p: DownloadProgress) => void;
   /** Length of the first request, which usually holds the whole header (default 64 KiB). */
   firstReadBytes?: number;
-  /** Bytes between two wanted tensors below which they are read in one request (default 256 KiB). */
+  /** Bytes between two wanted tensors below which they are read in one request (default 64 KiB). */
   gapBytes?: number;
   /** The fetch to use (default globalThis.fetch). */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
@@ -225,7 +225,7 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
         info.tensorBytes = fallback.info.tensorBytes;
         return;
       }
-      yield* randomAccessTensors(h, info, names, plan, options.gapBytes ?? 256 * 1024, async (b, e) => {
+      yield* randomAccessTensors(h, info, names, plan, options.gapBytes ?? 64 * 1024, async (b, e) => {
         planned += e - b;
         const r = await get(h.dataStart + b, h.dataStart + e, `tensor data [${b}, ${e})`, false);
         if (r.kind !== "bytes") throw new Error("unreachable");

@@ -48,7 +48,7 @@ export interface WeightLoadInfo {
 export interface ReadPlan {
   /** Adjacent tensors closer than this many bytes are read in one range (default per source). */
   gapBytes?: number;
-  /** Upper bound of one coalesced read (a larger tensor is still read whole). Default 16 MiB. */
+  /** Upper bound of one coalesced read (a larger tensor is still read whole). Default 4 MiB for files, 8 MiB for HTTP. */
   maxReadBytes?: number;
 }
 
@@ -109,7 +109,7 @@ export function coalesce(list: { name: string; entry: TensorEntry }[], gapBytes:
   return groups;
 }
 
-const DEFAULT_MAX_READ = 16 * 1024 * 1024;
+const DEFAULT_MAX_READ = 8 * 1024 * 1024;
 
 /**
  * The `tensors` of a random-access source: coalesced reads through `read(begin, end)` (file-data offsets;
@@ -178,7 +178,7 @@ async function readAt(fh: ReadableFile, into: Uint8Array, position: number): Pro
 
 /**
  * A source over a file handle (servers: Node, Deno, Bun): the first 8 bytes, then the header, then each
- * coalesced run of tensors, so the load's own peak is one read (16 MiB by default, or the largest tensor).
+ * coalesced run of tensors, so the load's own peak is one read (4 MiB by default, or the largest tensor).
  * `open` defaults to src/fs.ts `openFile` (a stand-in that fails in browser builds).
  */
 export function fileSource(path: string, options: { open?: (path: string) => Promise<ReadableFile>; name?: string } = {}): WeightSource {
@@ -207,7 +207,7 @@ export function fileSource(path: string, options: { open?: (path: string) => Pro
     async *tensors(names, plan = {}) {
       const h = await this.header();
       const handle = fh!;
-      yield* randomAccessTensors(h, info, names, plan, 64 * 1024, async (b, e) => {
+      yield* randomAccessTensors(h, info, names, { maxReadBytes: 4 * 1024 * 1024, ...plan }, 64 * 1024, async (b, e) => {
         const buf = new Uint8Array(e - b);
         const got = await readAt(handle, buf, h.dataStart + b);
         info.bytesRead += got;

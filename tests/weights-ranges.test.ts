@@ -1,0 +1,341 @@
+// Tensor-by-tensor weight loading (src/weights/source.ts, http-source.ts, open.ts; src/model/params.ts parts)
+// against a local HTTP server that honours Range (or not) and counts the bytes it serves: each side of the
+// unet cut reads only its tensors, a server that ignores Range still works and the load says so, the parts
+// compute exactly what the whole model does, broken answers fail with their codes, ranges are cached, and
+// a file is read through a handle in bounded pieces, never whole.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CacheApiCache, DownloadError, loadModel, loadServingModel } from "../sdk/index.ts";
+import type { Backend, Tensor } from "../src/backend/contract.ts";
+import { createBackend } from "../src/backend/registry.ts";
+import { resolveConfig } from "../src/model/config.ts";
+import type { DiCGraph } from "../src/model/dic.ts";
+import { bindDiCFrom, configForFile } from "../src/model/load.ts";
+import { expectedParams, partParams } from "../src/model/params.ts";
+import { sha256Hex } from "../src/download.ts";
+import { httpRangeSource, type RangeCacheStore } from "../src/weights/http-source.ts";
+import { WeightsError, writeSafetensors } from "../src/weights/safetensors.ts";
+import { fileSource } from "../src/weights/source.ts";
+import type { HostTensor } from "../src/tensor.ts";
+import { test } from "./harness.ts";
+import { repoRoot } from "./package-install.ts";
+
+const weights = new Uint8Array(readFileSync(repoRoot + "models/dic-fashion.safetensors"));
+const served: Record<string, number> = {}; // bytes of body sent per path
+const requests: Record<string, number> = {};
+
+function parseRange(h: string | undefined, size: number): [number, number] | null {
+  const m = /^bytes=(\d+)-(\d*)$/.exec(h ?? "");
+  if (!m) return null;
+  return [Number(m[1]), m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1)];
+}
+
+const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const path = new URL(req.url ?? "/", "http://x").pathname;
+  requests[path] = (requests[path] ?? 0) + 1;
+  const send = (status: number, headers: Record<string, string | number>, body: Uint8Array) => {
+    served[path] = (served[path] ?? 0) + body.length;
+    res.writeHead(status, { "content-type": "application/octet-stream", "content-length": body.length, ...headers });
+    res.end(body);
+  };
+  const file = path.startsWith("/cut-data/") ? weights.subarray(0, weights.length - 5000) : weights;
+  const range = parseRange(req.headers.range, file.length);
+  if (path.startsWith("/norange/") || range === null) return send(200, {}, file);
+  const [a, b] = range;
+  if (a >= file.length) return send(416, { "content-range": `bytes */${file.length}` }, new Uint8Array(0));
+  if (path.startsWith("/bad-range/") && a > 0) return send(206, { "content-range": `bytes ${a + 1}-${b + 1}/${file.length}` }, file.subarray(a + 1, b + 2));
+  if (path.startsWith("/changed/") && a > 0) return send(206, { "content-range": `bytes ${a}-${b}/${file.length + 1}` }, file.subarray(a, b + 1));
+  if (path.startsWith("/short/") && a > 0) {
+    // Declares the whole range, sends half of it, then drops the connection.
+    res.writeHead(206, { "content-range": `bytes ${a}-${b}/${file.length}`, "content-length": b - a + 1 });
+    res.write(file.subarray(a, a + ((b - a + 1) >> 1)), () => setTimeout(() => res.destroy(), 20));
+    served[path] = (served[path] ?? 0) + ((b - a + 1) >> 1);
+    return;
+  }
+  if (path.startsWith("/gone/") && a > 0) return send(416, { "content-range": `bytes */${file.length}` }, new Uint8Array(0));
+  send(206, { "content-range": `bytes ${a}-${b}/${file.length}`, "accept-ranges": "bytes", etag: '"v1"' }, file.subarray(a, b + 1));
+});
+await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+let open = 6; // tests below; the last one to finish closes the server
+const closeWhenDone = () => { if (--open === 0) { server.closeAllConnections?.(); server.close(); } };
+
+const js = (await createBackend("js")).backend;
+const probe = { x: { shape: [2, 1, 28, 28], data: Float32Array.from({ length: 2 * 784 }, (_, i) => Math.sin(i * 0.37)) }, t: [17, 640], y: [3, 10] };
+
+/** The unet cut run across two graphs: encode on `edge`, tensors through the host, decode on `host`. */
+async function acrossCut(edge: DiCGraph, host: DiCGraph): Promise<HostTensor> {
+  const xe = edge.backend.upload(probe.x);
+  const enc = edge.encode(xe, probe.t, probe.y);
+  edge.backend.free(xe);
+  const wire = await Promise.all([enc.bottleneck, ...enc.skips].map((t) => edge.backend.download(t)));
+  for (const t of [enc.bottleneck, ...enc.skips]) edge.backend.free(t);
+  const [bottleneck, ...skips] = wire.map((w) => host.backend.upload(w));
+  const out = host.decode({ bottleneck, skips }, probe.t, probe.y);
+  try {
+    return await host.backend.download(out);
+  } finally {
+    host.backend.free(out);
+  }
+}
+
+async function rejectsWith(p: Promise<unknown>, kind: typeof DownloadError | typeof WeightsError, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof kind, String(e));
+    assert.equal((e as { code: string }).code, code, (e as Error).message);
+    assert.match((e as Error).message, message);
+    return true;
+  });
+}
+
+test("ranges: each side of the unet cut reads only its tensors by Range; the parts compute exactly the whole model", async () => {
+  try {
+    const whole = await loadModel(weights, { backend: "js" });
+    const reference = await whole.forward(probe.x, probe.t, probe.y);
+    const cfg = whole.config;
+    const dataStart = 8 + Number(new DataView(weights.buffer, weights.byteOffset).getBigUint64(0, true));
+    const partBytes = (part: "encode" | "decode") => {
+      const h = JSON.parse(new TextDecoder().decode(weights.subarray(8, dataStart)));
+      return [...partParams(cfg, part).keys()].reduce((a, k) => a + h[k].data_offsets[1] - h[k].data_offsets[0], 0);
+    };
+
+    const edge = await loadModel(`${base}/edge.safetensors`, { backend: "js", part: "encode", download: { cache: false } });
+    const host = await loadModel(`${base}/host.safetensors`, { backend: "js", part: "decode", download: { cache: false } });
+    for (const [m, path, part] of [[edge, "/edge.safetensors", "encode"], [host, "/host.safetensors", "decode"]] as const) {
+      const info = m.loadInfo!;
+      assert.equal(m.part, part);
+      assert.equal(info.mode, "ranges");
+      assert.equal(info.notice, null);
+      assert.equal(info.fileSize, weights.length);
+      assert.equal(info.bytesRead, served[path], "the server counted what the load counted");
+      assert.equal(info.tensorBytes, partBytes(part));
+      assert.equal(info.tensors, partParams(cfg, part).size);
+      // The header request plus a few coalesced reads, and little beyond the part's own bytes.
+      assert.ok(info.requests <= 8, `${info.requests} requests`);
+      assert.ok(info.bytesRead < partBytes(part) + 64 * 1024 + 4 * 64 * 1024, `${path}: ${info.bytesRead} bytes read for ${partBytes(part)} of tensors`);
+      console.log(`ranges: part ${part}: ${info.bytesRead} of ${weights.length} bytes (${(100 * info.bytesRead / weights.length).toFixed(1)}%), ${info.requests} requests`);
+    }
+    // This model's encoder and latent stage hold 61% of its bytes, the decoder and head 41%.
+    assert.ok(served["/edge.safetensors"] < 0.7 * weights.length && served["/host.safetensors"] < 0.5 * weights.length);
+    // The edge holds no decoder tensor, the host no encoder tensor, and each says what it cannot run.
+    assert.deepEqual([...partParams(cfg, "encode").keys()].filter((k) => partParams(cfg, "decode").has(k)).sort(), ["t_embedder_ls.0.mlp.0.bias", "t_embedder_ls.0.mlp.0.weight", "t_embedder_ls.0.mlp.2.bias", "t_embedder_ls.0.mlp.2.weight", "t_embedder_ls.1.mlp.0.bias", "t_embedder_ls.1.mlp.0.weight", "t_embedder_ls.1.mlp.2.bias", "t_embedder_ls.1.mlp.2.weight", "y_embedder_ls.0.embedding_table.weight", "y_embedder_ls.1.embedding_table.weight"]);
+    assert.equal(partParams(cfg, "encode").size + partParams(cfg, "decode").size - 10, expectedParams(cfg).size);
+    await assert.rejects(edge.forward(probe.x, probe.t, probe.y), /loaded with part "encode"/);
+    await assert.rejects(host.forward(probe.x, probe.t, probe.y), /loaded with part "decode"/);
+    const xh = host.backend.upload(probe.x);
+    assert.throws(() => host.graph.encode(xh, probe.t, probe.y), /encode needs the "encode" part/);
+    host.backend.free(xh);
+
+    // Exactly the whole model's output, across the cut and for a full load by ranges.
+    const cut = await acrossCut(edge.graph, host.graph);
+    assert.deepEqual(cut.shape, reference.shape);
+    assert.deepEqual(cut.data, reference.data);
+    const full = await loadModel(`${base}/full.safetensors`, { backend: "js", download: { cache: false } });
+    assert.equal(full.loadInfo!.mode, "ranges");
+    assert.deepEqual((await full.forward(probe.x, probe.t, probe.y)).data, reference.data);
+    // The same from a file path (file handle) and from a Response (stream), per part.
+    const dir = mkdtempSync(join(tmpdir(), "dic-ranges-"));
+    writeFileSync(join(dir, "w.safetensors"), weights);
+    const edgeFile = await loadModel(join(dir, "w.safetensors"), { backend: "js", part: "encode" });
+    assert.equal(edgeFile.loadInfo!.mode, "file");
+    assert.ok(edgeFile.loadInfo!.bytesRead < 0.65 * weights.length);
+    const hostStream = await loadModel(new Response(weights as Uint8Array<ArrayBuffer>), { backend: "js", part: "decode" });
+    assert.equal(hostStream.loadInfo!.mode, "stream");
+    assert.deepEqual((await acrossCut(edgeFile.graph, hostStream.graph)).data, reference.data);
+  } finally {
+    closeWhenDone();
+  }
+});
+
+test("ranges: a server that ignores Range is read once as a stream, and the load says so", async () => {
+  try {
+    const reference = await (await loadModel(weights, { backend: "js" })).forward(probe.x, probe.t, probe.y);
+    const progress: number[] = [];
+    const edge = await loadModel(`${base}/norange/w.safetensors`, { backend: "js", part: "encode", download: { cache: false, onProgress: (p) => progress.push(p.loaded) } });
+    const info = edge.loadInfo!;
+    assert.equal(info.mode, "stream");
+    assert.match(info.notice ?? "", /norange\/w\.safetensors: the server ignored the Range request \(HTTP 200, whole file\); reading the whole file \(1912972 bytes\)/);
+    assert.equal(requests["/norange/w.safetensors"], 1, "one request, read as it streams");
+    assert.ok(progress.length > 0 && progress.every((v, i) => i === 0 || v >= progress[i - 1]));
+    const host = await loadModel(`${base}/norange/h.safetensors`, { backend: "js", part: "decode", download: { cache: false } });
+    assert.deepEqual((await acrossCut(edge.graph, host.graph)).data, reference.data);
+    // A full model too.
+    const full = await loadModel(`${base}/norange/f.safetensors`, { backend: "js", download: { cache: false } });
+    assert.deepEqual((await full.forward(probe.x, probe.t, probe.y)).data, reference.data);
+  } finally {
+    closeWhenDone();
+  }
+});
+
+test("ranges: wrong ranges, short bodies, 416, a changed file and truncated files fail with their codes", async () => {
+  try {
+    const opts = { backend: "js", part: "encode" as const, download: { cache: false } };
+    await rejectsWith(loadModel(`${base}/bad-range/w.safetensors`, opts), DownloadError, "bad_range", /asked for bytes \d+-\d+, the server sent "bytes /);
+    await rejectsWith(loadModel(`${base}/changed/w.safetensors`, opts), DownloadError, "bad_range", /the file is now 1912973 bytes, it was 1912972/);
+    await rejectsWith(loadModel(`${base}/gone/w.safetensors`, opts), DownloadError, "bad_range", /outside the file \(HTTP 416\)/);
+    await assert.rejects(loadModel(`${base}/short/w.safetensors`, opts), (e: unknown) => {
+      assert.ok(e instanceof DownloadError && ["truncated", "network"].includes(e.code), String(e));
+      assert.match((e as Error).message, /short\/w\.safetensors/);
+      return true;
+    });
+    // A file cut in its data: the header check (against the size the server reports) fails before any tensor is read.
+    const before = requests["/cut-data/w.safetensors"] ?? 0;
+    await rejectsWith(loadModel(`${base}/cut-data/w.safetensors`, opts), WeightsError, "offsets_out_of_range", /exceed the \d+-byte data buffer/);
+    assert.equal(requests["/cut-data/w.safetensors"] - before, 1, "only the header was asked for");
+    // The same file served whole (no Range): the stream ends inside a tensor.
+    const cut = weights.subarray(0, weights.length - 5000);
+    await rejectsWith(loadModel(new Response(cut as Uint8Array<ArrayBuffer>), { backend: "js", part: "decode" }), DownloadError, "truncated", /connection ended after \d+ bytes, the file needs \d+/);
+    // A corrupt header through a file handle keeps its WeightsError code; nothing past the header is read.
+    const bad = weights.slice();
+    new DataView(bad.buffer).setUint32(0, 0xfffffff0, true);
+    await rejectsWith(loadModel(bad, { backend: "js", part: "encode" }), WeightsError, "header_too_large", /exceeds the 100000000-byte limit/);
+    const dir = mkdtempSync(join(tmpdir(), "dic-ranges-bad-"));
+    writeFileSync(join(dir, "bad.safetensors"), bad);
+    await rejectsWith(loadModel(join(dir, "bad.safetensors"), { backend: "js", part: "encode" }), WeightsError, "header_too_large", /bad\.safetensors/);
+    // A wrong model: the tensor table is checked as a whole, whatever the part.
+    await rejectsWith(loadModel(weights, { backend: "js", part: "encode", config: { hidden_size: 32 } }), WeightsError, "shape_mismatch", /expected shape/);
+  } finally {
+    closeWhenDone();
+  }
+});
+
+test("ranges: kept in a range cache (the Cache API where the runtime has one): a second load asks the server nothing", async () => {
+  try {
+    const store = new Map<string, Response>();
+    const memoryStore: RangeCacheStore = {
+      match: async (k) => store.get(k)?.clone(),
+      put: async (k, r) => void store.set(k, r),
+    };
+    const cfgOf = async (src: ReturnType<typeof httpRangeSource>) => configForFile(await src.header());
+    const url = `${base}/cached/w.safetensors`;
+    const first = httpRangeSource(url, { cache: memoryStore });
+    const g1 = await bindDiCFrom(first, await cfgOf(first), js, { part: "encode" });
+    assert.ok(store.size >= 2);
+    const servedBefore = served["/cached/w.safetensors"];
+    const second = httpRangeSource(url, { cache: memoryStore });
+    const g2 = await bindDiCFrom(second, await cfgOf(second), js, { part: "encode" });
+    assert.equal(served["/cached/w.safetensors"], servedBefore, "nothing served the second time");
+    assert.equal(second.info.requests, 0);
+    assert.equal(second.info.bytesFromCache, second.info.bytesRead);
+    assert.equal(second.info.bytesRead, first.info.bytesRead);
+    const host = await loadModel(weights, { backend: "js", part: "decode" });
+    assert.deepEqual((await acrossCut(g2, host.graph)).data, (await acrossCut(g1, host.graph)).data);
+    // The real Cache API (Deno here; browsers and workers), through loadModel's download.cache.
+    if (typeof (globalThis as { caches?: unknown }).caches === "object") {
+      const name = `dic-test-ranges-${Date.now()}`;
+      const apiUrl = `${base}/cacheapi/w.safetensors`;
+      const a = await loadModel(apiUrl, { backend: "js", part: "encode", download: { cache: new CacheApiCache(name) } });
+      const mid = served["/cacheapi/w.safetensors"];
+      const b = await loadModel(apiUrl, { backend: "js", part: "encode", download: { cache: new CacheApiCache(name) } });
+      assert.equal(served["/cacheapi/w.safetensors"], mid);
+      assert.equal(b.loadInfo!.bytesFromCache, a.loadInfo!.bytesRead);
+      await (globalThis as unknown as { caches: { delete(n: string): Promise<boolean> } }).caches.delete(name);
+    }
+  } finally {
+    closeWhenDone();
+  }
+});
+
+/** A backend that keeps nothing: lets a test see the load's own memory, not the model's. */
+function nullBackend(): Backend {
+  return { name: "null", upload: (t: HostTensor) => ({ shape: t.shape }) as unknown as Tensor, free: () => {} } as unknown as Backend;
+}
+
+/** A full garbage collection where the runtime offers one (Bun.gc; Node's gc, exposed through node:v8), else null. */
+async function collectGarbage(): Promise<(() => void) | null> {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) return () => bun.gc(true);
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (typeof g === "function") return g;
+  if (typeof (globalThis as { Deno?: unknown }).Deno !== "undefined") return null;
+  try {
+    const v8 = await import("node:v8");
+    const vm = await import("node:vm");
+    v8.setFlagsFromString("--expose-gc");
+    const fn = vm.runInNewContext("gc") as unknown;
+    return typeof fn === "function" ? (fn as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+test("ranges: a file is read through a handle in bounded reads; the load's peak memory is not the file's size", async () => {
+  try {
+    // A 58 MB f32 model (hidden 64, DiC depths), zero weights: only the bytes matter here.
+    const config = resolveConfig({ hidden_size: 64, depth: [6, 6, 5, 6, 6], input_size: 16, in_channels: 4, num_classes: 10 });
+    const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+    for (const [name, shape] of expectedParams(config)) tensors[name] = { dtype: "F32", shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) };
+    const dir = mkdtempSync(join(tmpdir(), "dic-ranges-file-"));
+    const path = join(dir, "big.safetensors");
+    let size: number;
+    {
+      const bytes = writeSafetensors(tensors, { config: JSON.stringify(config) });
+      size = bytes.length;
+      writeFileSync(path, bytes);
+    }
+    for (const k of Object.keys(tensors)) delete tensors[k];
+    assert.ok(size > 50e6, `${size}`);
+    const { openFile } = await import("../src/fs.ts");
+    const reads: number[] = [];
+    const counting = async (p: string) => {
+      const fh = await openFile(p);
+      return { ...fh, read: (into: Uint8Array, offset: number, length: number, position: number) => (reads.push(length), fh.read(into, offset, length, position)) };
+    };
+    const gc = await collectGarbage();
+    const mem = () => (globalThis as unknown as { process?: { memoryUsage(): { arrayBuffers: number } } }).process?.memoryUsage().arrayBuffers ?? 0;
+    gc?.();
+    const baseline = mem();
+    let peak = baseline, seen = 0;
+    const src = fileSource(path, { open: counting });
+    const header = await src.header();
+    const graph = await bindDiCFrom(src, configForFile(header), nullBackend(), {
+      keep: () => {
+        if (seen++ % 8 !== 0) return; // a collection per sample: every 8th tensor keeps the test quick
+        gc?.();
+        peak = Math.max(peak, mem());
+      },
+    });
+    await src.close();
+    assert.equal(graph.part, "full");
+    const largest = Math.max(...[...header.tensors.values()].map((e) => e.end - e.begin));
+    assert.ok(reads.length > 10, `${reads.length} reads`);
+    assert.ok(Math.max(...reads) <= Math.max(4 * 1024 * 1024, largest), `largest read ${Math.max(...reads)}`);
+    assert.equal(src.info.bytesRead, size);
+    if (gc !== null && mem() > 0) {
+      const extra = peak - baseline;
+      console.log(`ranges: file of ${size} bytes loaded with a peak of ${extra} extra array-buffer bytes (largest read ${Math.max(...reads)})`);
+      assert.ok(extra < size / 4, `peak ${extra} of a ${size}-byte file`);
+    }
+    // The encode part reads only its share of the file.
+    const edge = fileSource(path);
+    await bindDiCFrom(edge, configForFile(await edge.header()), nullBackend(), { part: "encode" });
+    await edge.close();
+    assert.ok(edge.info.bytesRead < 0.7 * size, `${edge.info.bytesRead} of ${size}`);
+  } finally {
+    closeWhenDone();
+  }
+});
+
+test("ranges: loadServingModel loads a part; with weightsSha256 a URL part is read by Range, and the hosts serve only their cuts", async () => {
+  try {
+    const digest = await sha256Hex(weights);
+    const edge = await loadServingModel(`${base}/serve/w.safetensors`, "js", { part: "encode", weightsSha256: digest, download: { cache: false } });
+    assert.equal(edge.model.loadInfo!.mode, "ranges");
+    assert.ok(edge.model.loadInfo!.bytesRead < 0.65 * weights.length);
+    assert.equal(Array.from(edge.weightsSha256, (b) => b.toString(16).padStart(2, "0")).join(""), digest);
+    // Without the hash the whole file is read and hashed, then only the part is bound.
+    const host = await loadServingModel(weights, "js", { part: "decode" });
+    assert.deepEqual(host.weightsSha256, edge.weightsSha256);
+    assert.equal(host.model.part, "decode");
+    await assert.rejects(loadServingModel(weights, "js", { part: "decode", weightsSha256: "0".repeat(64) }), /weightsSha256 says 0{64}/);
+    const { createHostHandler } = await import("../sdk/serve.ts");
+    const handler = await createHostHandler({ model: host, secret: "a-long-shared-secret!" });
+    const info = await (await handler(new Request("http://h/v1/info"))).json();
+    assert.deepEqual(info.cuts, ["unet", "vae"]);
+  } finally {
+    closeWhenDone();
+  }
+});

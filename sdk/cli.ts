@@ -58,7 +58,8 @@ commands:
 common options: --verbose (stack traces), --quiet (no progress), --help,
   --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)
 --model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
-  --no-cache to skip) and checked with --sha256 HEX when given`;
+  --no-cache to skip) and checked with --sha256 HEX when given; with --no-cache and no --sha256 it is read
+  tensor by tensor with HTTP Range requests (a note says so when the server ignores Range)`;
 
 /** A user error: printed as one line, exit status 1. */
 class UsageError extends Error {}
@@ -297,6 +298,7 @@ function downloadFlags(v: Record<string, unknown>, io: CliIO): DownloadOptions {
   return {
     sha256: v.sha256 as string | undefined,
     cache: !v["no-cache"],
+    onNotice: (line) => io.err(`dic: note: ${line}`),
     onProgress: quiet || !io.progress ? undefined : ({ loaded, total, fromCache }) => {
       const mb = (n: number) => (n / 1e6).toFixed(1);
       if (fromCache) io.progress!(`weights: ${mb(loaded)} MB from the cache\n`);

@@ -50,6 +50,8 @@ export interface DownloadOptions {
    * `sha256` is given and no whole copy is cached). false downloads the whole file.
    */
   ranges?: boolean;
+  /** Loaders only: called with a one-line note when a load falls back (e.g. the server ignored Range). */
+  onNotice?: (line: string) => void;
   /**
    * true (default): servers cache in `DIC_CACHE_DIR`, else `$XDG_CACHE_HOME/dic-sdk`, else `~/.cache/dic-sdk`;
    * browsers and workers in the Cache API store "dic-sdk-weights". A string names the folder (servers) or

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runCli } from "../sdk/cli.ts";
 import { CacheApiCache, DownloadError, loadModel, loadServingModel } from "../sdk/index.ts";
 import type { Backend, Tensor } from "../src/backend/contract.ts";
 import { createBackend } from "../src/backend/registry.ts";
@@ -162,9 +163,17 @@ test("ranges: a server that ignores Range is read once as a stream, and the load
     assert.ok(progress.length > 0 && progress.every((v, i) => i === 0 || v >= progress[i - 1]));
     const host = await loadModel(`${base}/norange/h.safetensors`, { backend: "js", part: "decode", download: { cache: false } });
     assert.deepEqual((await acrossCut(edge.graph, host.graph)).data, reference.data);
-    // A full model too.
-    const full = await loadModel(`${base}/norange/f.safetensors`, { backend: "js", download: { cache: false } });
+    // A full model too, with the notice as a callback.
+    const notes: string[] = [];
+    const full = await loadModel(`${base}/norange/f.safetensors`, { backend: "js", download: { cache: false, onNotice: (l) => notes.push(l) } });
     assert.deepEqual((await full.forward(probe.x, probe.t, probe.y)).data, reference.data);
+    assert.deepEqual(notes, [full.loadInfo!.notice]);
+    // The CLI prints it as one line.
+    const lines: string[] = [], errs: string[] = [];
+    const out = join(mkdtempSync(join(tmpdir(), "dic-ranges-cli-")), "bag.png");
+    const status = await runCli(["generate", "--model", `${base}/norange/cli.safetensors`, "--no-cache", "--backend", "js", "--label", "bag", "--steps", "1", "--out", out], { out: (l) => lines.push(l), err: (l) => errs.push(l) });
+    assert.equal(status, 0, errs.join("\n"));
+    assert.deepEqual(errs.filter((l) => l.startsWith("dic: note: ")), [`dic: note: ${base}/norange/cli.safetensors: the server ignored the Range request (HTTP 200, whole file); reading the whole file (1912972 bytes) once, in order, keeping only the tensors needed`]);
   } finally {
     closeWhenDone();
   }

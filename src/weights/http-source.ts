@@ -19,6 +19,8 @@ export interface HttpRangeOptions {
   cache?: RangeCacheStore | null;
   /** Called as bytes arrive: loaded counts every byte read, total the bytes planned so far. */
   onProgress?: (p: DownloadProgress) => void;
+  /** Called once with a one-line note when the load cannot do what was asked (a server that ignores Range). */
+  onNotice?: (line: string) => void;
   /** Length of the first request, which usually holds the whole header (default 64 KiB). */
   firstReadBytes?: number;
   /** Bytes between two wanted tensors below which they are read in one request (default 64 KiB). */
@@ -180,6 +182,7 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
         if (!res.body) throw new DownloadError("truncated", url, "the server answered with an empty body");
         info.mode = "stream";
         info.notice = `${url}: the server ignored the Range request (HTTP 200, whole file); reading the whole file${known === null ? "" : ` (${known} bytes)`} once, in order, keeping only the tensors needed`;
+        options.onNotice?.(info.notice);
         planned = known ?? 0;
         const counted = info.bytesRead;
         fallback = streamSource(res.body, url, {

@@ -21,7 +21,7 @@ export interface OpenWeightsOptions {
   partial?: boolean;
 }
 
-function responseSource(res: Response, name: string, download: DownloadOptions): WeightSource {
+function responseSource(res: Response, name: string, download: DownloadOptions, fromCache = false): WeightSource {
   if (!res.ok) throw new DownloadError("http", name, `HTTP ${res.status} ${res.statusText}`.trim());
   if (!res.body) throw new DownloadError("truncated", name, "the response has no body");
   const len = res.headers.get("content-length");
@@ -29,7 +29,7 @@ function responseSource(res: Response, name: string, download: DownloadOptions):
   const size = len !== null && !res.headers.get("content-encoding") && Number(len) >= 0 ? Number(len) : null;
   return streamSource(res.body, name, {
     size,
-    onBytes: (loaded, total) => download.onProgress?.({ url: name, loaded, total, fromCache: false }),
+    onBytes: (loaded, total) => download.onProgress?.({ url: name, loaded, total, fromCache }),
     onShort: (got, want) => new DownloadError("truncated", name, `connection ended after ${got} bytes, the file needs ${want}`),
   });
 }
@@ -61,8 +61,15 @@ export async function openWeightSource(input: WeightsInput, options: OpenWeights
   if (cache instanceof FolderCache) {
     const path = await cache.cachedFile(text).catch(() => null);
     if (path !== null) {
-      download.onProgress?.({ url: text, loaded: 0, total: null, fromCache: true });
-      return fileSource(path, { name: text });
+      const src = fileSource(path, { name: text });
+      const header = src.header.bind(src);
+      let told = false;
+      src.header = async () => {
+        const h = await header();
+        if (!told) download.onProgress?.({ url: text, loaded: src.info.fileSize, total: src.info.fileSize, fromCache: (told = true) });
+        return h;
+      };
+      return src;
     }
     if (!options.partial) return whole();
   }
@@ -71,10 +78,7 @@ export async function openWeightSource(input: WeightsInput, options: OpenWeights
     store = await openRangeCache(cache instanceof CacheApiCache ? cache.where : typeof download.cache === "string" ? download.cache : DEFAULT_CACHE_STORE);
     // A whole copy cached by downloadWeights is read as a stream, tensor by tensor.
     const hit = await store?.match(text).catch(() => undefined);
-    if (hit?.body) {
-      download.onProgress?.({ url: text, loaded: 0, total: null, fromCache: true });
-      return responseSource(hit, text, {});
-    }
+    if (hit?.body) return responseSource(hit, text, download, true);
   }
-  return httpRangeSource(text, { cache: store, onProgress: download.onProgress, signal: download.signal });
+  return httpRangeSource(text, { cache: store, onProgress: download.onProgress, onNotice: download.onNotice, signal: download.signal });
 }

@@ -59,6 +59,8 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
   let size: number | null = null;
   let etag: string | null = null;
   let planned = 0;
+  // The first read runs past the header into the data: those bytes serve the first tensors.
+  let head: Uint8Array = new Uint8Array(0);
 
   const progress = (fromCache: boolean) => options.onProgress?.({ url, loaded: info.bytesRead, total: planned, fromCache });
   const failed = (e: unknown, what: string): DownloadError => {
@@ -217,6 +219,7 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
         prefix = joined;
       }
       header = parseSafetensorsHeader(prefix.subarray(0, 8 + n), fileSize, url);
+      head = prefix;
       info.fileSize = size ?? header.dataStart + header.dataEnd;
       return header;
     },
@@ -229,11 +232,19 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
         return;
       }
       yield* randomAccessTensors(h, info, names, plan, options.gapBytes ?? 64 * 1024, async (b, e) => {
-        planned += e - b;
-        const r = await get(h.dataStart + b, h.dataStart + e, `tensor data [${b}, ${e})`, false);
+        // Bytes the first read already holds are not asked for again.
+        const from = h.dataStart + b, to = h.dataStart + e;
+        const have = Math.max(0, Math.min(head.length, to) - from);
+        if (have === to - from) return head.subarray(from, to);
+        planned += to - from - have;
+        const r = await get(from + have, to, `tensor data [${b + have}, ${e})`, false);
         if (r.kind !== "bytes") throw new Error("unreachable");
-        if (r.bytes.length < e - b) throw new DownloadError("truncated", url, `tensor data [${b}, ${e}): the file ends after ${r.bytes.length} of ${e - b} bytes`);
-        return r.bytes;
+        if (r.bytes.length < to - from - have) throw new DownloadError("truncated", url, `tensor data [${b + have}, ${e}): the file ends after ${r.bytes.length} of ${to - from - have} bytes`);
+        if (have === 0) return r.bytes;
+        const joined = new Uint8Array(to - from);
+        joined.set(head.subarray(from, from + have));
+        joined.set(r.bytes, have);
+        return joined;
       });
     },
     async close() {

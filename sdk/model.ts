@@ -6,7 +6,7 @@ import type { DiCGraph } from "../src/model/dic.ts";
 import { bindDiCFrom, bindDiCKept, configForFile } from "../src/model/load.ts";
 import { checkModelPart, type ModelPart } from "../src/model/params.ts";
 import { openWeightSource } from "../src/weights/open.ts";
-import type { WeightLoadInfo } from "../src/weights/source.ts";
+import type { WeightLoadInfo, WeightSource } from "../src/weights/source.ts";
 import { type DownloadOptions, downloadWeights } from "../src/download.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
@@ -206,22 +206,32 @@ export async function resolveBackend(option: string | Backend | undefined): Prom
  * console.log(model.config.hidden_size, model.backend.description);
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<DiCModel> {
-  const overrides = typeof options.config === "string" ? parseConfigArg(options.config) : (options.config ?? {});
   const part = checkModelPart(options.part ?? "full");
   const src = await openWeightSource(source, { download: options.download, partial: part !== "full" });
   try {
-    // The header is checked against the configuration before any tensor data is read.
-    const header = await src.header();
-    const config = configForFile(header, overrides);
-    const { backend, reason } = await resolveBackend(options.backend);
-    // A webgpu model keeps the raw tensor bytes so that generate() can continue on wasm if the device is lost.
-    const kept = backend.name === "webgpu" ? new Map<string, Uint8Array>() : null;
-    const graph = await bindDiCFrom(src, config, backend, { part, keep: kept ? (n, b) => kept.set(n, b.slice()) : undefined });
-    const info = Object.freeze({ ...src.info });
-    const model = new DiCModel(graph, reason, header.metadata, src.name, info);
-    if (kept) model.rebind = (b, why) => new DiCModel(bindDiCKept(kept, header, config, b, part), why, header.metadata, src.name, info);
-    return model;
+    return await loadModelFrom(src, options);
   } finally {
     await src.close();
   }
+}
+
+/**
+ * Binds a DiC model from an open weight source (the caller closes it): header checked against the
+ * configuration first, then the tensors of `options.part` one by one.
+ * @internal shared by loadModel and loadServingModel.
+ */
+export async function loadModelFrom(src: WeightSource, options: Omit<LoadModelOptions, "download"> = {}): Promise<DiCModel> {
+  const overrides = typeof options.config === "string" ? parseConfigArg(options.config) : (options.config ?? {});
+  const part = checkModelPart(options.part ?? "full");
+  // The header is checked against the configuration before any tensor data is read.
+  const header = await src.header();
+  const config = configForFile(header, overrides);
+  const { backend, reason } = await resolveBackend(options.backend);
+  // A webgpu model keeps the raw tensor bytes so that generate() can continue on wasm if the device is lost.
+  const kept = backend.name === "webgpu" ? new Map<string, Uint8Array>() : null;
+  const graph = await bindDiCFrom(src, config, backend, { part, keep: kept ? (n, b) => kept.set(n, b.slice()) : undefined });
+  const info = Object.freeze({ ...src.info });
+  const model = new DiCModel(graph, reason, header.metadata, src.name, info);
+  if (kept) model.rebind = (b, why) => new DiCModel(bindDiCKept(kept, header, config, b, part), why, header.metadata, src.name, info);
+  return model;
 }

@@ -2,7 +2,6 @@
 // finishes work at a cut point, and an edge handler with the public generation API. Both are
 // `(Request) => Promise<Response>`, for Deno.serve, Bun.serve, edge workers and (via toNodeListener) node:http.
 import { encodePNG, makeGrid, toRGBA } from "../src/image.ts";
-import { fetchBytes, readBytes, responseBytes } from "../src/io.ts";
 import { randomSeed } from "../src/rng.ts";
 import { CFG_MODES } from "../src/samplers/guidance.ts";
 import { SAMPLER_NAMES } from "../src/samplers/index.ts";
@@ -19,7 +18,8 @@ import { frameStream } from "../src/protocol/stream.ts";
 import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
 import { UpstreamPool } from "../src/protocol/upstream.ts";
 import { defaultModelUrl } from "./default-model.ts";
-import { DiCModel, loadModel, type ModelSource } from "./model.ts";
+import { DiCModel, loadModel, loadModelFrom, type ModelSource } from "./model.ts";
+import { openHashedStream } from "../src/weights/open.ts";
 import { loadVAE, VAEModel } from "./vae.ts";
 
 /** A request handler in the Web-standard shape. */
@@ -41,12 +41,13 @@ export interface ServingLoadOptions {
   part?: ModelPart;
   /**
    * The weights file's SHA-256 (64 hex digits), as published with it. Both ends of a session name their
-   * weights by this hash. Without it the whole file is read and hashed here (then only the part's tensors
-   * are bound). With it nothing is hashed, so a part is read tensor by tensor (a URL by Range, a path through
-   * a file handle) and the hash is taken as given; bytes given in memory are still checked against it.
+   * weights by this hash. Without it the whole file is read once, start to end, through an incremental
+   * hash while the part's tensors are bound (never held whole). With it nothing is hashed, so only the
+   * part is read (a URL by Range, a path through a file handle) and the hash is taken as given; bytes
+   * given in memory are still checked against it.
    */
   weightsSha256?: string;
-  /** For http(s) URLs read with `weightsSha256`: progress, cache, abort (see `LoadModelOptions.download`). */
+  /** For http(s) URLs: progress and abort (and, with `weightsSha256`, the range cache; see `LoadModelOptions.download`). */
   download?: DownloadOptions;
 }
 
@@ -74,21 +75,20 @@ export async function loadServingModel(source?: ModelSource, backend = "auto", o
     const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download });
     return { model, weightsSha256 };
   }
-  let bytes: Uint8Array;
-  if (source === undefined) {
-    const url = await defaultModelUrl(); // file: on servers, http(s): in workers and browsers
-    bytes = url.protocol === "file:" ? await readBytes(decodeURIComponent(url.pathname)) : await fetchBytes(url.href);
+  // Bytes in memory are hashed as they are; any other source is read once, start to end, through an
+  // incremental hash while the part's tensors are bound, so the file is never held whole.
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
+    return { model: await loadModel(bytes, { backend, part }), weightsSha256: await sha256(bytes) };
   }
-  else if (source instanceof Uint8Array) bytes = source;
-  else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
-  else if (source instanceof Response) bytes = await responseBytes(source, source.url || "<response>");
-  else {
-    const text = typeof source === "string" ? source : source.href;
-    bytes = /^https?:\/\//i.test(text) ? await fetchBytes(text) : await readBytes(text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text);
+  const { source: src, digest } = await openHashedStream(source ?? await defaultModelUrl(), options.download); // default: file: on servers, http(s): in workers and browsers
+  try {
+    const model = await loadModelFrom(src, { backend, part });
+    const weightsSha256 = await digest();
+    return { model, weightsSha256 };
+  } finally {
+    await src.close();
   }
-  const weightsSha256 = await sha256(bytes);
-  const model = await loadModel(bytes, { backend, part });
-  return { model, weightsSha256 };
 }
 
 function served(s: ServingModel): ServedModel {

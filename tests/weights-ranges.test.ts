@@ -19,6 +19,7 @@ import { expectedParams, partParams } from "../src/model/params.ts";
 import { sha256Hex } from "../src/download.ts";
 import { httpRangeSource, type RangeCacheStore } from "../src/weights/http-source.ts";
 import { WeightsError, writeSafetensors } from "../src/weights/safetensors.ts";
+import { Sha256 } from "../src/weights/sha256.ts";
 import { fileSource } from "../src/weights/source.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { test } from "./harness.ts";
@@ -335,9 +336,20 @@ test("ranges: loadServingModel loads a part; with weightsSha256 a URL part is re
     assert.equal(edge.model.loadInfo!.mode, "ranges");
     assert.ok(edge.model.loadInfo!.bytesRead < 0.65 * weights.length);
     assert.equal(Array.from(edge.weightsSha256, (b) => b.toString(16).padStart(2, "0")).join(""), digest);
-    // Without the hash the whole file is read and hashed, then only the part is bound.
+    // Without the hash the whole file is read and hashed (bytes), or streamed through a hash (path, URL, Response).
     const host = await loadServingModel(weights, "js", { part: "decode" });
     assert.deepEqual(host.weightsSha256, edge.weightsSha256);
+    const dir = mkdtempSync(join(tmpdir(), "dic-ranges-serve-"));
+    writeFileSync(join(dir, "w.safetensors"), weights);
+    const fromPath = await loadServingModel(join(dir, "w.safetensors"), "js", { part: "decode" });
+    const fromUrl = await loadServingModel(`${base}/norange/serve.safetensors`, "js", { part: "encode" });
+    const fromResponse = await loadServingModel(new Response(weights as Uint8Array<ArrayBuffer>), "js");
+    for (const m of [fromPath, fromUrl, fromResponse]) assert.deepEqual(m.weightsSha256, edge.weightsSha256);
+    assert.equal(fromPath.model.loadInfo!.bytesRead, weights.length, "the whole file passes through the hash");
+    assert.equal(fromUrl.model.part, "encode");
+    assert.deepEqual((await fromResponse.model.forward(probe.x, probe.t, probe.y)).data, (await acrossCut(fromUrl.model.graph, fromPath.model.graph)).data);
+    // A stream cut short fails rather than naming a hash of part of a file.
+    await assert.rejects(loadServingModel(new Response(weights.slice(0, weights.length - 10) as Uint8Array<ArrayBuffer>, { headers: { "content-length": String(weights.length - 10) } }), "js"), WeightsError);
     assert.equal(host.model.part, "decode");
     await assert.rejects(loadServingModel(weights, "js", { part: "decode", weightsSha256: "0".repeat(64) }), /weightsSha256 says 0{64}/);
     const { createHostHandler } = await import("../sdk/serve.ts");
@@ -346,5 +358,16 @@ test("ranges: loadServingModel loads a part; with weightsSha256 a URL part is re
     assert.deepEqual(info.cuts, ["unet", "vae"]);
   } finally {
     closeWhenDone();
+  }
+});
+
+test("ranges: the incremental SHA-256 (src/weights/sha256.ts) equals Web Crypto's at every block boundary", async () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 65537]) {
+    const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 255);
+    for (const piece of [1, 7, 64, 1 << 20]) {
+      const h = new Sha256();
+      for (let i = 0; i < n; i += piece) h.update(data.subarray(i, i + piece));
+      assert.equal(Array.from(h.digest(), (b) => b.toString(16).padStart(2, "0")).join(""), await sha256Hex(data), `n=${n} piece=${piece}`);
+    }
   }
 });

@@ -9,7 +9,8 @@
 //   On servers, a load of every tensor ("full") with the folder cache on keeps today's whole-file cache.
 import { CacheApiCache, DEFAULT_CACHE_STORE, DownloadError, type DownloadOptions, downloadWeights, FolderCache, resolveCache } from "../download.ts";
 import { httpRangeSource, openRangeCache } from "./http-source.ts";
-import { fileSource, memorySource, streamSource, type WeightSource } from "./source.ts";
+import { Sha256 } from "./sha256.ts";
+import { fileSource, fileStream, memorySource, streamSource, type StreamWeightSource, type WeightSource } from "./source.ts";
 
 /** What a loader accepts as weights. */
 export type WeightsInput = string | URL | Uint8Array | ArrayBuffer | Response;
@@ -21,7 +22,7 @@ export interface OpenWeightsOptions {
   partial?: boolean;
 }
 
-function responseSource(res: Response, name: string, download: DownloadOptions, fromCache = false): WeightSource {
+function responseSource(res: Response, name: string, download: DownloadOptions, fromCache = false, hash?: Sha256): StreamWeightSource {
   if (!res.ok) throw new DownloadError("http", name, `HTTP ${res.status} ${res.statusText}`.trim());
   if (!res.body) throw new DownloadError("truncated", name, "the response has no body");
   const len = res.headers.get("content-length");
@@ -31,6 +32,7 @@ function responseSource(res: Response, name: string, download: DownloadOptions, 
     size,
     onBytes: (loaded, total) => download.onProgress?.({ url: name, loaded, total, fromCache }),
     onShort: (got, want) => new DownloadError("truncated", name, `connection ended after ${got} bytes, the file needs ${want}`),
+    hash,
   });
 }
 
@@ -81,4 +83,41 @@ export async function openWeightSource(input: WeightsInput, options: OpenWeights
     if (hit?.body) return responseSource(hit, text, download, true);
   }
   return httpRangeSource(text, { cache: store, onProgress: download.onProgress, onNotice: download.onNotice, signal: download.signal });
+}
+
+/**
+ * A source read once, start to end, every byte through an incremental SHA-256: a server names its weights
+ * by the file's hash without holding the file (a path through a file handle, a URL by one GET, a Response).
+ * `digest` reads the rest of the file after the tensors were bound and returns the hash.
+ */
+export async function openHashedStream(input: string | URL | Response, download: DownloadOptions = {}): Promise<{ source: StreamWeightSource; digest: () => Promise<Uint8Array> }> {
+  const hash = new Sha256();
+  let source: StreamWeightSource;
+  if (input instanceof Response) {
+    source = responseSource(input, input.url || "<response>", download, false, hash);
+  } else {
+    const text = typeof input === "string" ? input : input.href;
+    if (/^https?:\/\//i.test(text)) {
+      let res: Response;
+      try {
+        res = await fetch(text, { signal: download.signal });
+      } catch (e) {
+        const aborted = download.signal?.aborted || (e as Error).name === "AbortError";
+        throw new DownloadError(aborted ? "aborted" : "network", text, `download failed: ${(e as Error).message}`, { cause: e });
+      }
+      source = responseSource(res, text, download, false, hash);
+    } else {
+      const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
+      const { body, size } = await fileStream(path);
+      source = streamSource(body, path, { size, hash });
+      source.info.mode = "file";
+    }
+  }
+  return {
+    source,
+    digest: async () => {
+      await source.finish();
+      return hash.digest();
+    },
+  };
 }

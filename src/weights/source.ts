@@ -3,6 +3,7 @@
 // bytes in memory, a file handle (servers; through src/fs.ts, which browser builds swap for a stand-in)
 // and a Response or byte stream read once from start to end. HTTP Range reads live in http-source.ts.
 import { openFile, type ReadableFile } from "../fs.ts";
+import type { Sha256 } from "./sha256.ts";
 import {
   parseSafetensorsHeader,
   safetensorsHeaderLength,
@@ -232,15 +233,32 @@ class StreamCursor {
   private at = 0;
   /** Bytes consumed from the stream so far. */
   position = 0;
-  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>, private readonly onBytes: (n: number) => void) {}
+  constructor(
+    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
+    private readonly onBytes: (n: number) => void,
+    private readonly hash?: Sha256,
+  ) {}
 
   private async fill(): Promise<boolean> {
     const { done, value } = await this.reader.read();
     if (done) return false;
     this.chunk = value;
     this.at = 0;
+    this.hash?.update(value);
     this.onBytes(value.length);
     return true;
+  }
+
+  /** Reads the stream to its end (every byte passes through the hash); returns the bytes skipped. */
+  async drain(): Promise<number> {
+    let n = this.chunk.length - this.at;
+    this.at = this.chunk.length;
+    while (await this.fill()) {
+      n += this.chunk.length;
+      this.at = this.chunk.length;
+    }
+    this.position += n;
+    return n;
   }
 
   /** Exactly `n` bytes (fewer only at the end of the stream). */
@@ -285,19 +303,27 @@ export interface StreamSourceOptions {
   onBytes?: (loaded: number, total: number | null) => void;
   /** Turns a failed or short read into the caller's error (e.g. a DownloadError); default WeightsError. */
   onShort?: (got: number, want: number) => Error;
+  /** Every byte of the stream passes through this hash (see `StreamWeightSource.finish`). */
+  hash?: Sha256;
+}
+
+/** A stream source that can read the rest of its stream (e.g. to finish a hash of the whole file). */
+export interface StreamWeightSource extends WeightSource {
+  /** Reads the stream to its end; returns the size of the whole stream. */
+  finish(): Promise<number>;
 }
 
 /**
  * A source over a byte stream read once, from start to end (a fetch Response body, a server that ignored
  * Range): the header, then every byte in order, keeping only the tensors asked for, one at a time.
  */
-export function streamSource(body: ReadableStream<Uint8Array>, name: string, options: StreamSourceOptions = {}): WeightSource {
+export function streamSource(body: ReadableStream<Uint8Array>, name: string, options: StreamSourceOptions = {}): StreamWeightSource {
   const info = newLoadInfo(name, "stream");
   const known = options.size ?? null;
   const cursor = new StreamCursor(body.getReader(), (n) => {
     info.bytesRead += n;
     options.onBytes?.(info.bytesRead, known);
-  });
+  }, options.hash);
   const short = (got: number, want: number, what: string): Error =>
     options.onShort?.(got, want) ?? new WeightsError("offsets_out_of_range", name, `stream ended after ${got} bytes, ${what} needs ${want}`);
   let header: SafetensorsHeader | undefined;
@@ -341,8 +367,50 @@ export function streamSource(body: ReadableStream<Uint8Array>, name: string, opt
         yield { name: t, entry, bytes };
       }
     },
+    async finish() {
+      await cursor.drain();
+      if (known !== null && cursor.position !== known) throw short(cursor.position, known, "the whole file");
+      return cursor.position;
+    },
     async close() {
       await cursor.cancel();
     },
   };
+}
+
+/**
+ * A file read start to end as a byte stream (for a hash of the whole file while its tensors are bound),
+ * in reads of `chunk` bytes through src/fs.ts.
+ */
+export async function fileStream(path: string, chunk = 1 << 20): Promise<{ body: ReadableStream<Uint8Array>; size: number }> {
+  const fh = await openFile(path);
+  let size: number;
+  try {
+    size = await fh.size();
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  let at = 0, closed = false;
+  const close = async () => {
+    if (!closed) {
+      closed = true;
+      await fh.close();
+    }
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      const buf = new Uint8Array(chunk);
+      const got = await fh.read(buf, 0, chunk, at);
+      if (got === 0) {
+        await close();
+        ctl.close();
+        return;
+      }
+      at += got;
+      ctl.enqueue(got === chunk ? buf : buf.subarray(0, got));
+    },
+    cancel: close,
+  });
+  return { body, size };
 }

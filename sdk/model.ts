@@ -198,12 +198,18 @@ export async function resolveBackend(option: string | Backend | undefined): Prom
 /**
  * Loads DiC weights (safetensors with official PyTorch key names; f32, f16 or bf16 storage) and
  * binds them to a backend. The configuration comes from the file's `__metadata__.config` JSON and
- * can be overridden with `options.config`.
+ * can be overridden with `options.config`. The header is validated before any tensor data is read; then
+ * each tensor is read, converted and uploaded in turn (a path through a file handle, an http(s) URL by
+ * HTTP Range requests, a Response as a stream), so the whole file is never held at once. `options.part`
+ * loads one side of the `unet` cut only; `model.loadInfo` says how the bytes were read and how many.
  *
  * @example
  * import { loadModel } from "dic-sdk";
  * const model = await loadModel("weights/dic-s.safetensors", { backend: "js", config: "DiC-S" });
  * console.log(model.config.hidden_size, model.backend.description);
+ * // The edge of a unet cut: only the embedders, encoder and latent stage, read by Range.
+ * const edge = await loadModel("https://example.com/dic-s.safetensors", { part: "encode" });
+ * console.log(edge.loadInfo?.bytesRead, "of", edge.loadInfo?.fileSize, edge.loadInfo?.notice ?? "");
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<DiCModel> {
   const part = checkModelPart(options.part ?? "full");

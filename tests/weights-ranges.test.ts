@@ -9,6 +9,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../sdk/cli.ts";
+import { generate } from "../sdk/generate.ts";
+import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
+import { FrameReader } from "../src/protocol/stream.ts";
+import { decodeTensor } from "../src/protocol/tensor-codec.ts";
 import { CacheApiCache, DownloadError, loadModel, loadServingModel } from "../sdk/index.ts";
 import type { Backend, Tensor } from "../src/backend/contract.ts";
 import { createBackend } from "../src/backend/registry.ts";
@@ -352,10 +356,40 @@ test("ranges: loadServingModel loads a part; with weightsSha256 a URL part is re
     await assert.rejects(loadServingModel(new Response(weights.slice(0, weights.length - 10) as Uint8Array<ArrayBuffer>, { headers: { "content-length": String(weights.length - 10) } }), "js"), WeightsError);
     assert.equal(host.model.part, "decode");
     await assert.rejects(loadServingModel(weights, "js", { part: "decode", weightsSha256: "0".repeat(64) }), /weightsSha256 says 0{64}/);
-    const { createHostHandler } = await import("../sdk/serve.ts");
-    const handler = await createHostHandler({ model: host, secret: "a-long-shared-secret!" });
+    const { createEdgeHandler, createHostHandler } = await import("../sdk/serve.ts");
+    const { toNodeListener } = await import("../sdk/node-adapter.ts");
+    const secret = "a-long-shared-secret!";
+    const handler = await createHostHandler({ model: host, secret });
     const info = await (await handler(new Request("http://h/v1/info"))).json();
     assert.deepEqual(info.cuts, ["unet", "vae"]);
+    // A unet generation between an edge holding only "encode" (read by Range) and a host holding only
+    // "decode": the same samples, bit for bit, as one process with the whole model; other cuts are refused.
+    const hostServer = createServer(toNodeListener(handler));
+    await new Promise<void>((r) => hostServer.listen(0, "127.0.0.1", r));
+    try {
+      const edgeHandler = await createEdgeHandler({ model: edge, upstreams: [`http://127.0.0.1:${(hostServer.address() as { port: number }).port}`], secret });
+      const ask = { labels: [1, 7], steps: 3, sampler: "ddim", guidance: 1.5, seed: 5 };
+      const res = await edgeHandler(new Request("http://edge.test/v1/generate", { method: "POST", body: JSON.stringify({ ...ask, cut: "unet" }), headers: { accept: FRAMES_MEDIA_TYPE } }));
+      assert.equal(res.status, 200);
+      const reader = new FrameReader(res.body!, 1 << 26);
+      let fin: Frame | null = null;
+      for (let f = await reader.next(); f; f = await reader.next()) if (f.type !== "preview") fin = f;
+      assert.equal(fin?.type, "final", JSON.stringify(fin));
+      if (fin?.type !== "final") return;
+      const whole = await loadModel(weights, { backend: "js" });
+      const api = await generate({ model: whole, labels: [1, 7], steps: 3, sampler: "ddim", cfgScale: 1.5, seed: 5 });
+      const x = decodeTensor(fin.x!, [2, 1, 28, 28], "final.x");
+      assert.deepEqual(x.data, api.latents.data);
+      const refused = await edgeHandler(new Request("http://edge.test/v1/generate", { method: "POST", body: JSON.stringify({ ...ask, cut: "handoff" }), headers: { accept: "application/json" } }));
+      // The edge API streams NDJSON: the refusal is its error line.
+      const lines = (await refused.text()).trim().split("\n").map((l) => JSON.parse(l));
+      const err = lines.find((l) => l.type === "error");
+      assert.equal(err?.code, "unsupported_cut", JSON.stringify(lines));
+      assert.match(err.message, /holds only the "encode" part of the model's weights; it runs the unet cut only, not "handoff"/);
+    } finally {
+      hostServer.closeAllConnections?.();
+      await new Promise((r) => hostServer.close(r));
+    }
   } finally {
     closeWhenDone();
   }

@@ -209,6 +209,16 @@ test("ranges: wrong ranges, short bodies, 416, a changed file and truncated file
     const dir = mkdtempSync(join(tmpdir(), "dic-ranges-bad-"));
     writeFileSync(join(dir, "bad.safetensors"), bad);
     await rejectsWith(loadModel(join(dir, "bad.safetensors"), { backend: "js", part: "encode" }), WeightsError, "header_too_large", /bad\.safetensors/);
+    // With sha256 and no cache, one GET streams through the hash; a mismatch fails after the bind, freeing it.
+    const digest = await sha256Hex(weights);
+    const checked = await loadModel(`${base}/norange/sha.safetensors`, { backend: "js", part: "encode", download: { cache: false, sha256: digest } });
+    assert.equal(checked.loadInfo!.mode, "stream");
+    assert.equal(checked.loadInfo!.bytesRead, weights.length, "a hash covers the whole file");
+    const uploads: number[] = [];
+    const counting = { ...js, upload: (t: HostTensor, role?: string) => (uploads.push(1), js.upload(t, role as never)), free: (t: Tensor) => (uploads.pop(), js.free(t)) } as Backend;
+    await rejectsWith(loadModel(new Response(weights as Uint8Array<ArrayBuffer>), { backend: counting, download: { sha256: "e".repeat(64) } }), DownloadError, "checksum", new RegExp(`SHA-256 of the download is ${digest}, expected e{64}`));
+    assert.equal(uploads.length, 0, "every tensor uploaded before the mismatch was freed");
+    await rejectsWith(loadModel(`${base}/sha-bad.safetensors`, { backend: "js", download: { cache: false, sha256: "0".repeat(64) } }), DownloadError, "checksum", /expected 0{64}/);
     // A wrong model: the tensor table is checked as a whole, whatever the part.
     await rejectsWith(loadModel(weights, { backend: "js", part: "encode", config: { hidden_size: 32 } }), WeightsError, "shape_mismatch", /expected shape/);
   } finally {

@@ -83,8 +83,8 @@ export interface BindOptions {
 /**
  * Binds a DiC graph from a weight source, tensor by tensor: the header is checked against `config` (the
  * whole table, whatever the part), then each tensor of the part is read, converted to f32, checked,
- * uploaded and dropped, so the load holds one read's bytes at a time, never the file. On an error the
- * tensors uploaded so far are freed.
+ * uploaded and dropped, so the load holds one read's bytes at a time, never the file. Then the source's
+ * `verify` (e.g. a SHA-256 of the whole stream) runs; on any error the tensors uploaded so far are freed.
  */
 export async function bindDiCFrom(source: WeightSource, config: DiCConfig, backend: Backend, options: BindOptions = {}): Promise<DiCGraph> {
   const part = options.part ?? "full";
@@ -100,6 +100,7 @@ export async function bindDiCFrom(source: WeightSource, config: DiCConfig, backe
       const shape = params.get(name)!;
       weights.set(name, backend.upload({ shape, data }, roleOf(name, shape.length)));
     }
+    await source.verify?.();
   } catch (e) {
     for (const t of weights.values()) backend.free(t);
     throw e;

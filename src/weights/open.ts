@@ -1,8 +1,10 @@
 // Which weight source a loader reads from, by the kind of source it was given and the download options:
 //   bytes                        -> in memory
 //   a path or file: URL          -> a file handle, tensor by tensor
-//   a Response                   -> read once as a stream (or downloaded whole and checked, with sha256)
-//   an http(s) URL, with sha256  -> a whole download, checked (and cached) before anything is bound
+//   a Response                   -> read once as a stream (with sha256: through a hash, checked at the end)
+//   an http(s) URL, with sha256  -> with a cache: a whole download, checked and cached before anything is
+//                                   bound; without one (cache: false): one GET read as a stream through the
+//                                   hash, checked after the tensors are bound (they are freed on a mismatch)
 //   an http(s) URL, cached whole -> the cached copy (a file handle on servers, a stream in the Cache API)
 //   an http(s) URL, otherwise    -> Range requests for the header and the tensors needed, ranges kept in the
 //                                   Cache API where it exists; a server that ignores Range is read as a stream.
@@ -36,6 +38,35 @@ function responseSource(res: Response, name: string, download: DownloadOptions, 
   });
 }
 
+function hexOf(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A Response read once as a stream through a SHA-256, checked against `want` after the tensors are bound. */
+function verifiedResponse(res: Response, name: string, download: DownloadOptions, want: string): WeightSource {
+  const hash = new Sha256();
+  const src = responseSource(res, name, download, false, hash);
+  src.verify = async () => {
+    await src.finish();
+    const got = hexOf(hash.digest());
+    if (got !== want.toLowerCase()) throw new DownloadError("checksum", name, `SHA-256 of the download is ${got}, expected ${want.toLowerCase()}`);
+  };
+  return src;
+}
+
+async function get(url: string, download: DownloadOptions): Promise<Response> {
+  try {
+    return await fetch(url, { signal: download.signal });
+  } catch (e) {
+    const aborted = download.signal?.aborted || (e as Error).name === "AbortError";
+    throw new DownloadError(aborted ? "aborted" : "network", url, `download failed: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function checkSha256Option(sha256: string, name: string): void {
+  if (!/^[0-9a-fA-F]{64}$/.test(sha256)) throw new DownloadError("bad_option", name, `sha256 must be 64 hex digits, got "${sha256}"`);
+}
+
 /** Opens the weight source for `input` (see the table at the top of this file). */
 export async function openWeightSource(input: WeightsInput, options: OpenWeightsOptions = {}): Promise<WeightSource> {
   const download = options.download ?? {};
@@ -45,9 +76,8 @@ export async function openWeightSource(input: WeightsInput, options: OpenWeights
   if (input instanceof Response) {
     const name = input.url || "<response>";
     if (download.sha256 === undefined) return responseSource(input, name, download);
-    const src = memorySource(await downloadWeights(input, download), name);
-    src.info.mode = "download";
-    return src;
+    checkSha256Option(download.sha256, name);
+    return verifiedResponse(input, name, download, download.sha256);
   }
   const text = typeof input === "string" ? input : input.href;
   if (!/^https?:\/\//i.test(text)) {
@@ -58,8 +88,15 @@ export async function openWeightSource(input: WeightsInput, options: OpenWeights
     src.info.mode = "download";
     return src;
   };
-  if (download.sha256 !== undefined || download.ranges === false) return whole();
   const cache = resolveCache(download.cache);
+  if (download.sha256 !== undefined) {
+    // A hash covers the whole file: with a cache, a whole download (checked, then cached); without one, a
+    // single GET read as a stream through the hash, checked once the tensors are bound.
+    checkSha256Option(download.sha256, text);
+    if (cache !== null) return whole();
+    return verifiedResponse(await get(text, download), text, download, download.sha256);
+  }
+  if (download.ranges === false) return whole();
   if (cache instanceof FolderCache) {
     const path = await cache.cachedFile(text).catch(() => null);
     if (path !== null) {
@@ -98,14 +135,7 @@ export async function openHashedStream(input: string | URL | Response, download:
   } else {
     const text = typeof input === "string" ? input : input.href;
     if (/^https?:\/\//i.test(text)) {
-      let res: Response;
-      try {
-        res = await fetch(text, { signal: download.signal });
-      } catch (e) {
-        const aborted = download.signal?.aborted || (e as Error).name === "AbortError";
-        throw new DownloadError(aborted ? "aborted" : "network", text, `download failed: ${(e as Error).message}`, { cause: e });
-      }
-      source = responseSource(res, text, download, false, hash);
+      source = responseSource(await get(text, download), text, download, false, hash);
     } else {
       const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
       const { body, size } = await fileStream(path);

@@ -65,6 +65,11 @@ export interface WeightSource {
    * `unknown_tensor`; data past the end of the file throws `offsets_out_of_range` (or a DownloadError).
    */
   tensors(names: Iterable<string>, plan?: ReadPlan): AsyncIterable<TensorBytes>;
+  /**
+   * Called by a loader after the last tensor it needs: reads what is left and checks it (e.g. the file's
+   * SHA-256); throws to abort the load. Absent when there is nothing to check.
+   */
+  verify?(): Promise<void>;
   /** Releases the file handle or cancels the stream. */
   close(): Promise<void>;
 }

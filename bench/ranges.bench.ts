@@ -1,7 +1,7 @@
 // bench/ranges: bytes a load reads for each part of the `unet` cut, through loadModel(url, { part }) against
 // a local HTTP server that honours Range and counts the bytes it serves. Models: the embedded default model
 // and DiC-S / DiC-B at the official 32x32x4 latent shape (f32 files of zero weights: only the layout matters).
-// Run: node dist/bench/ranges.bench.js [--models default,DiC-S,DiC-B] [--json]   (or: bun bench/ranges.bench.ts)
+// Run: node --expose-gc dist/bench/ranges.bench.js [--models default,DiC-S,DiC-B] [--json]   (or: bun bench/ranges.bench.ts)
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -83,12 +83,37 @@ for (const [i, f] of files.entries()) {
     rows.push({ model: f.model, part, fileBytes: f.size, bytesRead: info.bytesRead, servedBytes: served, share: info.bytesRead / f.size, requests: info.requests, tensors: info.tensors, ms: Math.round(ms) });
   }
 }
+// The load's own memory: a file-handle load of every tensor onto the null backend, array-buffer bytes
+// sampled after a collection every 8 tensors (needs a collector: node --expose-gc, or Bun).
+const gc = (globalThis as { gc?: () => void }).gc ?? ((globalThis as { Bun?: { gc(f: boolean): void } }).Bun ? () => (globalThis as unknown as { Bun: { gc(f: boolean): void } }).Bun.gc(true) : null);
+const mem = () => (globalThis as unknown as { process?: { memoryUsage(): { arrayBuffers: number } } }).process?.memoryUsage().arrayBuffers ?? 0;
+const peaks: Record<string, unknown>[] = [];
+if (gc) {
+  const { fileSource } = await import("../src/weights/source.ts");
+  const { bindDiCFrom, configForFile } = await import("../src/model/load.ts");
+  for (const f of files) {
+    const src = fileSource(f.path);
+    const header = await src.header();
+    gc();
+    const base = mem();
+    let peak = base, seen = 0;
+    await bindDiCFrom(src, configForFile(header), nullBackend, { keep: () => { if (seen++ % 8 === 0) { gc(); peak = Math.max(peak, mem()); } } });
+    await src.close();
+    peaks.push({ model: f.model, fileBytes: f.size, peakExtraBytes: peak - base });
+  }
+}
 server.close();
 rmSync(dir, { recursive: true, force: true });
 
 const mb = (n: number) => (n / 1e6).toFixed(2);
-console.log("model                  part    file MB  read MB  served MB  share  requests  tensors  ms");
+console.log("| model | part | file MB | read MB | served MB | share | requests | tensors | ms |");
+console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const r of rows) {
-  console.log(`${String(r.model).padEnd(22)} ${String(r.part).padEnd(7)} ${mb(r.fileBytes as number).padStart(8)} ${mb(r.bytesRead as number).padStart(8)} ${mb(r.servedBytes as number).padStart(10)} ${((r.share as number) * 100).toFixed(1).padStart(5)}% ${String(r.requests).padStart(9)} ${String(r.tensors).padStart(8)} ${String(r.ms).padStart(4)}`);
+  console.log(`| ${r.model} | ${r.part} | ${mb(r.fileBytes as number)} | ${mb(r.bytesRead as number)} | ${mb(r.servedBytes as number)} | ${((r.share as number) * 100).toFixed(1)}% | ${r.requests} | ${r.tensors} | ${r.ms} |`);
 }
-if (values.json) console.log(JSON.stringify({ bench: "ranges", rows }));
+if (peaks.length) {
+  console.log("\n| model (file handle, full load) | file MB | peak extra array-buffer MB |");
+  console.log("| --- | ---: | ---: |");
+  for (const p of peaks) console.log(`| ${p.model} | ${mb(p.fileBytes as number)} | ${mb(p.peakExtraBytes as number)} |`);
+} else console.log("\n(peak memory of a file-handle load: run with node --expose-gc, or under Bun)");
+if (values.json) console.log(JSON.stringify({ bench: "ranges", rows, peaks }));

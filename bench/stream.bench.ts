@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { env, processArgs } from "../src/env.ts";
 import { outChannels, PRESETS, resolveConfig, type DiCConfig } from "../src/model/config.ts";
 import { importSecret, signFrames } from "../src/protocol/auth.ts";
-import { crc32 } from "../src/protocol/crc32.ts";
+import { crc32 } from "../src/crc32.ts";
 import { runEdgeGeneration } from "../src/protocol/edge.ts";
 import { decodeFrame, encodeFrame, type Frame } from "../src/protocol/frames.ts";
 import { helloConfig, unetCutShapes } from "../src/protocol/session.ts";

@@ -3,12 +3,18 @@
 //                               fetched from ../models/ next to it, i.e. from the served package)
 //   bundles/edge-worker.js      examples/edge-worker.ts as an edge-platform module worker, the default
 //                               model's weights inlined (no file system, no fetch of our own files)
+//   bundles/workerd/            the same worker for Cloudflare Workers / workerd, which refuse to compile
+//                               wasm from bytes: built against sdk/workerd.ts (the `workerd` entry), its
+//                               wasm kernels left as module imports (./dic-simd.wasm, ...) and copied
+//                               beside it; examples/workerd/config.capnp serves them; edge-handler.js
+//                               is the latent-streaming edge (examples/workerd/edge-handler.ts),
+//                               remote-edge.js the edge with no weights (examples/workerd/remote-edge.ts)
 // Both target platform "browser": src/fs.ts becomes src/fs-none.ts through package.json "browser", so no
 // node: module, no dynamic import() and no require() reaches them; tests/bundles.test.ts checks that
 // and the size budgets below.
 import * as esbuild from "esbuild";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
@@ -19,6 +25,27 @@ export const BUNDLES = {
   browser: { entry: "sdk/index.ts", out: "bundles/dic-sdk.browser.js", budget: 352 * 1024 },
   // the weights (1.9 MB, base64 in the bundle) dominate the worker
   edge: { entry: "examples/edge-worker.ts", out: "bundles/edge-worker.js", budget: 3 * 1024 * 1024 },
+  // the same worker for workerd: the kernels travel as .wasm modules beside it, not inside it
+  workerd: { entry: "examples/edge-worker.ts", out: "bundles/workerd/edge-worker.js", budget: 3 * 1024 * 1024, workerd: true },
+  // the latent-streaming edge (createEdgeHandler) for workerd, the default model inlined
+  workerdEdge: { entry: "examples/workerd/edge-handler.ts", out: "bundles/workerd/edge-handler.js", budget: 3 * 1024 * 1024, workerd: true },
+  // an edge with no weights (the remote cut): no model inside, so it stays small
+  workerdRemote: { entry: "examples/workerd/remote-edge.ts", out: "bundles/workerd/remote-edge.js", budget: 512 * 1024, workerd: true },
+};
+
+/** The wasm builds the workerd bundle imports as modules (single-thread: isolates have no workers). */
+export const WORKERD_WASM = ["dic-simd.wasm", "dic-relaxed-simd.wasm"];
+
+/**
+ * esbuild plugin of the workerd bundle: the SDK's entry becomes sdk/workerd.ts (which imports the kernels
+ * as modules and registers them), and each .wasm import stays an import of a module beside the bundle.
+ */
+export const workerdPlugin = {
+  name: "dic-workerd",
+  setup(build) {
+    build.onResolve({ filter: /\/sdk\/index\.ts$/ }, () => ({ path: join(root, "sdk/workerd.ts") }));
+    build.onResolve({ filter: /\.wasm$/ }, (a) => ({ path: "./" + basename(a.path), external: true }));
+  },
 };
 
 /**
@@ -29,14 +56,17 @@ export async function buildBundles(outDir = root + "bundles") {
   mkdirSync(outDir, { recursive: true });
   const result = {};
   for (const [name, b] of Object.entries(BUNDLES)) {
+    const outfile = join(outDir, b.out.slice("bundles/".length));
+    mkdirSync(dirname(outfile), { recursive: true });
     const r = await esbuild.build({
       absWorkingDir: root,
       entryPoints: [b.entry],
-      outfile: join(outDir, basename(b.out)),
+      outfile,
       bundle: true,
       format: "esm",
       platform: "browser",
-      conditions: name === "edge" ? ["workerd", "worker", "browser"] : ["browser"],
+      conditions: name === "browser" ? ["browser"] : ["workerd", "worker", "browser"],
+      plugins: b.workerd ? [workerdPlugin] : [],
       target: "es2022",
       minify: true,
       sourcemap: false,
@@ -46,7 +76,8 @@ export async function buildBundles(outDir = root + "bundles") {
       logLevel: "warning",
     });
     const [outPath, out] = Object.entries(r.metafile.outputs)[0];
-    const path = join(outDir, basename(b.out));
+    const path = outfile;
+    if (b.workerd) for (const f of WORKERD_WASM) copyFileSync(join(root, "wasm/build", f), join(dirname(outfile), f));
     result[name] = { path, bytes: out.bytes, budget: b.budget, inputs: Object.keys(r.metafile.inputs), imports: out.imports, outPath };
     writeFileSync(path.replace(/\.js$/, ".meta.json"), JSON.stringify(r.metafile));
   }

@@ -49,9 +49,10 @@ commands:
   backends [--backend B] [--threads N]  list the backends, whether each can run here, and which auto (or B) picks
   serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
            [--vae VAE.safetensors [--vae-memory MB]]   (latent model: the host decodes the vae cut)
-  serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ...]
+  serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ... | --remote]
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
-           POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts
+           POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts;
+           --remote: an edge with no weights (the hosts run every step: cut=remote)
   doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
            and a conv3x3 parity check of each backend against js (status 1 when one fails)
 
@@ -335,7 +336,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
         "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
         role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
-        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
+        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" }, remote: { type: "boolean" },
         json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
         latents: { type: "string" }, preview: { type: "boolean" },
       },

@@ -125,7 +125,7 @@ export function formatDoctorReport(r: DoctorReport): string[] {
   const c = r.capabilities;
   const lines = [
     `runtime   ${r.runtime.name} ${r.runtime.version}`,
-    `wasm      WebAssembly ${yes(c.webAssembly)}, SIMD ${yes(c.simd)}, relaxed SIMD ${yes(c.relaxedSimd)}, threads (shared memory) ${yes(c.wasmThreads)}`,
+    `wasm      WebAssembly ${yes(c.webAssembly)}, SIMD ${yes(c.simd)}, relaxed SIMD ${yes(c.relaxedSimd)}, threads (shared memory) ${yes(c.wasmThreads)}, compile from bytes ${c.wasmFromBytesRefused === null ? "yes" : `refused (${c.wasmFromBytesRefused})`}`,
     `threads   SharedArrayBuffer ${yes(c.sharedArrayBuffer)}, cross-origin isolated ${yes(c.crossOriginIsolated)}, cores ${c.hardwareConcurrency ?? "unknown"}`,
   ];
   if (r.webgpu.available && r.webgpu.adapter) {

@@ -1,5 +1,5 @@
 // dic-sdk public surface: load DiC weights, run the network, generate samples.
-export { DiCModel, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
+export { DiCModel, DiCModelCard, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
 export type { ModelPart } from "../src/model/params.ts";
 export type { WeightLoadInfo } from "../src/weights/source.ts";
 export { generate, type GeneratedImage, type GenerateOptions, type GenerateResult } from "./generate.ts";
@@ -7,7 +7,7 @@ export { DEFAULT_MODEL_FILE, defaultModelUrl, loadDefaultModel } from "./default
 export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
 export { SAMPLER_NAMES } from "../src/samplers/index.ts";
 export { CFG_MODES } from "../src/samplers/guidance.ts";
-export { listBackends } from "../src/backend/registry.ts";
+export { listBackends, setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "../src/backend/registry.ts";
 export type { Backend, Tensor } from "../src/backend/contract.ts";
 export { type DiCConfig, type DiCConfigInput, PRESET_NAMES, PRESETS, resolveConfig } from "../src/model/config.ts";
 export { paramCount, forwardMacs } from "../src/model/params.ts";
@@ -17,9 +17,9 @@ export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
 export { loadVAE, type LoadVAEOptions, previewLatents, VAEModel } from "./vae.ts";
 export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
-export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadServingModel, type ServingLoadOptions, type ServingModel } from "./serve.ts";
+export { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingLoadOptions, type ServingModel } from "./serve.ts";
 export { toNodeListener } from "./node-adapter.ts";
-export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS } from "../src/protocol/index.ts";
+export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS, EDGE_CUTS, type EdgeCut } from "../src/protocol/index.ts";
 export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type ParityCheck } from "./doctor.ts";
 export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";
 export { CacheApiCache, defaultCacheDir, DownloadError, type DownloadErrorCode, type DownloadOptions, type DownloadProgress, downloadWeights, FolderCache, sha256Hex, type WeightsCache } from "../src/download.ts";

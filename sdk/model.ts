@@ -41,44 +41,20 @@ export interface LoadModelOptions {
   part?: ModelPart;
 }
 
-/** A DiC model ready to run on a backend. */
-export class DiCModel {
-  /** @internal use `loadModel`. */
+/**
+ * What a weights file says about its model without the weights: the configuration and the
+ * `__metadata__` (class names, pixel range, sampling defaults). A DiCModel is one with its weights bound
+ * to a backend; an edge with no weights (the `remote` cut) serves from a card alone (`loadRemoteModel`).
+ */
+export class DiCModelCard {
   constructor(
-    readonly graph: DiCGraph,
-    /** Why this backend runs (explicit option, environment, or auto priority). */
-    readonly backendReason: string,
+    /** The resolved configuration (official constructor names). */
+    readonly config: DiCConfig,
     /** The weights file's `__metadata__`. */
     readonly metadata: Readonly<Record<string, string>>,
-    /** Where the weights came from (path, URL or "<bytes>"). */
+    /** Where the weights came from (path, URL, "<bytes>", or the host a card was read from). */
     readonly source: string,
-    /**
-     * How the weights were read: mode (memory, file, ranges, stream, download), bytes read of the file's
-     * size, requests, and a `notice` when the load fell back (e.g. a server that ignored Range).
-     */
-    readonly loadInfo: WeightLoadInfo | null = null,
   ) {}
-
-  /** The tensors this model holds: "full", or one part of the `unet` cut ("encode", "decode"). */
-  get part(): ModelPart {
-    return this.graph.part;
-  }
-
-  /**
-   * @internal Binds the same weights to another backend; set only for backends that can lose their
-   * device (webgpu), so that `generate()` can continue on wasm.
-   */
-  rebind?: (backend: Backend, reason: string) => DiCModel;
-
-  /** The resolved configuration (official constructor names). */
-  get config(): DiCConfig {
-    return this.graph.config;
-  }
-
-  /** The backend that runs this model. */
-  get backend(): Backend {
-    return this.graph.backend;
-  }
 
   /** Class names from the file's `__metadata__.class_names` (JSON array), or null when absent. */
   get classNames(): string[] | null {
@@ -146,6 +122,42 @@ export class DiCModel {
       throw new Error(`unknown label "${label}"; valid names: ${valid}`);
     }
     return hit;
+  }
+
+}
+
+/** A DiC model ready to run on a backend. */
+export class DiCModel extends DiCModelCard {
+  /** @internal use `loadModel`. */
+  constructor(
+    readonly graph: DiCGraph,
+    /** Why this backend runs (explicit option, environment, or auto priority). */
+    readonly backendReason: string,
+    metadata: Readonly<Record<string, string>>,
+    source: string,
+    /**
+     * How the weights were read: mode (memory, file, ranges, stream, download), bytes read of the file's
+     * size, requests, and a `notice` when the load fell back (e.g. a server that ignored Range).
+     */
+    readonly loadInfo: WeightLoadInfo | null = null,
+  ) {
+    super(graph.config, metadata, source);
+  }
+
+  /** The tensors this model holds: "full", or one part of the `unet` cut ("encode", "decode"). */
+  get part(): ModelPart {
+    return this.graph.part;
+  }
+
+  /**
+   * @internal Binds the same weights to another backend; set only for backends that can lose their
+   * device (webgpu), so that `generate()` can continue on wasm.
+   */
+  rebind?: (backend: Backend, reason: string) => DiCModel;
+
+  /** The backend that runs this model. */
+  get backend(): Backend {
+    return this.graph.backend;
   }
 
   /**

@@ -4,7 +4,7 @@ import { env } from "../src/env.ts";
 import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
 import { toNodeListener } from "./node-adapter.ts";
-import { createEdgeHandler, createHostHandler, type Handler, loadServingModel } from "./serve.ts";
+import { createEdgeHandler, createHostHandler, type Handler, loadRemoteModel, loadServingModel } from "./serve.ts";
 import { loadVAE, type VAEModel } from "./vae.ts";
 
 /** Where `dic serve` writes. */
@@ -24,6 +24,8 @@ export interface ServeFlags {
   /** Host of a latent model: the SD-VAE decoder of the `vae` cut, and its memory budget in MB. */
   vae?: string;
   "vae-memory"?: string;
+  /** Edge with no weights: the model's identity comes from the upstreams' /v1/info; the `remote` cut only. */
+  remote?: boolean;
   quiet?: boolean;
 }
 
@@ -83,7 +85,15 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   if (mb !== undefined && (v.vae === undefined || mb.trim() === "" || !(Number(mb) > 0 && Number.isFinite(Number(mb))))) {
     throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
   }
+  if (v.remote && role !== "edge") throw new ServeUsageError("--remote is for --role edge (an edge with no weights)");
+  if (v.remote && (v.model !== undefined || v.backend !== undefined)) throw new ServeUsageError("--remote: an edge with no weights takes no --model or --backend (the hosts run every step)");
   const log = v.quiet ? undefined : (l: string) => io.err(l);
+  if (v.remote) {
+    const remote = await loadRemoteModel(upstreams);
+    const bound = await listen(await createEdgeHandler({ model: remote, secret, upstreams, log }), port, v.listen ?? "127.0.0.1");
+    io.err(`dic serve: edge listening on http://${v.listen ?? "127.0.0.1"}:${bound} (${env.runtime}, no weights: remote cut, weights sha256 ${toHex(remote.weightsSha256).slice(0, 16)}, upstreams ${upstreams.join(" ")})`);
+    return new Promise<never>(() => {});
+  }
   const model = await loadServingModel(v.model, v.backend ?? "auto");
   let vae: VAEModel | undefined;
   if (v.vae !== undefined) {

@@ -9,16 +9,16 @@ import type { HostTensor } from "../src/tensor.ts";
 import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
 import type { DownloadOptions } from "../src/download.ts";
 import type { ModelPart } from "../src/model/params.ts";
-import { runEdgeGeneration } from "../src/protocol/edge.ts";
+import { EDGE_CUTS, type EdgeCut, runEdgeGeneration } from "../src/protocol/edge.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
-import { CUTS, type Cut, type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
+import { type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
 import { createHostHandler as hostHandler } from "../src/protocol/host.ts";
-import type { ServedModel } from "../src/protocol/session.ts";
+import { type ModelIdentity, parseHostModelInfo, type ServedModel } from "../src/protocol/session.ts";
 import { frameStream } from "../src/protocol/stream.ts";
 import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
 import { UpstreamPool } from "../src/protocol/upstream.ts";
 import { defaultModelUrl } from "./default-model.ts";
-import { DiCModel, loadModel, loadModelFrom, type ModelSource } from "./model.ts";
+import { DiCModel, DiCModelCard, loadModel, loadModelFrom, type ModelSource } from "./model.ts";
 import { openHashedStream } from "../src/weights/open.ts";
 import { loadVAE, VAEModel } from "./vae.ts";
 
@@ -91,8 +91,46 @@ export async function loadServingModel(source?: ModelSource, backend = "auto", o
   }
 }
 
+/**
+ * A model an edge serves with no weights at all (the `remote` cut: a host runs every step): its card
+ * (configuration, class names, sampling defaults) and weights hash, as a host publishes them.
+ */
+export interface RemoteModel {
+  card: DiCModelCard;
+  weightsSha256: Uint8Array;
+}
+
+/**
+ * Reads the model of the first of `upstreams` that answers `GET /v1/info` (each within `timeoutMs`,
+ * default 10 s), for an edge that holds no weights: models too large for any edge (DiC-XL) are served
+ * through the same edge API, every step on the hosts. The hosts still check every request's weights hash.
+ *
+ * @example
+ * const edge = await createEdgeHandler({ model: await loadRemoteModel(["http://gpu-1:8701"]), upstreams: ["http://gpu-1:8701"], secret });
+ */
+export async function loadRemoteModel(upstreams: string | string[], options: { timeoutMs?: number } = {}): Promise<RemoteModel> {
+  const urls = typeof upstreams === "string" ? [upstreams] : upstreams;
+  if (urls.length === 0) throw new ProtocolError("bad_request", "loadRemoteModel: need at least one upstream URL");
+  const failures: string[] = [];
+  for (const u of urls) {
+    const base = u.replace(/\/+$/, "");
+    let info: unknown;
+    try {
+      const r = await fetch(`${base}/v1/info`, { signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) });
+      if (!r.ok) throw new Error(`status ${r.status}`);
+      info = await r.json();
+    } catch (e) {
+      failures.push(`${base}: ${(e as Error).message}`);
+      continue;
+    }
+    const m = parseHostModelInfo(info, base);
+    return { card: new DiCModelCard(m.config, m.metadata, `${base}/v1/info`), weightsSha256: m.weightsSha256 };
+  }
+  throw new ProtocolError("upstream_failed", `loadRemoteModel: no upstream answered /v1/info (${failures.join("; ")})`);
+}
+
 function served(s: ServingModel): ServedModel {
-  return { graph: s.model.graph, weightsSha256: s.weightsSha256, pixelRange: s.model.pixelRange };
+  return { graph: s.model.graph, weightsSha256: s.weightsSha256, pixelRange: s.model.pixelRange, metadata: s.model.metadata };
 }
 
 /** Options of {@link createHostHandler}. */
@@ -154,8 +192,11 @@ export async function createHostHandler(opts: HostOptions): Promise<Handler> {
 
 /** Options of {@link createEdgeHandler}. */
 export interface EdgeOptions {
-  /** The edge's copy of the model (it runs the encoder or the first steps); default: embedded. */
-  model?: ServingModel;
+  /**
+   * The edge's copy of the model (it runs the encoder or the first steps); default: embedded. A
+   * RemoteModel (`loadRemoteModel`) is an edge with no weights: it serves the `remote` cut only.
+   */
+  model?: ServingModel | RemoteModel;
   backend?: string;
   /** Base URLs of the hosts, or of a load balancer in front of them; tried in turn. */
   upstreams: string[];
@@ -168,7 +209,7 @@ export interface EdgeOptions {
 /** A parsed generation request of the edge API. */
 interface GenerationRequest {
   settings: GenerationSettings;
-  cut: Cut;
+  cut: EdgeCut;
   handoffStep?: number;
   dtype: WireDtype;
   previews: boolean;
@@ -179,7 +220,7 @@ interface GenerationRequest {
 
 class BadRequest extends Error {}
 
-function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: string): GenerationRequest {
+function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept: string, weightless: boolean): GenerationRequest {
   const cfg = model.config;
   const d = model.samplingDefaults;
   const raw = body.labels ?? body.label ?? 0;
@@ -207,7 +248,8 @@ function parseRequest(model: DiCModel, body: Record<string, unknown>, accept: st
   const cfgScale = number(body.guidance !== undefined ? "guidance" : "cfg_scale", d.cfgScale ?? 1, (n) => n >= 0 && n <= 100, "a number in [0, 100]");
   if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw new BadRequest("guidance: this model has no null class, so guidance must be 1");
   const steps = number("steps", d.steps ?? 50, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000");
-  const cut = choice("cut", CUTS, "unet");
+  const cut = choice("cut", EDGE_CUTS, weightless ? "remote" : "unet");
+  if (weightless && cut !== "remote") throw new BadRequest(`cut: this edge holds no weights; it serves cut=remote only, not ${cut}`);
   const handoff = body.handoff_step;
   const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
   const format = choice("format", ["frames", "json", "png"] as const, fmt as "json");
@@ -261,9 +303,10 @@ function pngBase64(png: Uint8Array): string {
  */
 export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
   const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
-  const model = m.model;
+  const weightless = "card" in m;
+  const model = weightless ? m.card : m.model;
   const pool = new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), idleTimeoutMs: opts.idleTimeoutMs, log: opts.log });
-  const sm = served(m);
+  const sm: ServedModel | ModelIdentity = weightless ? { config: model.config, weightsSha256: m.weightsSha256, pixelRange: model.pixelRange } : served(m);
   const log = opts.log ?? (() => {});
 
   return async (req: Request): Promise<Response> => {
@@ -286,7 +329,7 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
     } else return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, POST" } });
     let g: GenerationRequest;
     try {
-      g = parseRequest(model, body, req.headers.get("accept") ?? "");
+      g = parseRequest(model, body, req.headers.get("accept") ?? "", weightless);
     } catch (e) {
       if (!(e instanceof BadRequest)) throw e;
       return Response.json({ type: "error", code: "bad_request", status: 422, message: e.message }, { status: 422 });

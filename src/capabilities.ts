@@ -5,6 +5,11 @@
 /** Facts about the engine that decide which backends and options can run. */
 export interface Capabilities {
   webAssembly: boolean;
+  /**
+   * null when WebAssembly compiles and instantiates from bytes here; else the runtime's refusal (Cloudflare
+   * Workers and Vercel Edge only take modules the platform compiled).
+   */
+  wasmFromBytesRefused: string | null;
   /** 128-bit SIMD (v128). */
   simd: boolean;
   /** Relaxed SIMD (f32x4.relaxed_madd and friends). */
@@ -44,11 +49,32 @@ function validates(bytes: number[]): boolean {
   }
 }
 
-/** Probes the engine (cheap: a few module validations). */
+let bytesRefused: string | null | undefined;
+
+/**
+ * null when this runtime compiles and instantiates WebAssembly from bytes, else its reason (Cloudflare
+ * Workers: "Wasm code generation disallowed by embedder"). Tries a real compile and instantiation of the
+ * empty module, not only `validate`, which such platforms allow. Cached: the answer holds for the isolate.
+ */
+export function compileFromBytesRefused(): string | null {
+  if (bytesRefused === undefined) {
+    try {
+      if (typeof WebAssembly !== "object") throw new Error("no WebAssembly in this runtime");
+      new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(HEADER)), {});
+      bytesRefused = null;
+    } catch (e) {
+      bytesRefused = (e as Error)?.message || String(e);
+    }
+  }
+  return bytesRefused;
+}
+
+/** Probes the engine (cheap: a few module validations and one compile of the empty module). */
 export function probeCapabilities(): Capabilities {
   const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number }; document?: unknown };
   return {
     webAssembly: typeof WebAssembly === "object" && typeof WebAssembly.validate === "function",
+    wasmFromBytesRefused: compileFromBytesRefused(),
     simd: validates(SIMD_MODULE),
     relaxedSimd: validates(RELAXED_MODULE),
     wasmThreads: validates(SHARED_MEMORY_MODULE),

@@ -1,6 +1,7 @@
 // Pixels out of the model: samples -> 8-bit RGBA (rounding as torchvision.utils.save_image), PNG
 // encoding (PNG spec, ISO/IEC 15948) and captioned image grids. Runtime-neutral: no Node built-ins.
 
+import { crc32 } from "./crc32.ts";
 import type { HostTensor } from "./tensor.ts";
 
 /** An 8-bit RGBA image, row-major, 4 bytes per pixel; structurally compatible with `ImageData`. */
@@ -225,22 +226,6 @@ function textChunk(key: string, value: string): [string, Uint8Array] {
   }
   // iTXt: keyword, NUL, compression flag 0, method 0, empty language tag, NUL, empty translated keyword, NUL, UTF-8.
   return ["iTXt", Uint8Array.from([...keyBytes, 0, 0, 0, 0, 0, ...new TextEncoder().encode(value)])];
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 // zlib stream (RFC 1950) of stored deflate blocks (RFC 1951 section 3.2.4): valid, uncompressed.

@@ -92,7 +92,10 @@ export interface RunSamplerOptions {
    * startStep - 1. Required when the step at startStep is second order; there is no silent restart.
    */
   history?: SamplerHistory | null;
-  /** Last step to run (inclusive, default steps - 1); the result's state resumes after it. */
+  /**
+   * Last step to run (inclusive, default steps - 1); the result's state resumes after it. startStep - 1
+   * runs no step (the `remote` cut: the state at step 0, x_T drawn, for a host to run every step).
+   */
   stopAfterStep?: number;
   onProgress?: (info: ProgressInfo) => void | Promise<void>;
   /** Checked between steps; an aborted run throws the signal's reason (an AbortError by default). */
@@ -178,7 +181,8 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
   const start = opts.startStep ?? 0;
   const stop = opts.stopAfterStep ?? steps - 1;
   if (!Number.isInteger(start) || start < 0 || start >= steps) throw new RangeError(`startStep must be an integer in [0, ${steps - 1}], got ${start}`);
-  if (!Number.isInteger(stop) || stop < start || stop >= steps) throw new RangeError(`stopAfterStep must be an integer in [${start}, ${steps - 1}], got ${stop}`);
+  // stop = start - 1 runs no step: the state at startStep (from step 0: x_T and the generator after it).
+  if (!Number.isInteger(stop) || stop < start - 1 || stop >= steps) throw new RangeError(`stopAfterStep must be an integer in [${start - 1}, ${steps - 1}], got ${stop}`);
 
   // Noise source: the generator is needed for x_T (no initNoise) or for step noise (no noiseFn).
   let needsStepNoise = false;

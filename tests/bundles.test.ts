@@ -11,8 +11,10 @@ import { test } from "./harness.ts";
 import { pngSize } from "./package-install.ts";
 
 interface Built { path: string; bytes: number; budget: number; inputs: string[]; imports: { path: string }[] }
-const bundler: { buildBundles(outDir: string): Promise<unknown> } = await import("../bundle/build.mjs");
-const built = await bundler.buildBundles(mkdtempSync(join(tmpdir(), "dic-bundles-"))) as Record<"browser" | "edge", Built>;
+const bundler: { buildBundles(outDir: string): Promise<unknown>; WORKERD_WASM: string[] } = await import("../bundle/build.mjs");
+const built = await bundler.buildBundles(mkdtempSync(join(tmpdir(), "dic-bundles-"))) as Record<"browser" | "edge" | "workerd" | "workerdEdge" | "workerdRemote", Built>;
+/** The workerd bundles import their kernels as modules (beside them); the others import nothing. */
+const allowedImports = (name: string) => (name.startsWith("workerd") ? bundler.WORKERD_WASM.map((f) => "./" + f) : []);
 
 test("bundles: within their size budgets", () => {
   for (const [name, b] of Object.entries(built)) {
@@ -20,14 +22,19 @@ test("bundles: within their size budgets", () => {
     assert.ok(b.bytes <= b.budget, `${name} bundle is ${b.bytes} bytes, over its budget of ${b.budget}`);
     assert.ok(b.bytes > 20_000, `${name} bundle suspiciously small (${b.bytes} bytes)`);
   }
-  // The weights travel inside the worker, not inside the browser bundle (browsers fetch them).
-  assert.ok(built.edge.inputs.some((p) => p.endsWith("models/dic-fashion.safetensors")));
+  // The weights travel inside the workers, not inside the browser bundle (browsers fetch them).
+  for (const w of [built.edge, built.workerd, built.workerdEdge]) assert.ok(w.inputs.some((p) => p.endsWith("models/dic-fashion.safetensors")));
+  // The workerd builds go through the workerd entry, which registers the kernels as modules.
+  for (const w of [built.workerd, built.workerdEdge, built.workerdRemote]) assert.ok(w.inputs.includes("sdk/workerd.ts"), w.inputs.filter((p) => p.startsWith("sdk/")).join(", "));
+  // The edge with no weights carries no model.
+  assert.ok(!built.workerdRemote.inputs.some((p) => p.endsWith(".safetensors")));
+  assert.ok(!built.edge.inputs.includes("sdk/workerd.ts"));
   assert.ok(!built.browser.inputs.some((p) => p.endsWith(".safetensors")));
 });
 
 test("bundles: no Node built-ins, no dynamic import(), no require(); the file-system module is swapped out", () => {
   for (const [name, b] of Object.entries(built)) {
-    assert.deepEqual(b.imports, [], `${name} bundle still imports ${JSON.stringify(b.imports)}`);
+    assert.deepEqual(b.imports.map((i) => i.path).sort(), allowedImports(name).sort(), `${name} bundle imports ${JSON.stringify(b.imports)}`);
     assert.ok(b.inputs.includes("src/fs-none.ts") && !b.inputs.includes("src/fs.ts"), `${name}: ${b.inputs.filter((p) => p.includes("fs")).join(", ")}`);
     assert.ok(!b.inputs.some((p) => p.includes("sdk/cli.ts")), `${name} bundles the CLI`);
     // A guarded `process.getBuiltinModule("node:...")` probe (the wasm thread pool's worker_threads lookup)
@@ -56,4 +63,17 @@ test("bundles: the edge worker answers GET /generate with a PNG, and 404/400 oth
   const bad = await worker.fetch(new Request("https://edge.example/generate?label=hat"));
   assert.equal(bad.status, 400);
   assert.match(await bad.text(), /unknown label "hat"/);
+});
+
+test("product sources: no eval, no new Function, no import() of a computed specifier (edge platforms forbid code generation)", async () => {
+  const { readdirSync } = await import("node:fs");
+  const root = new URL("../", import.meta.url).pathname;
+  const files = ["src", "sdk", "examples"].flatMap((d) => (readdirSync(root + d, { recursive: true }) as string[]).filter((f) => /\.(ts|mjs|js)$/.test(f)).map((f) => `${d}/${f}`));
+  assert.ok(files.length > 50, `only ${files.length} source files found`);
+  for (const f of files) {
+    const code = readFileSync(root + f, "utf8").replace(/^\s*\/\/.*$/gm, "").replace(/\/\*[\s\S]*?\*\//g, "");
+    assert.doesNotMatch(code, /\beval\s*\(/, `${f}: eval(`);
+    assert.doesNotMatch(code, /\bnew\s+Function\b|[^.\w]Function\s*\(/, `${f}: new Function`);
+    assert.doesNotMatch(code, /\bimport\s*\(\s*[^"'\s]/, `${f}: import() of a computed specifier`);
+  }
 });

@@ -46,13 +46,17 @@ export function pack(): Packed {
   };
 }
 
-/** A new empty ESM project with the tarball installed (no network: the package has no dependencies). */
+/**
+ * A new empty ESM project with the tarball installed. `--prefer-offline`: the tarball's one dependency
+ * (msgpackr) comes from npm's cache when it is there; `npm ci` caches the tarball but not the registry
+ * metadata an install of a range needs, so a strictly offline install fails on a fresh machine.
+ */
 export function installInto(tarball: string, extra: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), "dic-user-"));
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
   for (const [name, text] of Object.entries(extra)) writeFileSync(join(dir, name), text);
-  sh("npm", ["install", tarball, "--no-audit", "--no-fund", "--offline", "--no-package-lock"], dir);
+  sh("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--no-package-lock"], dir);
   return dir;
 }
 

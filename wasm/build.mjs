@@ -2,9 +2,11 @@
 // memory and with a shared imported one (threads) — into wasm/build/, then writes
 // src/backend/wasm/binary.ts, which embeds them as base64 so that Node, Deno, Bun, browsers
 // and edge workers load them with no file access, no fetch and no dynamic import (and bundlers need no
-// wasm loader). Run: node wasm/build.mjs (npm run build:wasm). Flags: wasm/asconfig.json.
+// wasm loader). The .wasm files are also copied to dist/wasm/build/, where the package exports them as
+// `dic-sdk/wasm/<name>.wasm` and dist/sdk/workerd.js imports them as modules (platforms that refuse to
+// compile wasm from bytes). Run: node wasm/build.mjs (npm run build:wasm). Flags: wasm/asconfig.json.
 import asc from "assemblyscript/asc";
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 
@@ -36,6 +38,9 @@ for (const t of targets) {
   console.log(`wasm/build.mjs: wasm/${t.file} ${bytes.length} bytes`);
   lines.push(`/** wasm/${t.file} (${bytes.length} bytes). */`, `export const ${t.name} = "${bytes.toString("base64")}";`);
 }
+
+mkdirSync(root + "dist/wasm/build", { recursive: true });
+for (const t of targets) copyFileSync(here + t.file, root + "dist/wasm/" + t.file);
 
 const out = root + "src/backend/wasm/binary.ts";
 writeFileSync(out, [

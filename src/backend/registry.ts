@@ -2,7 +2,9 @@
 // DIC_BACKEND environment variable, then the first available by priority — and it always says why.
 import type { Backend } from "./contract.ts";
 import { JsBackend } from "./js/index.ts";
-import { createWasmBackend, probeWasm } from "./wasm/index.ts";
+import { createWasmBackend, probeWasm, type WasmModules } from "./wasm/index.ts";
+
+export { setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "./wasm/index.ts";
 import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts } from "./webgpu/index.ts";
 import { readEnv } from "../env.ts";
 
@@ -21,12 +23,14 @@ export interface BackendChoice {
 export interface BackendOptions {
   /** wasm: threads sharing conv work (default: env DIC_THREADS, else min(cores, 4) where threads exist). */
   threads?: number;
+  /** wasm: precompiled kernel modules by build name, for platforms that refuse to compile from bytes (see createWasmBackend). */
+  modules?: WasmModules;
 }
 
 interface Entry {
   name: Exclude<BackendName, "auto">;
   priority: number;
-  probe: () => Promise<string | null>; // null when available, else why not
+  probe: (o: BackendOptions) => Promise<string | null>; // null when available, else why not
   create: (o: BackendOptions) => Promise<Backend>;
   /** Why `auto` passes over it although it can run (e.g. only a software adapter), or null. */
   autoSkip?: () => Promise<string | null>;
@@ -44,7 +48,7 @@ function threadsOption(o: BackendOptions): number | undefined {
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
-  { name: "wasm", priority: 10, probe: () => Promise.resolve(probeWasm()), create: (o) => createWasmBackend({ threads: threadsOption(o) }) },
+  { name: "wasm", priority: 10, probe: (o) => Promise.resolve(probeWasm(o.modules)), create: (o) => createWasmBackend({ threads: threadsOption(o), modules: o.modules }) },
   {
     name: "webgpu", priority: 20, probe: probeWebGpu, create: () => createWebGpuBackend(),
     autoSkip: async () => {
@@ -55,9 +59,9 @@ const ENTRIES: Entry[] = [
 ];
 
 /** Reports, for every backend, whether it can run here and why not. */
-export async function listBackends(): Promise<{ name: string; available: boolean; why: string }[]> {
+export async function listBackends(options: BackendOptions = {}): Promise<{ name: string; available: boolean; why: string }[]> {
   return Promise.all(ENTRIES.map(async (e) => {
-    const why = await e.probe();
+    const why = await e.probe(options);
     return { name: e.name, available: why === null, why: why ?? "available" };
   }));
 }
@@ -76,13 +80,13 @@ export async function createBackend(requested?: string, options: BackendOptions 
   if (name !== undefined && name !== "auto") {
     const entry = ENTRIES.find((e) => e.name === name);
     if (!entry) throw new Error(`backend: unknown "${name}" (${source}); valid: ${BACKEND_NAMES.join(", ")}`);
-    const why = await entry.probe();
+    const why = await entry.probe(options);
     if (why !== null) throw new Error(`backend: "${name}" (${source}) cannot run here: ${why}`);
     return { backend: await entry.create(options), reason: `${name} (${source})` };
   }
   const skipped: string[] = [];
   for (const e of [...ENTRIES].sort((a, b) => b.priority - a.priority)) {
-    const why = (await e.probe()) ?? (await e.autoSkip?.()) ?? null;
+    const why = (await e.probe(options)) ?? (await e.autoSkip?.()) ?? null;
     if (why === null) {
       const extra = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
       return { backend: await e.create(options), reason: `${e.name} (auto: highest-priority backend available${extra})` };

@@ -1,22 +1,36 @@
 // The edge end (docs/protocol.md section 7.2): runs the one sampling loop of src/pipeline.ts with the
 // cut as a parameter — the decoder on a host per step (`unet`), the tail of the run on a host
-// (`handoff`), or only the pixels there (`vae`) — and reports progress as it goes.
+// (`handoff`), every step there (`remote`: a handoff at step 0, so the edge needs no weights), or only
+// the pixels there (`vae`) — and reports progress as it goes.
 import type { DiCGraph } from "../model/dic.ts";
 import { outChannels } from "../model/config.ts";
 import { type ProgressInfo, runSampler, type RunSamplerResult } from "../pipeline.ts";
 import type { HostTensor } from "../tensor.ts";
 import { ProtocolError } from "./errors.ts";
 import { yieldToEventLoop } from "./stream.ts";
-import { type Cut, expectFrame, type Frame, type GenerationSettings, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "./frames.ts";
-import { helloConfig, sampleShapes, type ServedModel } from "./session.ts";
+import { CUTS, expectFrame, type Frame, type GenerationSettings, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "./frames.ts";
+import { helloConfig, type ModelIdentity, sampleShapes, type ServedModel } from "./session.ts";
 import { decodeTensor, encodeTensor, type WireDtype } from "./tensor-codec.ts";
 import type { UpstreamPool } from "./upstream.ts";
+
+/**
+ * The cuts an edge offers: the wire's, and `remote`, which travels as a `handoff` at step 0 (the edge
+ * draws x_T from the seed and owns the noise stream; the host runs every step).
+ */
+export const EDGE_CUTS = [...CUTS, "remote"] as const;
+/** One of EDGE_CUTS. */
+export type EdgeCut = (typeof EDGE_CUTS)[number];
+
+/** The configuration of an edge's model, whether it holds the weights (a graph) or only their identity. */
+export function edgeConfig(model: ServedModel | ModelIdentity) {
+  return "graph" in model ? model.graph.config : model.config;
+}
 
 /** One generation as the edge runs it. */
 export interface EdgeGeneration {
   /** Session id: names this generation in every frame (idempotency key with the step). */
   session: string;
-  cut: Cut;
+  cut: EdgeCut;
   /** `handoff`: the edge runs steps [0, handoffStep), the host the rest (default steps / 2). */
   handoffStep?: number;
   /** Wire dtype of tensors in both directions (default f32; f16 halves the bytes, lossy). */
@@ -41,12 +55,16 @@ export interface EdgeResult {
   remoteMs: number[];
 }
 
-/** Runs one generation through `pool` at the requested cut point. */
-export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, gen: EdgeGeneration): Promise<EdgeResult> {
-  const graph: DiCGraph = model.graph;
-  const cfg = graph.config;
-  // An edge that loaded only the encoder's tensors (part "encode") runs the unet cut and nothing else.
-  if (graph.part !== "full" && !(gen.cut === "unet" && graph.part === "encode")) {
+/**
+ * Runs one generation through `pool` at the requested cut point. An edge that holds only the model's
+ * identity (no weights) runs the `remote` cut only; one that holds only the encoder's tensors (part
+ * "encode") runs the `unet` cut (and `remote`) only.
+ */
+export async function runEdgeGeneration(model: ServedModel | ModelIdentity, pool: UpstreamPool, gen: EdgeGeneration): Promise<EdgeResult> {
+  const graph: DiCGraph | null = "graph" in model ? model.graph : null;
+  const cfg = edgeConfig(model);
+  if (!graph && gen.cut !== "remote") throw new ProtocolError("unsupported_cut", `cut=${gen.cut}: this edge holds no weights; it serves the remote cut only`);
+  if (graph && graph.part !== "full" && gen.cut !== "remote" && !(gen.cut === "unet" && graph.part === "encode")) {
     throw new ProtocolError("unsupported_cut", `this edge holds only the "${graph.part}" part of the model's weights; it runs ${graph.part === "encode" ? "the unet cut only" : "no cut"}, not "${gen.cut}"`);
   }
   const g = gen.settings;
@@ -56,7 +74,7 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
   let seq = 0;
   const header = () => ({ v: PROTOCOL_VERSION, session: gen.session, seq: ++seq });
   const hello = (): Frame => ({
-    ...header(), type: "hello", versions: [...SUPPORTED_VERSIONS], cut: gen.cut, dtype, generation: g,
+    ...header(), type: "hello", versions: [...SUPPORTED_VERSIONS], cut: gen.cut === "remote" ? "handoff" : gen.cut, dtype, generation: g,
     model: { config: helloConfig(cfg), weights_sha256: model.weightsSha256 },
   });
   const remoteMs: number[] = [];
@@ -73,7 +91,7 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
     return yieldToEventLoop();
   };
   const loop = (over: Partial<Parameters<typeof runSampler>[0]>): Promise<RunSamplerResult> => runSampler({
-    model: (x, t, y) => graph.forwardHost(x, t, y), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
+    model: (x, t, y) => graph!.forwardHost(x, t, y), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
     shape: [cfg.in_channels, cfg.input_size, cfg.input_size], steps: g.steps, sampler: g.sampler, eta: g.eta,
     cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined, onProgress: progress, signal: gen.signal, ...over,
   });
@@ -83,9 +101,9 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
     const r = await loop({
       model: async (x, t, y, loopStep) => {
         const step = loopStep ?? 0; // NOTE: runSampler always passes it
-        const b = graph.backend;
+        const b = graph!.backend;
         const xt = b.upload(x);
-        const enc = graph.encode(xt, t, y);
+        const enc = graph!.encode(xt, t, y);
         b.free(xt);
         const tensors = [enc.bottleneck, ...enc.skips];
         const host = await Promise.all(tensors.map((tt) => b.download(tt)));
@@ -109,8 +127,11 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
     return { x: null, image, pixelRange: [fin.pixel_range[0], fin.pixel_range[1]], seed: r.seed === null ? null : Number(r.seed), remoteMs };
   }
 
-  const k = gen.handoffStep ?? Math.floor(g.steps / 2);
-  if (!Number.isInteger(k) || k < 1 || k >= g.steps) throw new ProtocolError("bad_request", `handoff step ${k} must be in [1, ${g.steps - 1}] for ${g.steps} steps`);
+  // handoff, and remote: a handoff at step 0 (the zero-step loop draws x_T and calls no model).
+  const k = gen.cut === "remote" ? 0 : gen.handoffStep ?? Math.floor(g.steps / 2);
+  if (gen.cut !== "remote" && (!Number.isInteger(k) || k < 1 || k >= g.steps)) {
+    throw new ProtocolError("bad_request", `handoff step ${k} must be in [1, ${g.steps - 1}] for ${g.steps} steps`);
+  }
   const head = await loop({ stopAfterStep: k - 1 });
   const st = head.state;
   const state = {
@@ -122,7 +143,7 @@ export async function runEdgeGeneration(model: ServedModel, pool: UpstreamPool, 
   let lastStep = k - 1;
   const frames = await timed(() => pool.request(
     [hello(), { ...header(), type: "handoff", state, preview_every: gen.previewEvery ?? 0 }],
-    `${gen.session} handoff at ${k}`,
+    `${gen.session} ${gen.cut} at ${k}`,
     gen.signal,
     (f) => {
       // A retried handoff repeats previews: pass each step on once.

@@ -12,7 +12,7 @@ import {
   concatBytes, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
   FRAMES_MEDIA_TYPE, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 } from "./frames.ts";
-import { type ServedModel, checkHello, sampleShapes, unetCutShapes } from "./session.ts";
+import { checkHello, PUBLISHED_METADATA, sampleShapes, type ServedModel, unetCutShapes } from "./session.ts";
 import { FrameReader, frameStream, yieldToEventLoop } from "./stream.ts";
 import { checkTensorLayout, decodeTensor, encodeTensor, WIRE_DTYPES, type WireDtype } from "./tensor-codec.ts";
 
@@ -136,7 +136,10 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     if (req.method === "GET" && url.pathname === "/v1/info") {
       return Response.json({
         protocol: "dic-stream", versions: SUPPORTED_VERSIONS, cuts: servedCuts, dtypes: WIRE_DTYPES, role: "host",
-        model: { config: cfg, weights_sha256: toHex(model.weightsSha256), pixel_range: model.pixelRange },
+        model: {
+          config: cfg, weights_sha256: toHex(model.weightsSha256), pixel_range: model.pixelRange,
+          metadata: Object.fromEntries(PUBLISHED_METADATA.flatMap((k) => (model.metadata?.[k] === undefined ? [] : [[k, model.metadata[k]]]))),
+        },
         max_frame_bytes: maxFrame, max_body_bytes: maxBody,
       });
     }
@@ -191,7 +194,8 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     const g = hello.generation;
     const shapes = sampleShapes(cfg);
     const s = f.state;
-    if (s.next_step < 1 || s.next_step >= g.steps) throw new ProtocolError("bad_request", `handoff.state.next_step ${s.next_step} must be in [1, ${g.steps - 1}]`);
+    // next_step 0 is the `remote` cut: the edge drew x_T, this host runs every step.
+    if (s.next_step < 0 || s.next_step >= g.steps) throw new ProtocolError("bad_request", `handoff.state.next_step ${s.next_step} must be in [0, ${g.steps - 1}]`);
     checkTensorLayout(s.x, [n, ...shapes.x], "handoff.state.x");
     if (s.history) checkTensorLayout(s.history.x0, [n, ...shapes.x], "handoff.state.history.x0");
     const x = decodeTensor(s.x, [n, ...shapes.x], "handoff.state.x");

@@ -1,7 +1,7 @@
 // Tensors on the wire (docs/protocol.md section 4): dtype f32 | f16 (IEEE 754 binary16, round to
 // nearest even), shape, little-endian bytes and their CRC-32. Sizes are checked before allocating.
 import { type HostTensor, shapeStr } from "../tensor.ts";
-import { crc32 } from "./crc32.ts";
+import { crc32 } from "../crc32.ts";
 import { ProtocolError } from "./errors.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../f16.ts";
 

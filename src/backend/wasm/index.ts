@@ -8,13 +8,13 @@ import { numel, shapeStr } from "../../tensor.ts";
 import type { MemoryStats } from "./allocator.ts";
 import { type Conv3x3Path, conv1x1, conv3x3, linear, packed, WINOGRAD_MIN_SIZE } from "./conv.ts";
 import { WasmCore } from "./core.ts";
-import { loadKernels, loadSharedKernels, relaxedSimdSupported, wasmBytes, type WasmVariant } from "./module.ts";
+import { buildLoadable, checkWasmModules, loadKernels, loadSharedKernels, probeWasm, relaxedSimdSupported, wasmBytes, type WasmModules, type WasmVariant } from "./module.ts";
 import { availableCores, CONTROL_BYTES, ThreadPool, threadsUnavailable } from "./threads.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { attention, upsampleNearest } from "./attention.ts";
 import { checkFactor, checkSlice, type WasmTensor } from "./tensor.ts";
 
-export { probeWasm, relaxedSimdSupported, type WasmVariant } from "./module.ts";
+export { probeWasm, relaxedSimdSupported, setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules, type WasmVariant } from "./module.ts";
 export { availableCores, threadsUnavailable } from "./threads.ts";
 export type { MemoryStats } from "./allocator.ts";
 
@@ -30,6 +30,13 @@ export interface WasmOptions {
    * cannot run is an error.
    */
   threads?: number;
+  /**
+   * Precompiled kernel modules (or their bytes) by build name, for platforms that refuse to compile wasm
+   * from bytes (Cloudflare Workers, Vercel Edge): `{ simd, "relaxed-simd" }` imported from
+   * `dic-sdk/wasm/dic-simd.wasm` and `dic-sdk/wasm/dic-relaxed-simd.wasm` as modules. Builds not given come
+   * from setWasmModules (the `dic-sdk/workerd` entry registers the shipped ones), else the embedded bytes.
+   */
+  modules?: WasmModules;
 }
 
 /** Default thread count: min(available cores, 4) where threads can run, else 1. */
@@ -42,14 +49,19 @@ const SHARED_MAX_PAGES = 65536;
 
 /** Creates the wasm backend (compiles the kernels). Throws when the requested variant cannot run here. */
 export async function createWasmBackend(options: WasmOptions = {}): Promise<WasmBackend> {
-  const relaxed = relaxedSimdSupported();
+  const modules = options.modules === undefined ? undefined : checkWasmModules(options.modules, "createWasmBackend: modules");
+  const cannot = probeWasm(modules);
+  if (cannot !== null) throw new Error(`wasm backend: ${cannot}`);
+  const engineRelaxed = relaxedSimdSupported();
+  const relaxed = engineRelaxed && buildLoadable("relaxed-simd", modules);
   const variant = options.variant ?? (relaxed ? "relaxed-simd" : "simd");
-  if (variant === "relaxed-simd" && !relaxed) throw new Error("wasm backend: this engine does not accept the relaxed-SIMD build");
+  if (variant === "relaxed-simd" && !engineRelaxed) throw new Error("wasm backend: this engine does not accept the relaxed-SIMD build");
+  if (!buildLoadable(variant, modules)) throw new Error(`wasm backend: the ${variant} build was not given as a precompiled module, and this runtime refuses to compile it from bytes`);
   const why = variant === "relaxed-simd" ? "relaxed SIMD (f32x4.relaxed_madd)"
-    : `plain SIMD (${relaxed ? "requested" : "relaxed SIMD not accepted by this engine"})`;
+    : `plain SIMD (${options.variant ? "requested" : engineRelaxed ? "the relaxed-SIMD build was not given as a module" : "relaxed SIMD not accepted by this engine"})`;
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`wasm backend: threads ${threads} is not an integer in 1..256`);
-  const single = async (note: string) => new WasmBackend(new WasmCore(await loadKernels(variant)), variant, why, options.conv3x3 ?? "auto", note);
+  const single = async (note: string) => new WasmBackend(new WasmCore(await loadKernels(variant, modules)), variant, why, options.conv3x3 ?? "auto", note);
   if (threads === 1) return single(options.threads === undefined ? `single thread (${threadsUnavailable() ?? "1 core"})` : "single thread");
   const no = threadsUnavailable();
   if (no !== null) throw new Error(`wasm backend: ${threads} threads requested but ${no}`);

@@ -4,10 +4,10 @@
 
 /** The `webgpu` package's GPU object, or null and why it cannot load. */
 export async function loadNpmGpu(): Promise<{ gpu: GPU | null; why: string }> {
-  // NOTE: the specifier is a variable so bundlers for servers leave the optional package alone.
-  const pkg = "webgpu";
   try {
-    const mod = await import(pkg) as { create(flags: string[]): GPU; globals?: Record<string, unknown> };
+    // A literal specifier (no computed import() anywhere); inside try, so bundlers for servers that do not
+    // find the optional package leave it to run time.
+    const mod = await import("webgpu") as unknown as { create(flags: string[]): GPU; globals?: Record<string, unknown> };
     if (mod.globals) Object.assign(globalThis, mod.globals);
     return { gpu: mod.create([]), why: "" };
   } catch (e) {

@@ -1,5 +1,6 @@
-// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF): the checksum of
-// tensor bytes, the same function as zlib's crc32, so every language has it. Slicing-by-8 tables.
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF), the same function as
+// zlib's crc32, so every language has it: the checksum of the protocol's tensor bytes and of PNG chunks.
+// Slicing-by-8 tables.
 
 const TABLES: Int32Array = (() => {
   const t = new Int32Array(8 * 256);

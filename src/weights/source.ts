@@ -345,7 +345,7 @@ export function streamSource(body: ReadableStream<Uint8Array>, name: string, opt
         if (known === null) throw new WeightsError("truncated", name, `stream has ${first.length} bytes, fewer than the 8-byte header length`);
         if (first.length < known) throw short(first.length, 8, "the header length");
       }
-      const n = safetensorsHeaderLength(first, known ?? Math.max(size, first.length), name);
+      const n = safetensorsHeaderLength(first, size, name);
       const rest = await cursor.take(n);
       if (rest.length < n) throw short(8 + rest.length, 8 + n, "the header");
       const prefix = new Uint8Array(8 + n);

@@ -1,0 +1,79 @@
+// Weights by range inside workerd (Cloudflare Workers' runtime): the latent-streaming edge worker
+// (examples/workerd/edge-handler.ts, built into bundles/workerd/) given DIC_WEIGHTS_URL reads only the
+// encoder's tensors from a loopback server that honours Range and counts the bytes it serves, and a unet
+// generation through a Node host gives what one process computes, bit for bit.
+// NOTE: spawns workerd and a Node host itself, so it runs under vitest only.
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generate, loadDefaultModel } from "../sdk/index.ts";
+import { sha256Hex } from "../src/download.ts";
+import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
+import { FrameReader } from "../src/protocol/stream.ts";
+import { decodeTensor } from "../src/protocol/tensor-codec.ts";
+import { runtimeName, test } from "./harness.ts";
+import { repoRoot as root } from "./package-install.ts";
+import { freePort, type ServerProcess, startServer } from "./processes.ts";
+import { serveFolder } from "./workerd-config.ts";
+
+const SECRET = "a-long-random-shared-secret-for-workerd-range-tests";
+
+if (runtimeName !== "node") {
+  console.log(`workerd ranges: process test runs under vitest only; skipped in ${runtimeName}`);
+} else {
+  test("workerd: the edge worker reads only the encoder's tensors by HTTP Range, and its unet generation equals one process", async () => {
+    const weights = new Uint8Array(readFileSync(`${root}models/dic-fashion.safetensors`));
+    let served = 0, ranged = 0, whole = 0;
+    const files = createServer((req, res) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+      if (!m) {
+        whole++;
+        served += weights.length;
+        res.writeHead(200, { "content-length": weights.length }).end(weights);
+        return;
+      }
+      ranged++;
+      const a = Number(m[1]), b = Math.min(Number(m[2]), weights.length - 1);
+      served += b - a + 1;
+      res.writeHead(206, { "content-range": `bytes ${a}-${b}/${weights.length}`, "content-length": b - a + 1 }).end(weights.subarray(a, b + 1));
+    });
+    await new Promise<void>((r) => files.listen(0, "127.0.0.1", r));
+    const weightsUrl = `http://127.0.0.1:${(files.address() as { port: number }).port}/dic-fashion.safetensors`;
+    const dir = mkdtempSync(join(tmpdir(), "dic-workerd-ranges-"));
+    const secretFile = join(dir, "secret");
+    writeFileSync(secretFile, SECRET + "\n");
+    const port = await freePort();
+    const procs: ServerProcess[] = [];
+    try {
+      const host = await startServer(process.execPath, [`${root}dist/sdk/bin.js`, "serve", "--role", "host", "--port", String(port), "--secret-file", secretFile, "--backend", "js", "--quiet"], port);
+      procs.push(host);
+      const edgeDir = join(dir, "edge");
+      mkdirSync(edgeDir);
+      for (const f of readdirSync(`${root}bundles/workerd`)) if (/^edge-handler\.js$|\.wasm$/.test(f)) copyFileSync(`${root}bundles/workerd/${f}`, join(edgeDir, f));
+      const edge = await serveFolder(edgeDir, "edge-handler.js", {
+        DIC_UPSTREAMS: host.url, DIC_SECRET: SECRET, DIC_BACKEND: "js", DIC_WEIGHTS_URL: weightsUrl, DIC_WEIGHTS_SHA256: await sha256Hex(weights),
+      }, true);
+      procs.push(edge);
+      const labels = [7], steps = 4, seed = 11;
+      const res = await fetch(`${edge.url}/v1/generate`, { method: "POST", body: JSON.stringify({ labels, steps, seed, cut: "unet" }), headers: { accept: FRAMES_MEDIA_TYPE, "content-type": "application/json" } });
+      assert.equal(res.status, 200, await res.clone().text());
+      const reader = new FrameReader(res.body!, 1 << 26);
+      let fin: Frame | null = null;
+      for (let f = await reader.next(); f; f = await reader.next()) if (f.type !== "preview") fin = f;
+      assert.equal(fin?.type, "final", JSON.stringify(fin));
+      if (fin?.type !== "final") return;
+      const got = decodeTensor(fin.x!, [1, 1, 28, 28], "final.x");
+      const want = (await generate({ model: await loadDefaultModel("js"), labels, steps, seed })).latents;
+      assert.ok(got.data.every((v, i) => Object.is(v, want.data[i])), "the unet cut through a range-loaded edge in workerd");
+      console.log(`workerd ranges: the edge read ${served} of ${weights.length} bytes (${(100 * served / weights.length).toFixed(1)}%) in ${ranged} range requests`);
+      assert.equal(whole, 0, "no whole-file request");
+      assert.ok(ranged >= 2 && served < 0.7 * weights.length, `${served} bytes in ${ranged} requests`);
+    } finally {
+      for (const p of procs) p.stop();
+      files.closeAllConnections?.();
+      await new Promise((r) => files.close(r));
+    }
+  });
+}

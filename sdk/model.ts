@@ -7,12 +7,10 @@ import { bindDiCFrom, bindDiCKept, configForFile } from "../src/model/load.ts";
 import { checkModelPart, type ModelPart } from "../src/model/params.ts";
 import { openWeightSource } from "../src/weights/open.ts";
 import type { WeightLoadInfo, WeightSource } from "../src/weights/source.ts";
-import { type DownloadOptions, downloadWeights } from "../src/download.ts";
+import type { DownloadOptions } from "../src/download.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
 import { type HostTensor, hostTensor, shapeStr } from "../src/tensor.ts";
-import { parseSafetensors, type SafetensorsFile, type SafetensorsHeader } from "../src/weights/safetensors.ts";
-import { readSafetensorsFile } from "../src/weights/read-file.ts";
 
 /** Where weights come from: a file path, an http(s)/file URL, raw bytes, or a fetch Response. */
 export type ModelSource = string | URL | Uint8Array | ArrayBuffer | Response;
@@ -175,30 +173,6 @@ export class DiCModel extends DiCModelCard {
     }
     return this.graph.forwardHost(hostTensor(x.shape, x.data, "x"), Array.from(t), Array.from(y));
   }
-}
-
-/**
- * Reads safetensors weights from a path or file: URL (`checkHeader` sees the tensor table before any data
- * is read), an http(s) URL or a Response (streamed by downloadWeights with `download`), or bytes.
- * @internal shared by loadModel and loadVAE.
- */
-export async function readWeightsSource(
-  source: ModelSource,
-  checkHeader: (header: SafetensorsHeader, path: string) => void,
-  download?: DownloadOptions,
-): Promise<{ file: SafetensorsFile; name: string }> {
-  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
-    return { file: parseSafetensors(bytes, "<bytes>"), name: "<bytes>" };
-  }
-  if (typeof source !== "string" && !(source instanceof URL)) {
-    const name = source.url || "<response>";
-    return { file: parseSafetensors(await downloadWeights(source, download), name), name };
-  }
-  const text = typeof source === "string" ? source : source.href;
-  if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await downloadWeights(text, download), text), name: text };
-  const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
-  return { file: await readSafetensorsFile(path, (header) => checkHeader(header, path)), name: path };
 }
 
 /** The backend option of the loaders: a Backend instance as given, else one created by the registry. */

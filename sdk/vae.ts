@@ -3,8 +3,10 @@
 import type { Backend } from "../src/backend/contract.ts";
 import { toRGBA, type RgbaImage } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
-import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
-import { type ModelSource, readWeightsSource, resolveBackend } from "./model.ts";
+import { bindVAEFrom, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, type VAEDecoderGraph } from "../src/vae/index.ts";
+import { openWeightSource } from "../src/weights/open.ts";
+import type { WeightLoadInfo } from "../src/weights/source.ts";
+import { type ModelSource, resolveBackend } from "./model.ts";
 
 /** Options of `loadVAE`. */
 export interface LoadVAEOptions {
@@ -23,6 +25,8 @@ export class VAEModel {
     readonly backendReason: string,
     /** Where the weights came from (path, URL or "<bytes>"). */
     readonly source: string,
+    /** How the weights were read (mode, bytes read of the file's size, requests; see `DiCModel.loadInfo`). */
+    readonly loadInfo: WeightLoadInfo | null = null,
   ) {}
 
   /** The decoder configuration (widths read from the file's tensor shapes). */
@@ -81,8 +85,15 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
  */
 export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {}): Promise<VAEModel> {
   const overrides = options.config ?? {};
-  // The tensor table is checked before the data is read. URLs are fetched without the weights cache.
-  const { file, name } = await readWeightsSource(source, (header, path) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path), { cache: false });
-  const { backend, reason } = await resolveBackend(options.backend);
-  return new VAEModel(bindVAE(file, backend, overrides), reason, name);
+  // The tensor table is checked before the data is read; then only the decoder's tensors are read, one by
+  // one (a path through a file handle, a URL by HTTP Range, without the weights cache, a Response as a stream).
+  const src = await openWeightSource(source, { download: { cache: false }, partial: true });
+  try {
+    await src.header();
+    const { backend, reason } = await resolveBackend(options.backend);
+    const graph = await bindVAEFrom(src, backend, overrides);
+    return new VAEModel(graph, reason, src.name, Object.freeze({ ...src.info }));
+  } finally {
+    await src.close();
+  }
 }

@@ -24,12 +24,22 @@ import { sha256Hex } from "../src/download.ts";
 import { httpRangeSource, type RangeCacheStore } from "../src/weights/http-source.ts";
 import { WeightsError, writeSafetensors } from "../src/weights/safetensors.ts";
 import { Sha256 } from "../src/weights/sha256.ts";
+import { expectedVAEParams, randomVAEWeights, resolveVAEConfig } from "../src/vae/index.ts";
+import { loadVAE } from "../sdk/vae.ts";
 import { fileSource } from "../src/weights/source.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { test } from "./harness.ts";
 import { repoRoot } from "./package-install.ts";
 
 const weights = new Uint8Array(readFileSync(repoRoot + "models/dic-fashion.safetensors"));
+// A small SD-VAE-shaped decoder with an encoder beside it (as in a full VAE file): loadVAE reads the decoder only.
+const vaeConfig = resolveVAEConfig({ block_out_channels: [8, 8, 16, 16], layers_per_block: 1, norm_groups: 4 });
+const vaeTensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+for (const [name, t] of randomVAEWeights(vaeConfig, 9)) vaeTensors[name] = { dtype: "F32", shape: expectedVAEParams(vaeConfig).get(name)!, data: t.data };
+vaeTensors["encoder.conv_in.weight"] = { dtype: "F32", shape: [64, 3, 3, 3], data: new Float32Array(64 * 27).fill(0.5) };
+vaeTensors["encoder.mid.big"] = { dtype: "F32", shape: [256, 1024], data: new Float32Array(256 * 1024).fill(0.25) };
+vaeTensors["quant_conv.weight"] = { dtype: "F32", shape: [8, 8, 1, 1], data: new Float32Array(64).fill(1) };
+const vaeBytes = writeSafetensors(vaeTensors, { config: JSON.stringify({ norm_groups: 4 }) });
 const served: Record<string, number> = {}; // bytes of body sent per path
 const requests: Record<string, number> = {};
 
@@ -47,7 +57,7 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     res.writeHead(status, { "content-type": "application/octet-stream", "content-length": body.length, ...headers });
     res.end(body);
   };
-  const file = path.startsWith("/cut-data/") ? weights.subarray(0, weights.length - 5000) : weights;
+  const file = path.startsWith("/cut-data/") ? weights.subarray(0, weights.length - 5000) : path.startsWith("/vae/") ? vaeBytes : weights;
   const range = parseRange(req.headers.range, file.length);
   if (path.startsWith("/norange/") || range === null) return send(200, {}, file);
   const [a, b] = range;
@@ -66,7 +76,7 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
 });
 await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
 const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-let open = 6; // tests below; the last one to finish closes the server
+let open = 7; // tests below; the last one to finish closes the server
 const closeWhenDone = () => { if (--open === 0) { server.closeAllConnections?.(); server.close(); } };
 
 const js = (await createBackend("js")).backend;
@@ -413,5 +423,29 @@ test("ranges: the incremental SHA-256 (src/weights/sha256.ts) equals Web Crypto'
       for (let i = 0; i < n; i += piece) h.update(data.subarray(i, i + piece));
       assert.equal(Array.from(h.digest(), (b) => b.toString(16).padStart(2, "0")).join(""), await sha256Hex(data), `n=${n} piece=${piece}`);
     }
+  }
+});
+
+test("ranges: loadVAE reads only the decoder's tensors (by Range, through a file handle, from a stream) and decodes as from bytes", async () => {
+  try {
+    const reference = await loadVAE(vaeBytes, { backend: "js" });
+    const latents = { shape: [1, 4, 4, 4], data: Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)) };
+    const want = (await reference.decode(latents)).image;
+    const decoderBytes = [...expectedVAEParams(vaeConfig).keys()].reduce((a, k) => a + 4 * vaeTensors[k].data.length, 0);
+    const dir = mkdtempSync(join(tmpdir(), "dic-ranges-vae-"));
+    writeFileSync(join(dir, "vae.safetensors"), vaeBytes);
+    const byRange = await loadVAE(`${base}/vae/full.safetensors`, { backend: "js" });
+    const byFile = await loadVAE(join(dir, "vae.safetensors"), { backend: "js" });
+    const byStream = await loadVAE(new Response(vaeBytes as Uint8Array<ArrayBuffer>), { backend: "js" });
+    assert.equal(byRange.loadInfo!.mode, "ranges");
+    assert.equal(byFile.loadInfo!.mode, "file");
+    for (const m of [byRange, byFile]) {
+      assert.equal(m.loadInfo!.tensorBytes, decoderBytes);
+      assert.ok(m.loadInfo!.bytesRead < vaeBytes.length - 1_000_000, `${m.loadInfo!.mode}: ${m.loadInfo!.bytesRead} of ${vaeBytes.length}`);
+    }
+    assert.equal(served["/vae/full.safetensors"], byRange.loadInfo!.bytesRead);
+    for (const m of [byRange, byFile, byStream]) assert.deepEqual((await m.decode(latents)).image.data, want.data);
+  } finally {
+    closeWhenDone();
   }
 });

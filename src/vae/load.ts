@@ -3,7 +3,8 @@
 // overrides), tensor table checked with legacy attention names mapped, then every tensor uploaded once.
 import type { Backend, Tensor, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
-import { WeightsError } from "../weights/safetensors.ts";
+import { tensorToF32, WeightsError } from "../weights/safetensors.ts";
+import type { WeightSource } from "../weights/source.ts";
 import { resolveVAEConfig, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "./config.ts";
 import { VAEDecoderGraph } from "./decoder.ts";
 import { canonicalVAEName, expectedVAEParams, isDecoderTensor } from "./params.ts";
@@ -102,17 +103,40 @@ export function bindVAE(file: SafetensorsFile, backend: Backend, overrides: VAEC
   const names = checkVAETensors(file, config, file.source);
   const weights = new Map<string, Tensor>();
   try {
-    for (const [c, shape] of expectedVAEParams(config)) {
-      const name = names.get(c)!;
-      const data = file.getF32(name);
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) throw new WeightsError("bad_value", file.source, `holds a non-finite value (${data[i]}) at index ${i}`, name);
-      }
-      if (c === "post_quant_conv.weight") for (let i = 0; i < data.length; i++) data[i] /= config.scaling_factor;
-      // Attention projections run as 1x1 convolutions over the pixels.
-      const up = shape.length === 2 ? [shape[0], shape[1], 1, 1] : shape;
-      weights.set(c, backend.upload({ shape: up, data }, roleOf(up)));
+    for (const [c] of expectedVAEParams(config)) uploadVAETensor(weights, backend, config, c, names.get(c)!, file.getF32(names.get(c)!), file.source);
+  } catch (e) {
+    for (const t of weights.values()) backend.free(t);
+    throw e;
+  }
+  return new VAEDecoderGraph(backend, config, weights);
+}
+
+function uploadVAETensor(weights: Map<string, Tensor>, backend: Backend, config: VAEConfig, c: string, name: string, data: Float32Array, source: string): void {
+  const shape = expectedVAEParams(config).get(c)!;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) throw new WeightsError("bad_value", source, `holds a non-finite value (${data[i]}) at index ${i}`, name);
+  }
+  if (c === "post_quant_conv.weight") for (let i = 0; i < data.length; i++) data[i] /= config.scaling_factor;
+  // Attention projections run as 1x1 convolutions over the pixels.
+  const up = shape.length === 2 ? [shape[0], shape[1], 1, 1] : shape;
+  weights.set(c, backend.upload({ shape: up, data }, roleOf(up)));
+}
+
+/**
+ * Binds the decoder from a weight source, tensor by tensor (read, convert, upload, drop): the header is
+ * checked first, then only the decoder's tensors are read (a full VAE file's encoder is never read).
+ */
+export async function bindVAEFrom(source: WeightSource, backend: Backend, overrides: VAEConfigInput = {}): Promise<VAEDecoderGraph> {
+  const header = await source.header();
+  const config = vaeConfigForFile(header, overrides);
+  const names = checkVAETensors(header, config, source.name);
+  const canonical = new Map([...names].map(([c, n]) => [n, c]));
+  const weights = new Map<string, Tensor>();
+  try {
+    for await (const { name, entry, bytes } of source.tensors(names.values())) {
+      uploadVAETensor(weights, backend, config, canonical.get(name)!, name, tensorToF32(bytes, entry), source.name);
     }
+    await source.verify?.();
   } catch (e) {
     for (const t of weights.values()) backend.free(t);
     throw e;

@@ -76,7 +76,9 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
 
 /**
  * Loads an SD-VAE decoder: diffusers AutoencoderKL safetensors (full VAE or decoder only; current or legacy
- * attention names; f32, f16 or bf16), configuration read from the tensor shapes.
+ * attention names; f32, f16 or bf16), configuration read from the tensor shapes. Only the decoder's
+ * tensors are read, one at a time (a path through a file handle, a URL by HTTP Range, a Response as a
+ * stream); `vae.loadInfo` says how many bytes that took.
  *
  * @example
  * import { loadVAE } from "dic-sdk";

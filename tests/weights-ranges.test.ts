@@ -64,6 +64,7 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   if (a >= file.length) return send(416, { "content-range": `bytes */${file.length}` }, new Uint8Array(0));
   if (path.startsWith("/bad-range/") && a > 0) return send(206, { "content-range": `bytes ${a + 1}-${b + 1}/${file.length}` }, file.subarray(a + 1, b + 2));
   if (path.startsWith("/changed/") && a > 0) return send(206, { "content-range": `bytes ${a}-${b}/${file.length + 1}` }, file.subarray(a, b + 1));
+  if (path.startsWith("/retagged/") && a > 0) return send(206, { "content-range": `bytes ${a}-${b}/${file.length}`, etag: '"v2"' }, file.subarray(a, b + 1));
   if (path.startsWith("/short/") && a > 0) {
     // Declares the whole range, sends half of it, then drops the connection.
     res.writeHead(206, { "content-range": `bytes ${a}-${b}/${file.length}`, "content-length": b - a + 1 });
@@ -199,6 +200,7 @@ test("ranges: wrong ranges, short bodies, 416, a changed file and truncated file
     const opts = { backend: "js", part: "encode" as const, download: { cache: false } };
     await rejectsWith(loadModel(`${base}/bad-range/w.safetensors`, opts), DownloadError, "bad_range", /asked for bytes \d+-\d+, the server sent "bytes /);
     await rejectsWith(loadModel(`${base}/changed/w.safetensors`, opts), DownloadError, "bad_range", /the file is now 1912973 bytes, it was 1912972/);
+    await rejectsWith(loadModel(`${base}/retagged/w.safetensors`, opts), DownloadError, "bad_range", /the file's ETag is now "v2", it was "v1"/);
     await rejectsWith(loadModel(`${base}/gone/w.safetensors`, opts), DownloadError, "bad_range", /outside the file \(HTTP 416\)/);
     await assert.rejects(loadModel(`${base}/short/w.safetensors`, opts), (e: unknown) => {
       assert.ok(e instanceof DownloadError && ["truncated", "network"].includes(e.code), String(e));

@@ -106,16 +106,19 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
       if (hit) {
         const bytes = new Uint8Array(await hit.arrayBuffer());
         const total = Number(hit.headers.get(SIZE_HEADER));
-        if (bytes.length <= end - begin && (size === null || total === size)) {
+        const tag = hit.headers.get("etag");
+        // A cached range of another version of the file (other size or ETag than the header's) is read again.
+        if (bytes.length <= end - begin && (size === null || total === size) && (etag === null || tag === null || tag === etag)) {
           info.bytesRead += bytes.length;
           info.bytesFromCache += bytes.length;
           progress(true);
-          return { kind: "bytes", bytes, total: Number.isSafeInteger(total) && total > 0 ? total : null, etag: hit.headers.get("etag") };
+          return { kind: "bytes", bytes, total: Number.isSafeInteger(total) && total > 0 ? total : null, etag: tag };
         }
       }
     }
+    // NOTE: only Range, which is CORS-safelisted for one range: If-Range would cost a preflight request
+    // cross-origin; a changed file shows in its size or ETag instead (checked below).
     const headers: Record<string, string> = { range: `bytes=${begin}-${end - 1}` };
-    if (etag !== null && !etag.startsWith("W/")) headers["if-range"] = etag;
     let res: Response;
     try {
       info.requests++;
@@ -152,6 +155,11 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
       await res.body?.cancel().catch(() => {});
       throw new DownloadError("bad_range", url, `${what}: the file is now ${total} bytes, it was ${size} when its header was read (it changed during the load)`);
     }
+    const tag = res.headers.get("etag");
+    if (etag !== null && tag !== null && tag !== etag) {
+      await res.body?.cancel().catch(() => {});
+      throw new DownloadError("bad_range", url, `${what}: the file's ETag is now ${tag}, it was ${etag} when its header was read (it changed during the load)`);
+    }
     const want = range !== null ? range.end - range.start + 1 : end - begin;
     let bytes: Uint8Array;
     try {
@@ -159,7 +167,6 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
     } catch (e) {
       throw failed(e, `${what} read`);
     }
-    const tag = res.headers.get("etag");
     if (options.cache) {
       const h: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(bytes.length) };
       if (total !== null) h[SIZE_HEADER] = String(total);

@@ -72,6 +72,8 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     served[path] = (served[path] ?? 0) + ((b - a + 1) >> 1);
     return;
   }
+  // As a cross-origin response that does not expose Content-Range: the body length alone.
+  if (path.startsWith("/no-content-range/")) return send(206, {}, file.subarray(a, b + 1));
   if (path.startsWith("/gone/") && a > 0) return send(416, { "content-range": `bytes */${file.length}` }, new Uint8Array(0));
   send(206, { "content-range": `bytes ${a}-${b}/${file.length}`, "accept-ranges": "bytes", etag: '"v1"' }, file.subarray(a, b + 1));
 });
@@ -231,6 +233,18 @@ test("ranges: wrong ranges, short bodies, 416, a changed file and truncated file
     await rejectsWith(loadModel(new Response(weights as Uint8Array<ArrayBuffer>), { backend: counting, download: { sha256: "e".repeat(64) } }), DownloadError, "checksum", new RegExp(`SHA-256 of the download is ${digest}, expected e{64}`));
     assert.equal(uploads.length, 0, "every tensor uploaded before the mismatch was freed");
     await rejectsWith(loadModel(`${base}/sha-bad.safetensors`, { backend: "js", download: { cache: false, sha256: "0".repeat(64) } }), DownloadError, "checksum", /expected 0{64}/);
+    // Without a readable Content-Range the size comes from the header, and the load still works.
+    const hidden = await loadModel(`${base}/no-content-range/w.safetensors`, { backend: "js", part: "encode", download: { cache: false } });
+    assert.equal(hidden.loadInfo!.mode, "ranges");
+    assert.equal(hidden.loadInfo!.fileSize, weights.length);
+    // A file that shrank after its header was read (its handle reports the old size): offsets_out_of_range.
+    const { openFile } = await import("../src/fs.ts");
+    const shrunk = join(dir, "shrunk.safetensors");
+    writeFileSync(shrunk, weights.subarray(0, weights.length - 5000));
+    const lying = async (p: string) => ({ ...(await openFile(p)), size: async () => weights.length });
+    const src = fileSource(shrunk, { open: lying });
+    await rejectsWith(bindDiCFrom(src, configForFile(await src.header()), js, { part: "decode" }), WeightsError, "offsets_out_of_range", /file ended \d+ bytes into a \d+-byte read/);
+    await src.close();
     // A wrong model: the tensor table is checked as a whole, whatever the part.
     await rejectsWith(loadModel(weights, { backend: "js", part: "encode", config: { hidden_size: 32 } }), WeightsError, "shape_mismatch", /expected shape/);
   } finally {

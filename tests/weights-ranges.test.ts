@@ -354,6 +354,9 @@ test("ranges: a file is read through a handle in bounded reads; the load's peak 
     assert.ok(reads.length > 10, `${reads.length} reads`);
     assert.ok(Math.max(...reads) <= Math.max(4 * 1024 * 1024, largest), `largest read ${Math.max(...reads)}`);
     assert.equal(src.info.bytesRead, size);
+    assert.equal(src.info.largestReadBytes, Math.max(...reads));
+    // The load's own count: a read plus at most one f32 copy (an f32 tensor read alone is used in place).
+    assert.ok(src.info.peakBytes >= largest && src.info.peakBytes <= src.info.largestReadBytes + largest && src.info.peakBytes < size / 4, `${src.info.peakBytes}`);
     if (gc !== null && mem() > 0) {
       const extra = peak - baseline;
       console.log(`ranges: file of ${size} bytes loaded with a peak of ${extra} extra array-buffer bytes (largest read ${Math.max(...reads)})`);

@@ -4,7 +4,7 @@
 import type { Backend, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
 import { checkTensors, tensorToF32, WeightsError } from "../weights/safetensors.ts";
-import type { ReadPlan, WeightSource } from "../weights/source.ts";
+import { countPeak, type ReadPlan, tensorValues, type WeightSource } from "../weights/source.ts";
 import { type DiCConfig, type DiCConfigInput, resolveConfig } from "./config.ts";
 import { DiCGraph } from "./dic.ts";
 import { expectedParams, type ModelPart, partParams } from "./params.ts";
@@ -93,8 +93,10 @@ export async function bindDiCFrom(source: WeightSource, config: DiCConfig, backe
   const params = partParams(config, part);
   const weights = new Map<string, ReturnType<Backend["upload"]>>();
   try {
-    for await (const { name, entry, bytes } of source.tensors(params.keys(), options.plan)) {
-      const data = tensorToF32(bytes, entry);
+    for await (const t of source.tensors(params.keys(), options.plan)) {
+      const { name, bytes } = t;
+      const { data, copied } = tensorValues(t);
+      countPeak(source.info, t, copied, data.byteLength);
       checkFinite(data, source.name, name);
       options.keep?.(name, bytes);
       const shape = params.get(name)!;

@@ -3,8 +3,8 @@
 // overrides), tensor table checked with legacy attention names mapped, then every tensor uploaded once.
 import type { Backend, Tensor, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
-import { tensorToF32, WeightsError } from "../weights/safetensors.ts";
-import type { WeightSource } from "../weights/source.ts";
+import { WeightsError } from "../weights/safetensors.ts";
+import { countPeak, tensorValues, type WeightSource } from "../weights/source.ts";
 import { resolveVAEConfig, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "./config.ts";
 import { VAEDecoderGraph } from "./decoder.ts";
 import { canonicalVAEName, expectedVAEParams, isDecoderTensor } from "./params.ts";
@@ -133,8 +133,10 @@ export async function bindVAEFrom(source: WeightSource, backend: Backend, overri
   const canonical = new Map([...names].map(([c, n]) => [n, c]));
   const weights = new Map<string, Tensor>();
   try {
-    for await (const { name, entry, bytes } of source.tensors(names.values())) {
-      uploadVAETensor(weights, backend, config, canonical.get(name)!, name, tensorToF32(bytes, entry), source.name);
+    for await (const t of source.tensors(names.values())) {
+      const { data, copied } = tensorValues(t);
+      countPeak(source.info, t, copied, data.byteLength);
+      uploadVAETensor(weights, backend, config, canonical.get(t.name)!, t.name, data, source.name);
     }
     await source.verify?.();
   } catch (e) {

@@ -236,6 +236,7 @@ export function httpRangeSource(url: string, options: HttpRangeOptions = {}): We
         yield* fallback.tensors(names, plan);
         info.tensors = fallback.info.tensors;
         info.tensorBytes = fallback.info.tensorBytes;
+        info.largestReadBytes = fallback.info.largestReadBytes;
         return;
       }
       yield* randomAccessTensors(h, info, names, plan, options.gapBytes ?? 64 * 1024, async (b, e) => {

@@ -9,6 +9,7 @@ import {
   safetensorsHeaderLength,
   type SafetensorsHeader,
   type TensorEntry,
+  tensorToF32,
   WeightsError,
 } from "./safetensors.ts";
 
@@ -18,6 +19,29 @@ export interface TensorBytes {
   readonly entry: TensorEntry;
   /** Valid until the consumer asks for the next tensor (a source may reuse or drop the buffer). */
   readonly bytes: Uint8Array;
+  /** Size of the buffer the source allocated for the read that holds these bytes (0: a view of memory it was given). */
+  readonly readBytes: number;
+  /** True when `bytes` is a fresh buffer holding this tensor alone: the consumer may keep it (no copy needed). */
+  readonly owned: boolean;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The tensor's values as f32: the source's own buffer viewed in place when it holds this f32 tensor alone
+ * (little-endian hosts), else a converted copy (f16/bf16/...). `copied` says which, for memory accounting.
+ */
+export function tensorValues(t: TensorBytes): { data: Float32Array; copied: boolean } {
+  const n = (t.entry.end - t.entry.begin) / 4;
+  if (t.owned && t.entry.dtype === "F32" && LITTLE_ENDIAN && t.bytes.byteOffset === 0) {
+    return { data: new Float32Array(t.bytes.buffer, 0, n), copied: false };
+  }
+  return { data: tensorToF32(t.bytes, t.entry), copied: true };
+}
+
+/** Counts a tensor's conversion into `info.peakBytes` (its read buffer plus any f32 copy). */
+export function countPeak(info: WeightLoadInfo, t: TensorBytes, copied: boolean, f32Bytes: number): void {
+  info.peakBytes = Math.max(info.peakBytes, t.readBytes + (copied ? f32Bytes : 0));
 }
 
 /** How a load read its weights: what the model's `loadInfo` reports. */
@@ -41,6 +65,14 @@ export interface WeightLoadInfo {
   tensors: number;
   /** Bytes of tensor data handed to the backend (before conversion to f32). */
   tensorBytes: number;
+  /** The largest single buffer a read held (a coalesced run of tensors, or one tensor). */
+  largestReadBytes: number;
+  /**
+   * The load's own transient peak, as the binder counts it: a read buffer plus the f32 copy made from it
+   * (none for an f32 tensor read alone: its buffer is used in place); what a memory budget must leave room
+   * for besides the weights themselves.
+   */
+  peakBytes: number;
   /** A one-line note when the load could not do what was asked (e.g. the server ignored Range), else null. */
   notice: string | null;
 }
@@ -76,7 +108,7 @@ export interface WeightSource {
 
 /** A fresh `WeightLoadInfo` for a source. */
 export function newLoadInfo(source: string, mode: WeightLoadInfo["mode"]): WeightLoadInfo {
-  return { source, mode, fileSize: 0, bytesRead: 0, bytesFromCache: 0, requests: 0, tensors: 0, tensorBytes: 0, notice: null };
+  return { source, mode, fileSize: 0, bytesRead: 0, bytesFromCache: 0, requests: 0, tensors: 0, tensorBytes: 0, largestReadBytes: 0, peakBytes: 0, notice: null };
 }
 
 /** Header entries of `names` sorted by offset; throws `unknown_tensor` for a name the file lacks. */
@@ -128,14 +160,19 @@ export async function* randomAccessTensors(
   plan: ReadPlan,
   defaultGap: number,
   read: (begin: number, end: number) => Promise<Uint8Array>,
+  /** False when reads are views of memory the caller already holds (nothing new is allocated). */
+  allocates = true,
 ): AsyncGenerator<TensorBytes> {
   const groups = coalesce(entriesInFileOrder(header, names), plan.gapBytes ?? defaultGap, plan.maxReadBytes ?? DEFAULT_MAX_READ);
   for (const g of groups) {
     const buf = await read(g.begin, g.end);
+    if (allocates) info.largestReadBytes = Math.max(info.largestReadBytes, buf.length);
+    const alone = allocates && g.members.length === 1 && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength;
     for (const { name, entry } of g.members) {
       info.tensors++;
       info.tensorBytes += entry.end - entry.begin;
-      yield { name, entry, bytes: buf.subarray(entry.begin - g.begin, entry.end - g.begin) };
+      const bytes = buf.subarray(entry.begin - g.begin, entry.end - g.begin);
+      yield { name, entry, bytes, readBytes: allocates ? buf.byteLength : 0, owned: alone && bytes.byteLength === buf.byteLength };
     }
   }
 }
@@ -162,7 +199,7 @@ export function memorySource(bytes: Uint8Array, name = "<bytes>"): WeightSource 
       yield* randomAccessTensors(h, info, names, { maxReadBytes: 0, ...plan }, 0, async (b, e) => {
         info.bytesRead += e - b;
         return data.subarray(b, e);
-      });
+      }, false);
     },
     async close() {},
   };
@@ -369,7 +406,8 @@ export function streamSource(body: ReadableStream<Uint8Array>, name: string, opt
         if (bytes.length < entry.end - entry.begin) throw short(cursor.position, h.dataStart + entry.end, `tensor ${JSON.stringify(t)}`);
         info.tensors++;
         info.tensorBytes += bytes.length;
-        yield { name: t, entry, bytes };
+        info.largestReadBytes = Math.max(info.largestReadBytes, bytes.length);
+        yield { name: t, entry, bytes, readBytes: bytes.byteLength, owned: bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength };
       }
     },
     async finish() {

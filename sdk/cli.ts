@@ -53,6 +53,8 @@ commands:
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
            POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts;
            --remote: an edge with no weights (the hosts run every step: cut=remote)
+           --part decode (host) / encode (edge): only that side's tensors of the unet cut, with --sha256 HEX
+           (the file's hash, taken as given) read by HTTP Range or a file handle; without it hashed as it streams
   doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
            and a conv3x3 parity check of each backend against js (status 1 when one fails)
 
@@ -336,7 +338,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
         "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
         role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
-        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" }, remote: { type: "boolean" },
+        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" }, remote: { type: "boolean" }, part: { type: "string" },
         json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
         latents: { type: "string" }, preview: { type: "boolean" },
       },

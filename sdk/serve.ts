@@ -42,9 +42,9 @@ export interface ServingLoadOptions {
   /**
    * The weights file's SHA-256 (64 hex digits), as published with it. Both ends of a session name their
    * weights by this hash. Without it the whole file is read once, start to end, through an incremental
-   * hash while the part's tensors are bound (never held whole). With it nothing is hashed, so only the
-   * part is read (a URL by Range, a path through a file handle) and the hash is taken as given; bytes
-   * given in memory are still checked against it.
+   * hash while the part's tensors are bound (never held whole). With it and a part, only the part is read
+   * (a URL by Range, a path through a file handle) and the hash is taken as given; with it and every
+   * tensor (or bytes in memory), the file is read whole anyway and checked against it.
    */
   weightsSha256?: string;
   /** For http(s) URLs: progress and abort (and, with `weightsSha256`, the range cache; see `LoadModelOptions.download`). */
@@ -64,28 +64,32 @@ export interface ServingLoadOptions {
  */
 export async function loadServingModel(source?: ModelSource, backend = "auto", options: ServingLoadOptions = {}): Promise<ServingModel> {
   const part = options.part ?? "full";
-  if (options.weightsSha256 !== undefined) {
-    const hex = options.weightsSha256;
-    if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error(`loadServingModel: weightsSha256 must be 64 hex digits, got "${hex}"`);
-    const weightsSha256 = new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
-    if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-      const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
-      if (toHex(await sha256(bytes)) !== hex.toLowerCase()) throw new Error(`loadServingModel: the weights' SHA-256 is ${toHex(await sha256(bytes))}, weightsSha256 says ${hex.toLowerCase()}`);
-    }
-    const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download });
-    return { model, weightsSha256 };
-  }
-  // Bytes in memory are hashed as they are; any other source is read once, start to end, through an
-  // incremental hash while the part's tensors are bound, so the file is never held whole.
+  const hex = options.weightsSha256?.toLowerCase();
+  if (hex !== undefined && !/^[0-9a-f]{64}$/.test(hex)) throw new Error(`loadServingModel: weightsSha256 must be 64 hex digits, got "${options.weightsSha256}"`);
+  const checked = (got: Uint8Array): Uint8Array => {
+    if (hex !== undefined && toHex(got) !== hex) throw new Error(`loadServingModel: the weights' SHA-256 is ${toHex(got)}, weightsSha256 says ${hex}`);
+    return got;
+  };
+  // Bytes in memory are hashed as they are (and checked against a given hash).
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
-    return { model: await loadModel(bytes, { backend, part }), weightsSha256: await sha256(bytes) };
+    const weightsSha256 = checked(await sha256(bytes));
+    return { model: await loadModel(bytes, { backend, part }), weightsSha256 };
   }
+  // A part with its hash given: only the part is read (by Range, or through a file handle); the hash is taken as given.
+  if (hex !== undefined && part !== "full") {
+    const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download });
+    return { model, weightsSha256: new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16))) };
+  }
+  // Otherwise the file is read once, start to end, through an incremental hash while the part's tensors are
+  // bound (never held whole); a given hash is checked, and the tensors are freed on a mismatch.
   const { source: src, digest } = await openHashedStream(source ?? await defaultModelUrl(), options.download); // default: file: on servers, http(s): in workers and browsers
+  if (hex !== undefined) {
+    src.verify = async () => void checked(await digest());
+  }
   try {
     const model = await loadModelFrom(src, { backend, part });
-    const weightsSha256 = await digest();
-    return { model, weightsSha256 };
+    return { model, weightsSha256: hex === undefined ? await digest() : new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16))) };
   } finally {
     await src.close();
   }

@@ -191,6 +191,15 @@ test("ranges: a server that ignores Range is read once as a stream, and the load
     const out = join(mkdtempSync(join(tmpdir(), "dic-ranges-cli-")), "bag.png");
     const status = await runCli(["generate", "--model", `${base}/norange/cli.safetensors`, "--no-cache", "--backend", "js", "--label", "bag", "--steps", "1", "--out", out], { out: (l) => lines.push(l), err: (l) => errs.push(l) });
     assert.equal(status, 0, errs.join("\n"));
+    // dic serve --part: each role holds its own side.
+    const secretFile = join(mkdtempSync(join(tmpdir(), "dic-ranges-secret-")), "secret");
+    writeFileSync(secretFile, "a-long-shared-secret!\n");
+    for (const [role, part] of [["host", "encode"], ["edge", "decode"]]) {
+      const serveErrs: string[] = [];
+      const args = ["serve", "--role", role, "--port", "0", "--secret-file", secretFile, "--part", part, ...(role === "edge" ? ["--upstream", "http://127.0.0.1:9"] : [])];
+      assert.equal(await runCli(args, { out: () => {}, err: (l) => serveErrs.push(l) }), 1);
+      assert.match(serveErrs.join("\n"), new RegExp(`--part: a ${role} of the unet cut holds ${role === "host" ? "decode" : "encode"}`));
+    }
     assert.deepEqual(errs.filter((l) => l.startsWith("dic: note: ")), [`dic: note: ${base}/norange/cli.safetensors: the server ignored the Range request (HTTP 200, whole file); reading the whole file (1912972 bytes) once, in order, keeping only the tensors needed`]);
   } finally {
     closeWhenDone();
@@ -389,6 +398,10 @@ test("ranges: loadServingModel loads a part; with weightsSha256 a URL part is re
     const fromResponse = await loadServingModel(new Response(weights as Uint8Array<ArrayBuffer>), "js");
     for (const m of [fromPath, fromUrl, fromResponse]) assert.deepEqual(m.weightsSha256, edge.weightsSha256);
     assert.equal(fromPath.model.loadInfo!.bytesRead, weights.length, "the whole file passes through the hash");
+    // A given hash with every tensor: the file is read whole anyway, so it is checked.
+    const checkedFull = await loadServingModel(join(dir, "w.safetensors"), "js", { weightsSha256: digest.toUpperCase() });
+    assert.deepEqual(checkedFull.weightsSha256, edge.weightsSha256);
+    await assert.rejects(loadServingModel(join(dir, "w.safetensors"), "js", { weightsSha256: "1".repeat(64) }), /the weights' SHA-256 is [0-9a-f]{64}, weightsSha256 says 1{64}/);
     assert.equal(fromUrl.model.part, "encode");
     assert.deepEqual((await fromResponse.model.forward(probe.x, probe.t, probe.y)).data, (await acrossCut(fromUrl.model.graph, fromPath.model.graph)).data);
     // A stream cut short fails rather than naming a hash of part of a file.

@@ -1,7 +1,8 @@
 // Weights by range inside workerd (Cloudflare Workers' runtime): the latent-streaming edge worker
 // (examples/workerd/edge-handler.ts, built into bundles/workerd/) given DIC_WEIGHTS_URL reads only the
-// encoder's tensors from a loopback server that honours Range and counts the bytes it serves, and a unet
-// generation through a Node host gives what one process computes, bit for bit.
+// encoder's tensors from a loopback server that honours Range and counts the bytes it serves, the host
+// (`dic serve --role host --part decode --sha256 HEX`) only the decoder's, and a unet generation between
+// them gives what one process computes, bit for bit.
 // NOTE: spawns workerd and a Node host itself, so it runs under vitest only.
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -25,35 +26,40 @@ if (runtimeName !== "node") {
 } else {
   test("workerd: the edge worker reads only the encoder's tensors by HTTP Range, and its unet generation equals one process", async () => {
     const weights = new Uint8Array(readFileSync(`${root}models/dic-fashion.safetensors`));
-    let served = 0, ranged = 0, whole = 0;
+    // Bytes served and requests per path: /edge.safetensors for the worker, /host.safetensors for the host.
+    const served: Record<string, number> = {}, ranged: Record<string, number> = {};
+    let whole = 0;
     const files = createServer((req, res) => {
+      const path = new URL(req.url ?? "/", "http://x").pathname;
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
       if (!m) {
         whole++;
-        served += weights.length;
         res.writeHead(200, { "content-length": weights.length }).end(weights);
         return;
       }
-      ranged++;
+      ranged[path] = (ranged[path] ?? 0) + 1;
       const a = Number(m[1]), b = Math.min(Number(m[2]), weights.length - 1);
-      served += b - a + 1;
+      served[path] = (served[path] ?? 0) + b - a + 1;
       res.writeHead(206, { "content-range": `bytes ${a}-${b}/${weights.length}`, "content-length": b - a + 1 }).end(weights.subarray(a, b + 1));
     });
     await new Promise<void>((r) => files.listen(0, "127.0.0.1", r));
-    const weightsUrl = `http://127.0.0.1:${(files.address() as { port: number }).port}/dic-fashion.safetensors`;
+    const filesUrl = `http://127.0.0.1:${(files.address() as { port: number }).port}`;
+    const digest = await sha256Hex(weights);
     const dir = mkdtempSync(join(tmpdir(), "dic-workerd-ranges-"));
     const secretFile = join(dir, "secret");
     writeFileSync(secretFile, SECRET + "\n");
     const port = await freePort();
     const procs: ServerProcess[] = [];
     try {
-      const host = await startServer(process.execPath, [`${root}dist/sdk/bin.js`, "serve", "--role", "host", "--port", String(port), "--secret-file", secretFile, "--backend", "js", "--quiet"], port);
+      // The host from the CLI, holding only the decoder's tensors, read by Range too.
+      const host = await startServer(process.execPath, [`${root}dist/sdk/bin.js`, "serve", "--role", "host", "--port", String(port), "--secret-file", secretFile,
+        "--backend", "js", "--model", `${filesUrl}/host.safetensors`, "--part", "decode", "--sha256", digest], port);
       procs.push(host);
       const edgeDir = join(dir, "edge");
       mkdirSync(edgeDir);
       for (const f of readdirSync(`${root}bundles/workerd`)) if (/^edge-handler\.js$|\.wasm$/.test(f)) copyFileSync(`${root}bundles/workerd/${f}`, join(edgeDir, f));
       const edge = await serveFolder(edgeDir, "edge-handler.js", {
-        DIC_UPSTREAMS: host.url, DIC_SECRET: SECRET, DIC_BACKEND: "js", DIC_WEIGHTS_URL: weightsUrl, DIC_WEIGHTS_SHA256: await sha256Hex(weights),
+        DIC_UPSTREAMS: host.url, DIC_SECRET: SECRET, DIC_BACKEND: "js", DIC_WEIGHTS_URL: `${filesUrl}/edge.safetensors`, DIC_WEIGHTS_SHA256: digest,
       }, true);
       procs.push(edge);
       const labels = [7], steps = 4, seed = 11;
@@ -67,9 +73,13 @@ if (runtimeName !== "node") {
       const got = decodeTensor(fin.x!, [1, 1, 28, 28], "final.x");
       const want = (await generate({ model: await loadDefaultModel("js"), labels, steps, seed })).latents;
       assert.ok(got.data.every((v, i) => Object.is(v, want.data[i])), "the unet cut through a range-loaded edge in workerd");
-      console.log(`workerd ranges: the edge read ${served} of ${weights.length} bytes (${(100 * served / weights.length).toFixed(1)}%) in ${ranged} range requests`);
+      for (const [side, path] of [["edge (workerd)", "/edge.safetensors"], ["host (dic serve --part decode)", "/host.safetensors"]]) {
+        console.log(`workerd ranges: the ${side} read ${served[path]} of ${weights.length} bytes (${(100 * served[path] / weights.length).toFixed(1)}%) in ${ranged[path]} range requests`);
+        assert.ok(ranged[path] >= 2 && served[path] < 0.7 * weights.length, `${path}: ${served[path]} bytes in ${ranged[path]} requests`);
+      }
       assert.equal(whole, 0, "no whole-file request");
-      assert.ok(ranged >= 2 && served < 0.7 * weights.length, `${served} bytes in ${ranged} requests`);
+      assert.ok(served["/host.safetensors"] < 0.5 * weights.length);
+      assert.ok(host.log.some((l) => /host listening on .*part decode: \d+ of 1912972 bytes read/.test(l)), host.log.join("\n"));
     } finally {
       for (const p of procs) p.stop();
       files.closeAllConnections?.();

@@ -18,7 +18,7 @@ import { doctor, formatDoctorReport } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 import { loadVAE, previewLatents } from "./vae.ts";
-import { runServe } from "./serve-cli.ts";
+import { runServe, SERVE_OPTIONS } from "./serve-cli.ts";
 
 /** Where the CLI writes; tests capture it. */
 export interface CliIO {
@@ -50,6 +50,8 @@ commands:
   serve    --role host --port P --secret-file F [--listen 127.0.0.1] [--model W.safetensors] [--backend auto|wasm|js]
            [--vae VAE.safetensors [--vae-memory MB]]   (latent model: the host decodes the vae cut)
   serve    --role edge --port P --upstream URL [--upstream URL ...] --secret-file F [--listen ...] [--model ... | --remote]
+           [--max-work N] [--max-concurrent 4] [--max-queue 64] [--deadline 300] [--max-body 1048576]
+           (admission: images x steps x pixels per request, running and queued generations, seconds, JSON bytes)
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
            POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts;
            --remote: an edge with no weights (the hosts run every step: cut=remote)
@@ -337,8 +339,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO()): Promise<n
         seed: { type: "string" }, "init-noise": { type: "string" }, verbose: { type: "boolean" },
         quiet: { type: "boolean" }, help: { type: "boolean", short: "h" }, grid: { type: "boolean" },
         "per-class": { type: "string" }, scale: { type: "string" }, vae: { type: "string" }, "vae-memory": { type: "string" }, threads: { type: "string" },
-        role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
-        upstream: { type: "string", multiple: true }, "secret-file": { type: "string" }, remote: { type: "boolean" }, part: { type: "string" },
+        ...SERVE_OPTIONS,
         json: { type: "boolean" }, "no-parity": { type: "boolean" }, sha256: { type: "string" }, "no-cache": { type: "boolean" },
         latents: { type: "string" }, preview: { type: "boolean" },
       },

@@ -49,10 +49,15 @@ export function loadDefaultModel(backend: string | Backend = "auto"): Promise<Di
   const load = (u: URL) => loadModel(u, { backend, download: { cache: false } });
   if (typeof backend !== "string") return defaultModelUrl().then(load);
   let p = cache.get(key);
-  if (!p) {
-    p = defaultModelUrl().then(load);
-    p.catch(() => cache.delete(key));
-    cache.set(key, p);
-  }
+  // A disposed model is loaded afresh.
+  if (p) p = p.then((m) => (m.disposed ? reload() : m));
+  if (!p) p = reload();
   return p;
+
+  function reload(): Promise<DiCModel> {
+    const fresh = defaultModelUrl().then(load);
+    fresh.catch(() => cache.delete(key));
+    cache.set(key, fresh);
+    return fresh;
+  }
 }

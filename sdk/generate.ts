@@ -99,11 +99,18 @@ export interface GenerateResult {
  * const { images: pics } = await generate({ model: "dic-s.safetensors", vae: "sd-vae-ft-ema.safetensors", label: 207, seed: 1 });
  */
 export async function generate(options: GenerateOptions = {}): Promise<GenerateResult> {
-  const model = options.model instanceof DiCModel
-    ? options.model
-    : options.model === undefined
-    ? await loadDefaultModel(options.backend ?? "auto")
-    : await loadModel(options.model, { backend: options.backend });
+  if (options.model instanceof DiCModel) return generateOn(options.model, options);
+  if (options.model === undefined) return generateOn(await loadDefaultModel(options.backend ?? "auto"), options);
+  // A model generate() loads itself is disposed when the run ends (its backend's threads stop).
+  const own = await loadModel(options.model, { backend: options.backend });
+  try {
+    return await generateOn(own, options);
+  } finally {
+    own.dispose();
+  }
+}
+
+async function generateOn(model: DiCModel, options: GenerateOptions): Promise<GenerateResult> {
   const cfg = model.config;
   let vae: VAEModel | null = null;
   if (options.vae !== undefined) {

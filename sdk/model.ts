@@ -153,6 +153,31 @@ export class DiCModel extends DiCModelCard {
    */
   rebind?: (backend: Backend, reason: string) => DiCModel;
 
+  /** @internal Set by `loadModel` when it created the backend (so `dispose` closes it). */
+  ownsBackend = false;
+  private isDisposed = false;
+
+  /** Whether `dispose` ran. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * Frees the weights and, when `loadModel` created the backend, closes it (stopping its worker
+   * threads); a Backend instance passed in stays open. The model cannot run afterwards. Idempotent.
+   * Also `await using model = await loadModel(...)` where the runtime has `Symbol.asyncDispose`.
+   *
+   * @example
+   * const model = await loadModel("dic-s.safetensors");
+   * try { await generate({ model, label: 3 }); } finally { model.dispose(); }
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.graph.freeWeights();
+    if (this.ownsBackend) this.backend.close();
+  }
+
   /** The backend that runs this model. */
   get backend(): Backend {
     return this.graph.backend;
@@ -167,12 +192,24 @@ export class DiCModel extends DiCModelCard {
    * const out = await model.forward({ shape: [1, 4, 32, 32], data: new Float32Array(4096) }, [500], [207]);
    */
   async forward(x: HostTensor, t: ArrayLike<number>, y: ArrayLike<number>): Promise<HostTensor> {
+    if (this.isDisposed) throw new Error(`forward: the model ${this.source} was disposed`);
     const c = this.config;
     if (x.shape.length !== 4 || x.shape[1] !== c.in_channels || x.shape[2] !== c.input_size || x.shape[3] !== c.input_size) {
       throw new Error(`forward: x has shape ${shapeStr(x.shape)}, expected [N, ${c.in_channels}, ${c.input_size}, ${c.input_size}]`);
     }
     return this.graph.forwardHost(hostTensor(x.shape, x.data, "x"), Array.from(t), Array.from(y));
   }
+}
+
+// `await using`: defined where the runtime has the symbol (Node 20.4+, Deno, Bun, recent browsers).
+const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+if (asyncDispose) {
+  Object.defineProperty(DiCModel.prototype, asyncDispose, {
+    value(this: DiCModel) {
+      this.dispose();
+      return Promise.resolve();
+    },
+  });
 }
 
 /** The backend option of the loaders: a Backend instance as given, else one created by the registry. */
@@ -221,9 +258,23 @@ export async function loadModelFrom(src: WeightSource, options: Omit<LoadModelOp
   const { backend, reason } = await resolveBackend(options.backend);
   // A webgpu model keeps the raw tensor bytes so that generate() can continue on wasm if the device is lost.
   const kept = backend.name === "webgpu" ? new Map<string, Uint8Array>() : null;
-  const graph = await bindDiCFrom(src, config, backend, { part, keep: kept ? (n, b) => kept.set(n, b.slice()) : undefined });
-  const info = Object.freeze({ ...src.info });
-  const model = new DiCModel(graph, reason, header.metadata, src.name, info);
-  if (kept) model.rebind = (b, why) => new DiCModel(bindDiCKept(kept, header, config, b, part), why, header.metadata, src.name, info);
+  const owned = typeof options.backend !== "object";
+  let model: DiCModel;
+  try {
+    const graph = await bindDiCFrom(src, config, backend, { part, keep: kept ? (n, b) => kept.set(n, b.slice()) : undefined });
+    model = new DiCModel(graph, reason, header.metadata, src.name, Object.freeze({ ...src.info }));
+  } catch (e) {
+    if (owned) backend.close(); // weights refused: nothing may keep the backend's threads alive
+    throw e;
+  }
+  model.ownsBackend = owned;
+  if (kept) {
+    const info = model.loadInfo;
+    model.rebind = (b, why) => {
+      const m = new DiCModel(bindDiCKept(kept, header, config, b, part), why, header.metadata, src.name, info);
+      m.ownsBackend = true;
+      return m;
+    };
+  }
   return model;
 }

@@ -4,7 +4,7 @@ import { env } from "../src/env.ts";
 import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
 import { toNodeListener } from "./node-adapter.ts";
-import { createEdgeHandler, createHostHandler, type Handler, loadRemoteModel, loadServingModel } from "./serve.ts";
+import { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, loadRemoteModel, loadServingModel } from "./serve.ts";
 import { loadVAE, type VAEModel } from "./vae.ts";
 
 /** Where `dic serve` writes. */
@@ -31,25 +31,88 @@ export interface ServeFlags {
   /** The weights file's SHA-256 as published (with --part: read only the part, the hash taken as given). */
   sha256?: string;
   quiet?: boolean;
+  /** Edge admission control (createEdgeHandler's maxWork, maxConcurrent, maxQueue, deadlineMs, maxBodyBytes). */
+  "max-work"?: string;
+  "max-concurrent"?: string;
+  "max-queue"?: string;
+  /** Seconds. */
+  deadline?: string;
+  /** Bytes. */
+  "max-body"?: string;
+}
+
+/** The parseArgs options of the flags only `dic serve` takes (the CLI's option table spreads them in). */
+export const SERVE_OPTIONS = {
+  role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
+  upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
+  "max-work": { type: "string" }, "max-concurrent": { type: "string" }, "max-queue": { type: "string" },
+  deadline: { type: "string" }, "max-body": { type: "string" }, remote: { type: "boolean" }, part: { type: "string" },
+} as const;
+
+/** The edge's admission flags as createEdgeHandler options (absent flags: the defaults, EDGE_LIMITS). */
+function edgeLimits(v: ServeFlags): Partial<EdgeOptions> {
+  const out: Partial<EdgeOptions> = {};
+  // Counts are integers; --deadline is seconds (decimals allowed), passed on as whole milliseconds.
+  const int = (flag: keyof ServeFlags, min: number, scale = 1): number | undefined => {
+    const raw = v[flag];
+    if (raw === undefined) return undefined;
+    const text = String(raw).trim();
+    const n = Math.round(Number(text) * scale);
+    if (!(scale === 1 ? /^\d+$/ : /^\d+(\.\d+)?$/).test(text) || !(n >= min)) {
+      throw new ServeUsageError(`--${flag}: expected ${scale === 1 ? "an integer" : "a number"} >= ${min / scale}, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+  out.maxWork = int("max-work", 1);
+  out.maxConcurrent = int("max-concurrent", 1);
+  out.maxQueue = int("max-queue", 0);
+  out.deadlineMs = int("deadline", 1, 1000);
+  out.maxBodyBytes = int("max-body", 2);
+  return out;
 }
 
 /** A `dic serve` usage error (one line, status 1). */
 export class ServeUsageError extends Error {}
 
 declare const Deno: {
-  serve(o: { port: number; hostname: string; onListen?: (a: { port: number }) => void }, h: Handler): unknown;
+  serve(o: { port: number; hostname: string; onListen?: (a: { port: number }) => void; onError?: (e: unknown) => Response }, h: Handler): unknown;
 } | undefined;
-declare const Bun: { serve(o: { port: number; hostname: string; fetch: Handler; idleTimeout?: number }): { port: number } } | undefined;
+declare const Bun: {
+  serve(o: { port: number; hostname: string; fetch: Handler; idleTimeout?: number; development?: boolean; error?: (e: unknown) => Response }): { port: number };
+} | undefined;
+
+/** The answer when a handler throws: its code only, never a message, a path or a runtime's error page. */
+function internalError(): Response {
+  return Response.json({ type: "error", code: "internal", status: 500, message: "internal error" }, { status: 500 });
+}
+
+/** `handler`, answering 500 (code `internal`) instead of throwing into the runtime's server. */
+export function neverThrows(handler: Handler, log?: (line: string) => void): Handler {
+  return async (req) => {
+    try {
+      return await handler(req);
+    } catch (e) {
+      log?.(`serve: internal error: ${(e as Error)?.stack ?? e}`);
+      return internalError();
+    }
+  };
+}
 
 /** Starts a server for `handler`; resolves with the port it listens on. */
-export async function listen(handler: Handler, port: number, hostname: string): Promise<number> {
+export async function listen(handler: Handler, port: number, hostname: string, log?: (line: string) => void): Promise<number> {
+  const safe = neverThrows(handler, log);
   if (env.runtime === "deno") {
-    return new Promise((resolve) => Deno!.serve({ port, hostname, onListen: (a) => resolve(a.port) }, handler));
+    return new Promise((resolve) => Deno!.serve({ port, hostname, onListen: (a) => resolve(a.port), onError: internalError }, safe));
   }
-  if (env.runtime === "bun") return Bun!.serve({ port, hostname, fetch: handler, idleTimeout: 255 }).port;
+  // NOTE: development: false, so a failure never shows Bun's development error page (cwd, paths, source).
+  if (env.runtime === "bun") return Bun!.serve({ port, hostname, fetch: safe, idleTimeout: 255, development: false, error: internalError }).port;
   const http = await import("node:http");
-  const server = http.createServer(toNodeListener(handler));
+  const server = http.createServer(toNodeListener(safe));
   server.keepAliveTimeout = 5_000;
+  // Against slowloris: headers within 10 s, the whole request within 120 s, at most 1024 connections.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 120_000;
+  server.maxConnections = 1024;
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, hostname, () => resolve((server.address() as { port: number }).port));
@@ -85,6 +148,8 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     if (!/^https?:\/\/[^/]+/i.test(u)) throw new ServeUsageError(`--upstream: "${u}" is not an http(s) URL`);
   }
   if (role === "edge" && (v.vae !== undefined || v["vae-memory"] !== undefined)) throw new ServeUsageError("--vae and --vae-memory are for --role host (a host decodes the vae cut)");
+  const limits = edgeLimits(v);
+  if (role === "host" && Object.values(limits).some((x) => x !== undefined)) throw new ServeUsageError("--max-work, --max-concurrent, --max-queue, --deadline and --max-body are for --role edge");
   const mb = v["vae-memory"];
   if (mb !== undefined && (v.vae === undefined || mb.trim() === "" || !(Number(mb) > 0 && Number.isFinite(Number(mb))))) {
     throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
@@ -97,10 +162,11 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   if (v.remote && v.part !== undefined) throw new ServeUsageError("--remote: an edge with no weights takes no --part");
   if (v.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(v.sha256)) throw new ServeUsageError(`--sha256: expected 64 hex digits, got "${v.sha256}"`);
   const log = v.quiet ? undefined : (l: string) => io.err(l);
+  const hostname = v.listen ?? "127.0.0.1";
   if (v.remote) {
     const remote = await loadRemoteModel(upstreams);
-    const bound = await listen(await createEdgeHandler({ model: remote, secret, upstreams, log }), port, v.listen ?? "127.0.0.1");
-    io.err(`dic serve: edge listening on http://${v.listen ?? "127.0.0.1"}:${bound} (${env.runtime}, no weights: remote cut, weights sha256 ${toHex(remote.weightsSha256).slice(0, 16)}, upstreams ${upstreams.join(" ")})`);
+    const bound = await listen(await createEdgeHandler({ model: remote, secret, upstreams, log, ...limits }), port, hostname, log);
+    io.err(`dic serve: edge listening on http://${hostname}:${bound} (${env.runtime}, no weights: remote cut, weights sha256 ${toHex(remote.weightsSha256).slice(0, 16)}, upstreams ${upstreams.join(" ")})`);
     return new Promise<never>(() => {});
   }
   const part = v.part as "encode" | "decode" | undefined;
@@ -114,9 +180,8 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   }
   const handler = role === "host"
     ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
-    : await createEdgeHandler({ model, secret, upstreams, log });
-  const hostname = v.listen ?? "127.0.0.1";
-  const bound = await listen(handler, port, hostname);
+    : await createEdgeHandler({ model, secret, upstreams, log, ...limits });
+  const bound = await listen(handler, port, hostname, log);
   io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});
 }

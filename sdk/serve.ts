@@ -6,6 +6,7 @@ import { randomSeed } from "../src/rng.ts";
 import { CFG_MODES } from "../src/samplers/guidance.ts";
 import { SAMPLER_NAMES } from "../src/samplers/index.ts";
 import type { HostTensor } from "../src/tensor.ts";
+import { Admission, readJsonObject, type Release } from "../src/protocol/admission.ts";
 import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
 import type { DownloadOptions } from "../src/download.ts";
 import type { ModelPart } from "../src/model/params.ts";
@@ -14,7 +15,7 @@ import { ProtocolError } from "../src/protocol/errors.ts";
 import { type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
 import { createHostHandler as hostHandler } from "../src/protocol/host.ts";
 import { type ModelIdentity, parseHostModelInfo, type ServedModel } from "../src/protocol/session.ts";
-import { frameStream } from "../src/protocol/stream.ts";
+import { frameStream, yieldToEventLoop } from "../src/protocol/stream.ts";
 import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
 import { UpstreamPool } from "../src/protocol/upstream.ts";
 import { defaultModelUrl } from "./default-model.ts";
@@ -208,7 +209,32 @@ export interface EdgeOptions {
   /** A host request fails when no frame arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Largest generation one request may ask for, as images x steps x pixels (labels x steps x
+   * input_size^2); beyond it the request is refused with `work_limit` (default 16,384,000: 64 images of
+   * 250 steps at 32 x 32).
+   */
+  maxWork?: number;
+  /** Generations running at once (default 4); more wait in the queue. */
+  maxConcurrent?: number;
+  /** Generations waiting for a slot (default 64: waiting costs no compute); beyond it `busy` (503) with Retry-After. */
+  maxQueue?: number;
+  /** A request (queue wait included) that runs longer is stopped with `deadline` (504); default 300 s. */
+  deadlineMs?: number;
+  /** Largest JSON request body, enforced while reading (default 1 MiB); beyond it `too_large` (413). */
+  maxBodyBytes?: number;
 }
+
+/** Defaults of the edge's admission control. */
+export const EDGE_LIMITS = {
+  maxWork: 64 * 250 * 32 * 32,
+  maxConcurrent: 4,
+  maxQueue: 64,
+  deadlineMs: 300_000,
+  maxBodyBytes: 1 << 20,
+  /** Nesting of arrays and objects in a JSON body. */
+  maxJsonDepth: 16,
+} as const;
 
 /** A parsed generation request of the edge API. */
 interface GenerationRequest {
@@ -222,45 +248,68 @@ interface GenerationRequest {
   scale: number;
 }
 
-class BadRequest extends Error {}
+/** A refusal of one field of the request: `bad_request` naming the field. */
+function badField(field: string, message: string): ProtocolError {
+  return new ProtocolError("bad_request", `${field}: ${message}`, { field });
+}
+
+/** Decimal number text (query strings carry numbers as text): no hex, no blanks, no booleans. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept: string, weightless: boolean): GenerationRequest {
   const cfg = model.config;
   const d = model.samplingDefaults;
   const raw = body.labels ?? body.label ?? 0;
-  const asked = (Array.isArray(raw) ? raw : String(raw).split(",")).map((l) => (typeof l === "number" ? l : String(l).trim()));
-  if (asked.length === 0 || asked.length > 64) throw new BadRequest(`labels: give 1..64 labels, got ${asked.length}`);
+  let asked: (string | number)[];
+  if (Array.isArray(raw)) {
+    asked = raw.map((l, i) => {
+      if (typeof l === "number") return l;
+      if (typeof l === "string") return l.trim();
+      throw badField("labels", `labels[${i}]: expected a class index or name, got ${Array.isArray(l) ? "an array" : typeof l}`);
+    });
+  } else if (typeof raw === "number") asked = [raw];
+  else if (typeof raw === "string") asked = raw.split(",").map((l) => l.trim());
+  else throw badField("labels", `expected a class index or name or a list of them, got ${typeof raw}`);
+  if (asked.length === 0 || asked.length > 64) throw badField("labels", `give 1..64 labels, got ${asked.length}`);
   const labels = asked.map((l) => {
     try {
-      return model.resolveLabel(l as string | number);
+      return model.resolveLabel(l);
     } catch (e) {
-      throw new BadRequest(`labels: ${(e as Error).message}`);
+      throw badField("labels", (e as Error).message);
     }
   });
+  // Strict numbers: a JSON number, or decimal text (from a query string); never a boolean, an array or hex.
   const number = (k: string, fallback: number, ok: (n: number) => boolean, what: string): number => {
     const v = body[k];
     if (v === undefined || v === null || v === "") return fallback;
-    const n = Number(v);
-    if (!Number.isFinite(n) || !ok(n)) throw new BadRequest(`${k}: expected ${what}, got ${JSON.stringify(v)}`);
+    const n = typeof v === "number" ? v : typeof v === "string" && DECIMAL.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(n) || !ok(n)) throw badField(k, `expected ${what}, got ${JSON.stringify(v)}`);
     return n;
   };
   const choice = <T extends string>(k: string, valid: readonly T[], fallback: T): T => {
     const v = body[k] ?? fallback;
-    if (!(valid as readonly unknown[]).includes(v)) throw new BadRequest(`${k}: "${v}" is not one of ${valid.join(", ")}`);
+    if (typeof v !== "string" || !(valid as readonly unknown[]).includes(v)) throw badField(k, `${JSON.stringify(v)} is not one of ${valid.join(", ")}`);
     return v as T;
   };
-  const cfgScale = number(body.guidance !== undefined ? "guidance" : "cfg_scale", d.cfgScale ?? 1, (n) => n >= 0 && n <= 100, "a number in [0, 100]");
-  if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw new BadRequest("guidance: this model has no null class, so guidance must be 1");
+  const flag = (k: string): boolean => {
+    const v = body[k];
+    if (v === undefined || v === null || v === false || v === "0" || v === "false" || v === "") return false;
+    if (v === true || v === "1" || v === "true") return true;
+    throw badField(k, `expected true or false, got ${JSON.stringify(v)}`);
+  };
+  const guidanceKey = body.guidance !== undefined ? "guidance" : "cfg_scale";
+  const cfgScale = number(guidanceKey, d.cfgScale ?? 1, (n) => n >= 0 && n <= 100, "a number in [0, 100]");
+  if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw badField(guidanceKey, "this model has no null class, so guidance must be 1");
   const steps = number("steps", d.steps ?? 50, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, "an integer in 1..1000");
   const cut = choice("cut", EDGE_CUTS, weightless ? "remote" : "unet");
-  if (weightless && cut !== "remote") throw new BadRequest(`cut: this edge holds no weights; it serves cut=remote only, not ${cut}`);
+  if (weightless && cut !== "remote") throw badField("cut", `this edge holds no weights; it serves cut=remote only, not ${cut}`);
   const handoff = body.handoff_step;
   const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
   const format = choice("format", ["frames", "json", "png"] as const, fmt as "json");
   // A latent model's samples become pictures only through a host's VAE (the vae cut); the other cuts
   // end in latents, which only the frames format carries.
   if (model.pixelRange === null && cut !== "vae" && format !== "frames") {
-    throw new BadRequest(`cut: this is a latent model (in_channels ${cfg.in_channels}): cut=${cut} ends in latents, not pictures; ` +
+    throw badField("cut", `this is a latent model (in_channels ${cfg.in_channels}): cut=${cut} ends in latents, not pictures; ` +
       `use cut=vae (a host decodes them with its VAE) for ${format === "png" ? "a PNG" : "JSON images"}, or format=frames for the latents`);
   }
   return {
@@ -275,10 +324,26 @@ function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept
     cut,
     handoffStep: handoff === undefined ? undefined : number("handoff_step", 0, (n) => Number.isInteger(n) && n >= 1 && n < steps, `an integer in 1..${steps - 1}`),
     dtype: choice("dtype", WIRE_DTYPES, "f32"),
-    previews: body.previews === true || body.previews === "1" || body.previews === "true",
+    previews: flag("previews"),
     format,
     scale: number("scale", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 32, "an integer in 1..32"),
   };
+}
+
+/** The JSON error object of the edge API. */
+function errorJson(pe: ProtocolError): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: "error", code: pe.code, status: pe.status, message: pe.message.replace(/^[a-z_]+: /, "") };
+  if (typeof pe.extra.field === "string") out.field = pe.extra.field;
+  if (typeof pe.extra.limit === "number") out.limit = pe.extra.limit;
+  return out;
+}
+
+function errorResponseJson(pe: ProtocolError, session?: string): Response {
+  const headers: Record<string, string> = {};
+  if (typeof pe.extra.retryAfter === "number") headers["retry-after"] = String(pe.extra.retryAfter);
+  if (typeof pe.extra.allow === "string") headers.allow = pe.extra.allow;
+  if (session) headers["x-dic-session"] = session;
+  return Response.json(errorJson(pe), { status: pe.status, headers });
 }
 
 function newSession(): string {
@@ -309,38 +374,85 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
   const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
   const weightless = "card" in m;
   const model = weightless ? m.card : m.model;
+  const limit = (k: "maxWork" | "maxConcurrent" | "maxQueue" | "deadlineMs" | "maxBodyBytes", min: number): number => {
+    const v = opts[k] ?? EDGE_LIMITS[k];
+    if (!(typeof v === "number" && Number.isInteger(v) && v >= min)) throw new RangeError(`createEdgeHandler: ${k} must be an integer >= ${min}, got ${v}`);
+    return v;
+  };
+  const maxWork = limit("maxWork", 1), deadlineMs = limit("deadlineMs", 1), maxBodyBytes = limit("maxBodyBytes", 2);
+  const admission = new Admission(limit("maxConcurrent", 1), limit("maxQueue", 0));
   const pool = new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), idleTimeoutMs: opts.idleTimeoutMs, log: opts.log });
   const sm: ServedModel | ModelIdentity = weightless ? { config: model.config, weightsSha256: m.weightsSha256, pixelRange: model.pixelRange } : served(m);
   const log = opts.log ?? (() => {});
+  const pixels = model.config.input_size ** 2;
 
   return async (req: Request): Promise<Response> => {
+    try {
+      return await handle(req);
+    } catch (e) {
+      // NOTE: never a message, a path or a stack to the client; the log has them.
+      if (e instanceof ProtocolError) return errorResponseJson(e);
+      log(`edge: internal error: ${(e as Error)?.stack ?? e}`);
+      return errorResponseJson(new ProtocolError("internal", "internal error (the edge's log has the details)"));
+    }
+  };
+
+  async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
     if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
-    if (url.pathname !== "/v1/generate") return new Response("not found\n", { status: 404 });
+    if (url.pathname !== "/v1/generate") throw new ProtocolError("not_found", `no ${url.pathname} here (POST or GET /v1/generate, GET /healthz)`);
     let body: Record<string, unknown>;
     if (req.method === "GET") {
       body = Object.fromEntries(url.searchParams);
       const ls = url.searchParams.getAll("label");
       if (ls.length) body.labels = ls;
     } else if (req.method === "POST") {
-      try {
-        body = await req.json();
-        if (body === null || typeof body !== "object" || Array.isArray(body)) throw new Error("expected a JSON object");
-      } catch (e) {
-        return Response.json({ type: "error", code: "bad_request", status: 400, message: `request body: ${(e as Error).message}` }, { status: 400 });
-      }
+      body = await readJsonObject(req, maxBodyBytes, EDGE_LIMITS.maxJsonDepth);
       for (const [k, v] of url.searchParams) body[k] ??= v;
-    } else return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, POST" } });
-    let g: GenerationRequest;
-    try {
-      g = parseRequest(model, body, req.headers.get("accept") ?? "", weightless);
-    } catch (e) {
-      if (!(e instanceof BadRequest)) throw e;
-      return Response.json({ type: "error", code: "bad_request", status: 422, message: e.message }, { status: 422 });
+    } else throw new ProtocolError("method_not_allowed", `${req.method} /v1/generate: use GET or POST`, { allow: "GET, POST" });
+    const g = parseRequest(model, body, req.headers.get("accept") ?? "", weightless);
+    const work = g.settings.labels.length * g.settings.steps * pixels;
+    if (work > maxWork) {
+      const n = g.settings.labels.length;
+      throw new ProtocolError("work_limit", `${n} image(s) x ${g.settings.steps} steps x ${pixels} pixels = ${work} exceeds this edge's limit of ${maxWork}` +
+        ` (at most ${Math.floor(maxWork / (n * pixels))} steps for ${n} image(s))`, { limit: maxWork, field: "steps" });
     }
     const session = newSession();
     const ctrl = new AbortController();
-    req.signal?.addEventListener("abort", () => ctrl.abort(new DOMException("client closed the request", "AbortError")), { once: true });
+    let clientGone = false;
+    const cancel = () => {
+      clientGone = true;
+      ctrl.abort(new DOMException("client closed the request", "AbortError"));
+    };
+    req.signal?.addEventListener("abort", cancel, { once: true });
+    const deadline = setTimeout(() => ctrl.abort(new ProtocolError("deadline", `the generation did not finish within this edge's deadline of ${deadlineMs} ms`, { limit: deadlineMs })), deadlineMs);
+    (deadline as { unref?: () => void }).unref?.();
+    let release: Release;
+    try {
+      release = await admission.acquire(ctrl.signal);
+    } catch (e) {
+      clearTimeout(deadline);
+      // Waiting in the queue ends with a refusal, the deadline, or the client's going away.
+      if (e instanceof ProtocolError) throw e;
+      const reason = ctrl.signal.reason;
+      throw reason instanceof ProtocolError ? reason : new ProtocolError("cancelled", "the client closed the request");
+    }
+    const done = () => {
+      clearTimeout(deadline);
+      release();
+    };
+    try {
+      return await generateResponse(g, session, ctrl, cancel, () => clientGone, done);
+    } catch (e) {
+      done();
+      throw e;
+    }
+  }
+
+  /** Runs an admitted generation in the requested format; `done` runs once the work is over. */
+  async function generateResponse(
+    g: GenerationRequest, session: string, ctrl: AbortController, cancel: () => void, clientGone: () => boolean, done: () => void,
+  ): Promise<Response> {
     log(`edge: ${session} ${g.cut} ${g.settings.steps} steps labels ${g.settings.labels.join(",")} seed ${g.settings.seed}`);
     const names = model.classNames;
     const base = { v: PROTOCOL_VERSION, session };
@@ -350,22 +462,30 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
       runEdgeGeneration(sm, pool, {
         session, cut: g.cut, handoffStep: g.handoffStep, dtype: g.dtype, settings: g.settings, onProgress, signal: ctrl.signal, previewEvery: g.previews ? 1 : 0,
       });
-    const pixels = (r: Awaited<ReturnType<typeof run>>): { image: HostTensor; range: [number, number] } => {
+    const pixelsOf = (r: Awaited<ReturnType<typeof run>>): { image: HostTensor; range: [number, number] } => {
       const range = r.pixelRange;
       const image = r.image ?? r.x;
       if (!image || !range) throw new ProtocolError("unsupported_cut", "a latent model's samples need the vae cut to become images");
       return { image, range };
     };
-    const errorOf = (e: unknown) => {
-      const pe = e instanceof ProtocolError ? e : new ProtocolError(ctrl.signal.aborted ? "cancelled" : "internal", (e as Error)?.message ?? String(e));
-      if (!ctrl.signal.aborted) log(`edge: ${session} failed: ${pe.message}`);
+    const errorOf = (e: unknown): ProtocolError => {
+      const reason = ctrl.signal.reason;
+      let pe: ProtocolError;
+      if (e instanceof ProtocolError) pe = e;
+      else if (ctrl.signal.aborted && reason instanceof ProtocolError) pe = reason;
+      else if (ctrl.signal.aborted) pe = new ProtocolError("cancelled", "the client closed the request");
+      else {
+        log(`edge: ${session} internal error: ${(e as Error)?.stack ?? e}`);
+        pe = new ProtocolError("internal", "internal error (the edge's log has the details)");
+      }
+      if (!clientGone()) log(`edge: ${session} failed: ${pe.message}`);
       return pe;
     };
 
     if (g.format === "png") {
       try {
         const r = await run();
-        const { image, range } = pixels(r);
+        const { image, range } = pixelsOf(r);
         const imgs = toRGBA(image, range);
         const single = imgs.length === 1 && g.scale === 1;
         const png = await encodePNG(single ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: imgs.length === 1 ? 0 : 2, scale: g.scale }), {
@@ -373,23 +493,25 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
         });
         return new Response(png, { headers: { "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session } });
       } catch (e) {
-        const pe = errorOf(e);
-        return Response.json({ type: "error", code: pe.code, status: pe.status, message: pe.message }, { status: pe.status });
+        return errorResponseJson(errorOf(e), session);
+      } finally {
+        done();
       }
     }
 
     if (g.format === "frames") {
-      const out = frameStream(() => ctrl.abort());
+      const out = frameStream(cancel);
       run((p) => out.write({
         ...base, seq: ++seq, type: "preview", step: p.step, total_steps: p.totalSteps, t: p.t,
         x: g.previews && p.x ? encodeTensor(p.x, g.dtype) : null,
       })).then((r) => {
         const px = r.image ?? null;
         out.write({ ...base, seq: ++seq, type: "final", x: r.x ? encodeTensor(r.x, "f32") : null, image: px ? encodeTensor(px, "f32") : null, pixel_range: r.pixelRange });
-        out.close();
       }, (e) => {
         const pe = errorOf(e);
-        if (!ctrl.signal.aborted) out.write({ ...base, seq: ++seq, type: "error", code: pe.code, status: pe.status, message: pe.message, step: null, versions: null } as Frame);
+        if (!clientGone()) out.write({ ...base, seq: ++seq, type: "error", code: pe.code, status: pe.status, message: pe.message.replace(/^[a-z_]+: /, ""), step: null, versions: null } as Frame);
+      }).finally(() => {
+        done();
         out.close();
       });
       return new Response(out.stream, { headers: { "content-type": FRAMES_MEDIA_TYPE, "x-dic-session": session } });
@@ -398,26 +520,28 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
     // NDJSON: one progress object per step, then the result (PNG images as base64).
     const enc = new TextEncoder();
     let ctl!: ReadableStreamDefaultController<Uint8Array>;
-    const stream = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c), cancel: () => ctrl.abort() });
+    const stream = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c), cancel });
     const line = (o: unknown) => {
       try {
         ctl.enqueue(enc.encode(JSON.stringify(o) + "\n"));
       } catch { /* reader gone */ }
     };
     run((p) => line({ type: "progress", step: p.step, total_steps: p.totalSteps, t: p.t })).then(async (r) => {
-      const { image, range } = pixels(r);
-      const images = await Promise.all(toRGBA(image, range).map(async (img, i) => ({
-        label: g.settings.labels[i], label_name: names ? names[g.settings.labels[i]] : null, png_base64: pngBase64(await encodePNG(img)),
-      })));
+      const { image, range } = pixelsOf(r);
+      const images = [];
+      for (const [i, img] of toRGBA(image, range).entries()) {
+        images.push({ label: g.settings.labels[i], label_name: names ? names[g.settings.labels[i]] : null, png_base64: pngBase64(await encodePNG(img)) });
+        await yieldToEventLoop(); // many images: the event loop runs between them
+      }
       line({ type: "result", session, seed: g.settings.seed, cut: g.cut, steps: g.settings.steps, sampler: g.settings.sampler, images, remote_ms: r.remoteMs.map((x) => Math.round(x * 10) / 10) });
-    }, (e) => {
-      const pe = errorOf(e);
-      line({ type: "error", code: pe.code, status: pe.status, message: pe.message });
+    }).catch((e) => {
+      line(errorJson(errorOf(e)));
     }).finally(() => {
+      done();
       try {
         ctl.close();
       } catch { /* already closed */ }
     });
     return new Response(stream, { headers: { "content-type": "application/x-ndjson", "x-dic-session": session } });
-  };
+  }
 }

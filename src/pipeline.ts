@@ -6,6 +6,7 @@ import { type CfgMode, checkCfgMode, combineGuided, doubleBatch } from "./sample
 import { checkSamplerName, getSampler, type SamplerName } from "./samplers/index.ts";
 import { createDiffusion } from "./samplers/schedule.ts";
 import { type HostTensor, hostTensor, numel, shapeStr } from "./tensor.ts";
+import { yieldNow } from "./yield.ts";
 
 /**
  * The denoiser: x [B, C, H, W], t = ORIGINAL timesteps (integers 0..999, one per row), y = labels
@@ -98,7 +99,10 @@ export interface RunSamplerOptions {
    */
   stopAfterStep?: number;
   onProgress?: (info: ProgressInfo) => void | Promise<void>;
-  /** Checked between steps; an aborted run throws the signal's reason (an AbortError by default). */
+  /**
+   * Checked before each step and after each model call (the event loop runs between steps and between
+   * the model's ops, so the signal can fire); an aborted run throws the signal's reason (an AbortError by default).
+   */
   signal?: AbortSignal;
 }
 
@@ -217,6 +221,8 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
 
   const timings: SamplerTimings = { totalMs: 0, modelMs: 0, samplerMs: 0, stepMs: [] };
   for (let k = start; k <= stop; k++) {
+    // The event loop runs between steps (timers, I/O, an AbortSignal firing), whatever the backend.
+    await yieldNow();
     checkAborted(opts.signal);
     const ts = performance.now();
     const i = steps - 1 - k;

@@ -19,7 +19,7 @@ import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
 import { FAST_F32_VS_JS, FUSED_PREOP_VS_UNFUSED, JS_VS_TORCH_OP } from "./tolerances.ts";
 
-type OpName = Exclude<keyof Backend, "name" | "description" | "upload" | "download" | "free">;
+type OpName = Exclude<keyof Backend, "name" | "description" | "upload" | "download" | "free" | "close">;
 
 // ----- fixture cases: params as reference/fixtures_ops.py writes them -------------------------------------
 interface SliceSpec { tensor: string; offset: number }

@@ -59,6 +59,9 @@ test("dic serve: bad flags end with one line naming the problem", async () => {
     [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1"], /--upstream is for --role edge/],
     [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--remote"], /--remote is for --role edge/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--remote", "--model", "w.safetensors"], /--remote: an edge with no weights takes no --model/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--max-work", "0x10"], /--max-work: expected an integer >= 1/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--deadline", "soon"], /--deadline: expected a number/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--max-queue", "4"], /are for --role edge/],
   ];
   for (const [args, re] of cases) {
     const err: string[] = [];

@@ -216,6 +216,36 @@ if (runtimeName !== "node") {
     }
   });
 
+  test("one SIGSTOP-hung host of two: a 4-step generation finishes in under 15 s, on a warm and on a fresh edge", async () => {
+    const a = await serve("node", ["--role", "host", "--backend", "wasm"]);
+    const b = await serve("node", ["--role", "host", "--backend", "wasm"]);
+    const edge = await serve("node", ["--role", "edge", "--backend", "wasm", "--upstream", b.url, "--upstream", a.url]);
+    let edge2: Server | undefined;
+    try {
+      const req = { labels: [2], steps: 4, seed: 9, cut: "unet" };
+      await viaEdge(edge.url, req); // warm: the edge has seen the pace of steps
+      process.kill(b.proc.pid!, "SIGSTOP");
+      const t0 = performance.now();
+      await viaEdge(edge.url, { ...req, seed: 10 });
+      const warm = performance.now() - t0;
+      edge2 = await serve("node", ["--role", "edge", "--backend", "wasm", "--upstream", b.url, "--upstream", a.url]);
+      const t1 = performance.now();
+      await viaEdge(edge2.url, { ...req, seed: 11 });
+      const fresh = performance.now() - t1;
+      console.log(`protocol-serve: 4 steps with one of two hosts SIGSTOPped: warm edge ${warm.toFixed(0)} ms, fresh edge ${fresh.toFixed(0)} ms`);
+      assert.ok(warm < 15_000 && fresh < 15_000, `warm ${warm} ms, fresh ${fresh} ms`);
+      await waitFor(async () => edge.log.some((l) => /marked down/.test(l)), edge.log.join("\n"));
+    } finally {
+      try {
+        process.kill(b.proc.pid!, "SIGCONT");
+      } catch { /* gone */ }
+      a.stop();
+      b.stop();
+      edge.stop();
+      edge2?.stop();
+    }
+  });
+
   test("a client that closes its request cancels the work on the host", async () => {
     const host = await serve("bun", ["--role", "host", "--backend", "js"]);
     const edge = await serve("deno", ["--role", "edge", "--backend", "js", "--upstream", host.url]);

@@ -341,3 +341,18 @@ test("reads the PyTorch-written fixture: f32, f16, bf16, int64 and torch's f16 r
   const whole = new Uint8Array(await (await import("node:fs/promises")).readFile(path));
   assert.deepEqual([...parseSafetensors(whole, path).tensors], [...file.tensors]);
 });
+
+test("a key twice in one object of the header is refused (duplicate_key), not last-one-wins", () => {
+  const e = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+  for (const [text, key] of [
+    [`{"a":${e},"b":${e},"a":${e}}`, "a"],
+    [`{"a":${e},"\\u0061":${e}}`, "a"], // the same key escaped differently
+    [`{"__metadata__":{"config":"{}","config":"{}"},"a":${e}}`, "config"],
+    [`{"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}}`, "dtype"],
+  ] as const) {
+    assert.throws(() => parseSafetensors(build(text, 8), SRC), (err) => checkError(err, "duplicate_key", SRC) && err instanceof Error && err.message.includes(JSON.stringify(key)), text);
+  }
+  // The same name in different objects, in strings or in values is fine.
+  const ok = parseSafetensors(build(`{"__metadata__":{"a":"a:a"},"a":${e}}`, 4), SRC);
+  assert.deepEqual([...ok.tensors.keys()], ["a"]);
+});

@@ -67,3 +67,22 @@ test("generate reports progress per step, is reproducible by seed, and can be ca
   await assert.rejects(generate({ model, labels: [7] }), /label 7 outside 0\.\.4/);
   await assert.rejects(generate({ model, labels: ["sneaker"] }), /no class names/);
 });
+
+test("configuration fields are bounded before anything is expanded from them", async () => {
+  const { writeSafetensors } = await import("../src/weights/safetensors.ts");
+  for (const [over, re] of [
+    [{ depth: [1_000_000, 1_000_000, 1_000_000] }, /config\.depth: entries above 256/],
+    [{ depth: Array(10_000_000).fill(1) }, /config\.depth: expected 3 or 5 entries/],
+    [{ hidden_size: 1e9 }, /config\.hidden_size: 1000000000 is above the limit/],
+    [{ num_classes: 1e9 }, /config\.num_classes/],
+    [{ input_size: 1 << 20 }, /config\.input_size/],
+    [{ mult_channels: [1, 1e6, 1] }, /config\.mult_channels/],
+  ] as const) {
+    assert.throws(() => resolveConfig(over as Record<string, unknown>), re, JSON.stringify(over).slice(0, 80));
+  }
+  // A small file whose config asks for a million blocks per level is refused at once.
+  const file = writeSafetensors({ w: { dtype: "F32", shape: [1], data: new Float32Array(1) } }, { config: JSON.stringify({ depth: [1_000_000, 1_000_000, 1_000_000] }) });
+  const t0 = performance.now();
+  await assert.rejects(loadModel(file, { backend: "js" }), /config\.depth: entries above 256/);
+  assert.ok(performance.now() - t0 < 5000);
+});

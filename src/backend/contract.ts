@@ -50,6 +50,11 @@ export interface Backend {
   download(t: Tensor): Promise<HostTensor>;
   /** Releases a tensor's memory; using it afterwards is an error. */
   free(t: Tensor): void;
+  /**
+   * Releases everything the backend holds (worker threads, the device, its memory); the backend must
+   * not be used afterwards. Idempotent.
+   */
+  close(): void;
 
   /** 3x3 convolution, stride 1, padding 1. x [N,Ci,H,W], w [Co,Ci,3,3], bias [Co]; `pre` is applied to x first. */
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor;

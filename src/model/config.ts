@@ -117,7 +117,28 @@ export function resolveConfig(input: DiCConfigInput = {}, base: DiCConfig = DEFA
   return cfg;
 }
 
+/**
+ * Upper bounds of the configuration fields, checked before anything is derived from them (a weights
+ * file's config alone must not make the loader build a list of a million tensor names). Generous: the
+ * largest official model, DiC-H, has depth 14, hidden 384, multipliers up to 4 and 1000 classes.
+ */
+export const CONFIG_LIMITS = {
+  depth: 256,
+  hidden_size: 16384,
+  mult_channels: 64,
+  num_classes: 1_000_000,
+  input_size: 4096,
+  in_channels: 1024,
+  skip_stride: 256,
+} as const;
+
 function mirror(v: unknown, field: string, tail: (v: number[]) => number[]): number[] {
+  // NOTE: the length is checked before the entries, so a huge list is refused without a walk over it.
+  if (Array.isArray(v) && v.length !== 3 && v.length !== 5) throw new Error(`config.${field}: expected 3 or 5 entries (3 levels), got ${v.length}`);
+  const max = CONFIG_LIMITS[field as "depth" | "mult_channels"];
+  if (Array.isArray(v) && v.some((x) => typeof x === "number" && x > max)) {
+    throw new Error(`config.${field}: entries above ${max} are refused, got ${JSON.stringify(v)}`);
+  }
   if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x > 0)) {
     throw new Error(`config.${field}: expected a list of positive integers, got ${JSON.stringify(v)}`);
   }
@@ -129,6 +150,8 @@ function mirror(v: unknown, field: string, tail: (v: number[]) => number[]): num
 function positiveInt(cfg: DiCConfig, k: keyof DiCConfig): void {
   const v = cfg[k];
   if (!Number.isInteger(v) || (v as number) <= 0) throw new Error(`config.${k}: expected a positive integer, got ${JSON.stringify(v)}`);
+  const max = CONFIG_LIMITS[k as keyof typeof CONFIG_LIMITS];
+  if (max !== undefined && (v as number) > max) throw new Error(`config.${k}: ${v} is above the limit of ${max}`);
 }
 
 function validate(cfg: DiCConfig): void {

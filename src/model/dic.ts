@@ -5,6 +5,30 @@ import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
 import type { HostTensor } from "../tensor.ts";
 import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
 import { blockInputs, blockPrefix, type ModelPart, partConditionLevels, stageConditionLevel } from "./params.ts";
+import { yieldSlice } from "../yield.ts";
+
+/**
+ * The graph's ops as a generator that pauses (yields) between ops: `drain` runs it at once, `drainAsync`
+ * lets the event loop run at the pauses (time-sliced, so a pause costs nothing when ops are quick).
+ * NOTE: the graph never knows the backend; the pauses are only points where waiting is safe.
+ */
+type Steps<T> = Generator<void, T, void>;
+
+function drain<T>(g: Steps<T>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
+async function drainAsync<T>(g: Steps<T>): Promise<T> {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+    const p = yieldSlice();
+    if (p) await p;
+  }
+}
 
 /** The state at the encode/decode cut: the bottleneck and the saved skips (in push order). */
 export interface EncodeOutput {
@@ -55,6 +79,12 @@ export class DiCGraph {
     if (this.part !== "full" && this.part !== ok) {
       throw new Error(`DiC graph: ${what} needs the "${ok}" part of the weights, but this model was loaded with part "${this.part}" (load part "full" or "${ok}")`);
     }
+  }
+
+  /** Frees the uploaded weights; the graph cannot run afterwards. Idempotent. */
+  freeWeights(): void {
+    for (const t of this.weights.values()) this.backend.free(t);
+    (this.weights as Map<string, Tensor>).clear();
   }
 
   /** Output channels of `forward` (2 * in_channels with learned sigma). */
@@ -111,11 +141,12 @@ export class DiCGraph {
   }
 
   /** One DiC block: conv0(GELU(norm0 x)); GELU(norm1 h (1+scale) + shift); conv1; gate * h + skip(x). */
-  private block(x: Tensor, c: Tensor, prefix: string, cin: number, cout: number): Tensor {
+  private *block(x: Tensor, c: Tensor, prefix: string, cin: number, cout: number): Steps<Tensor> {
     const b = this.backend;
     const p = (s: string) => this.w(`${prefix}.${s}`);
     const pre0: NormPreOp = { norm: "group", groups: groupsFor(cin), eps: 1e-5, weight: p("norm0.weight"), bias: p("norm0.bias"), act: "gelu" };
     const h0 = b.conv3x3(x, p("conv0.weight"), p("conv0.bias"), pre0);
+    yield;
     const mod = b.linear(c, p("affine.1.weight"), p("affine.1.bias"), "silu"); // [N, 3*cout]: gate, scale, shift
     const pre1: NormPreOp = {
       norm: "group", groups: groupsFor(cout), eps: 1e-5, weight: p("norm1.weight"), bias: p("norm1.bias"),
@@ -136,7 +167,7 @@ export class DiCGraph {
    * concatenate before block b (consumed); outputs for which `save(b)` holds are pushed to `saved`
    * and left alive for the caller.
    */
-  private stage(x: Tensor, c: Tensor, s: number, take: (b: number) => Tensor | null, save: (b: number) => boolean, saved: Tensor[]): Tensor {
+  private *stage(x: Tensor, c: Tensor, s: number, take: (b: number) => Tensor | null, save: (b: number) => boolean, saved: Tensor[]): Steps<Tensor> {
     const b = this.backend;
     const widths = blockInputs(this.config, s);
     const kept = new Set<Tensor>();
@@ -149,7 +180,8 @@ export class DiCGraph {
         b.free(extra);
         if (!kept.has(cur)) b.free(cur);
       }
-      const out = this.block(input, c, blockPrefix(s, bi), widths[bi], this.ch[s]);
+      const out = yield* this.block(input, c, blockPrefix(s, bi), widths[bi], this.ch[s]);
+      yield;
       if (!kept.has(input)) b.free(input);
       if (save(bi)) {
         saved.push(out);
@@ -165,17 +197,26 @@ export class DiCGraph {
    * The caller owns the returned tensors; `x` is not consumed.
    */
   encode(x: Tensor, t: readonly number[], y: readonly number[]): EncodeOutput {
+    return drain(this.encodeSteps(x, t, y));
+  }
+
+  /** `encode`, giving the event loop a turn between ops (DESIGN.md section 8). */
+  encodeAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<EncodeOutput> {
+    return drainAsync(this.encodeSteps(x, t, y));
+  }
+
+  private *encodeSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<EncodeOutput> {
     this.needPart("encode", "encode");
     this.checkInputs(x, t, y);
     const cs = this.conditions(t, y, "encode");
     try {
-      return this.encodeWith(x, cs);
+      return yield* this.encodeWith(x, cs);
     } finally {
       this.freeConditions(cs);
     }
   }
 
-  private encodeWith(x: Tensor, cs: Tensor[]): EncodeOutput {
+  private *encodeWith(x: Tensor, cs: Tensor[]): Steps<EncodeOutput> {
     const b = this.backend;
     const cfg = this.config;
     const skips: Tensor[] = [];
@@ -183,28 +224,37 @@ export class DiCGraph {
     for (let s = 0; s < 2; s++) {
       const depth = cfg.depth[s];
       // Official strided skips: keep block b's output when (depth - 1 - b) % skip_stride == 0.
-      const out = this.stage(h, cs[s], s, () => null, (bi) => (depth - 1 - bi) % cfg.skip_stride === 0, skips);
+      const out = yield* this.stage(h, cs[s], s, () => null, (bi) => (depth - 1 - bi) % cfg.skip_stride === 0, skips);
       const down = b.conv3x3(out, this.w(`downs.${s}.body.0.weight`), null);
       if (!skips.includes(out)) b.free(out);
       h = b.pixelUnshuffle(down, 2);
       b.free(down);
     }
-    const bottleneck = this.stage(h, cs[2], 2, () => null, () => false, []);
+    const bottleneck = yield* this.stage(h, cs[2], 2, () => null, () => false, []);
     return { bottleneck, skips };
   }
 
   /** Decoder stages and head on an `encode` result. Consumes (frees) the bottleneck and skips. */
   decode(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Tensor {
+    return drain(this.decodeSteps(enc, t, y));
+  }
+
+  /** `decode`, giving the event loop a turn between ops. */
+  decodeAsync(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Promise<Tensor> {
+    return drainAsync(this.decodeSteps(enc, t, y));
+  }
+
+  private *decodeSteps(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Steps<Tensor> {
     this.needPart("decode", "decode");
     const cs = this.conditions(t, y, "decode");
     try {
-      return this.decodeWith(enc, cs);
+      return yield* this.decodeWith(enc, cs);
     } finally {
       this.freeConditions(cs);
     }
   }
 
-  private decodeWith(enc: EncodeOutput, cs: Tensor[]): Tensor {
+  private *decodeWith(enc: EncodeOutput, cs: Tensor[]): Steps<Tensor> {
     const b = this.backend;
     const cfg = this.config;
     const skips = [...enc.skips];
@@ -215,7 +265,7 @@ export class DiCGraph {
       b.free(h);
       const x = b.pixelShuffle(up, 2);
       b.free(up);
-      const out = this.stage(x, cs[s], s, (bi) => {
+      const out = yield* this.stage(x, cs[s], s, (bi) => {
         if (bi % cfg.skip_stride !== 0) return null;
         const sk = skips.pop();
         if (!sk) throw new Error("DiC decode: ran out of skip tensors (encoder and decoder depths disagree)");
@@ -240,22 +290,34 @@ export class DiCGraph {
 
   /** Full forward: model output [N, out_channels, S, S] (eps, then variance values with learned sigma). */
   forward(x: Tensor, t: readonly number[], y: readonly number[]): Tensor {
+    return drain(this.forwardSteps(x, t, y));
+  }
+
+  /** `forward`, giving the event loop a turn between ops. */
+  forwardAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<Tensor> {
+    return drainAsync(this.forwardSteps(x, t, y));
+  }
+
+  private *forwardSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<Tensor> {
     if (this.part !== "full") throw new Error(`DiC graph: a whole forward needs every tensor, but this model was loaded with part "${this.part}" (load part "full")`);
     this.checkInputs(x, t, y);
     const cs = this.conditions(t, y);
     try {
-      return this.decodeWith(this.encodeWith(x, cs), cs);
+      return yield* this.decodeWith(yield* this.encodeWith(x, cs), cs);
     } finally {
       this.freeConditions(cs);
     }
   }
 
-  /** `forward` from and to host memory: uploads x, runs the network, downloads the output, frees both. */
+  /**
+   * `forward` from and to host memory: uploads x, runs the network (giving the event loop a turn
+   * between ops), downloads the output, frees both.
+   */
   async forwardHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
     const b = this.backend;
     const xt = b.upload(x);
     try {
-      const out = this.forward(xt, t, y);
+      const out = await this.forwardAsync(xt, t, y);
       try {
         return await b.download(out);
       } finally {

@@ -86,6 +86,31 @@ export function checkFresh(auth: FrameOf<"auth">, windowMs: number, now: number 
 }
 
 /**
+ * Authenticates an auth frame on its own, before any byte of the body is read (docs/protocol.md 6):
+ * the timestamp window and, when `notBefore` is given, a timestamp not before it (a host refuses
+ * requests signed before it started, whose nonces it cannot remember: `stale`), then the MAC over the
+ * header fields and the declared body digest (`unauthenticated`), then the nonce (`replayed`). The body
+ * must then match the digest (`checkDigest`).
+ */
+export async function verifyAuthFrame(key: CryptoKey, auth: FrameOf<"auth">, nonces: NonceCache, now: number = Date.now(), notBefore?: number): Promise<void> {
+  checkFresh(auth, nonces.windowMs, now);
+  if (notBefore !== undefined && auth.ts < notBefore) {
+    throw new ProtocolError("stale", `timestamp ${auth.ts} is from before this host started (${Math.floor(notBefore)}); sign the request afresh`);
+  }
+  const ok = await subtle().verify("HMAC", key, auth.mac as Uint8Array<ArrayBuffer>, macInput(auth) as Uint8Array<ArrayBuffer>);
+  if (!ok) throw new ProtocolError("unauthenticated", "HMAC does not verify (wrong shared secret or altered header)");
+  if (!nonces.add(auth.nonce, now)) throw new ProtocolError("replayed", `nonce ${auth.nonce} was already used`);
+}
+
+/** Refuses a body whose SHA-256 is not the digest an authenticated auth frame declared (`unauthenticated`). */
+export async function checkDigest(auth: FrameOf<"auth">, rest: Uint8Array): Promise<void> {
+  const digest = await sha256(rest);
+  let same = digest.length === auth.digest.length;
+  for (let i = 0; i < digest.length; i++) same = same && digest[i] === auth.digest[i];
+  if (!same) throw new ProtocolError("unauthenticated", "body digest does not match the auth frame");
+}
+
+/**
  * Checks an auth frame against the bytes that followed it, in the order of docs/protocol.md 6.3:
  * timestamp window (`stale`), digest and MAC (`unauthenticated`), then the nonce (`replayed`).
  */

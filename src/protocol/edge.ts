@@ -103,8 +103,12 @@ export async function runEdgeGeneration(model: ServedModel | ModelIdentity, pool
         const step = loopStep ?? 0; // NOTE: runSampler always passes it
         const b = graph!.backend;
         const xt = b.upload(x);
-        const enc = graph!.encode(xt, t, y);
-        b.free(xt);
+        let enc;
+        try {
+          enc = await graph!.encodeAsync(xt, t, y);
+        } finally {
+          b.free(xt);
+        }
         const tensors = [enc.bottleneck, ...enc.skips];
         const host = await Promise.all(tensors.map((tt) => b.download(tt)));
         for (const tt of tensors) b.free(tt);

@@ -16,10 +16,15 @@ export const ERROR_STATUS = {
   bad_tensor: 422,
   non_finite: 422,
   bad_request: 422,
+  work_limit: 422,
+  not_found: 404,
+  method_not_allowed: 405,
+  timeout: 408,
   cancelled: 499,
   internal: 500,
   upstream_failed: 502,
   busy: 503,
+  deadline: 504,
 } as const;
 
 /** One of the protocol's error codes. */

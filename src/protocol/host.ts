@@ -6,7 +6,7 @@ import { GaussianRng, type RngState } from "../rng.ts";
 import { checkCfgMode } from "../samplers/guidance.ts";
 import { checkSamplerName } from "../samplers/index.ts";
 import type { HostTensor } from "../tensor.ts";
-import { checkFresh, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuth } from "./auth.ts";
+import { checkDigest, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuthFrame } from "./auth.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   concatBytes, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
@@ -30,14 +30,22 @@ export interface HostHandlerOptions {
   log?: (line: string) => void;
   /** Clock (tests move it to make stale requests). */
   now?: () => number;
+  /** The auth frame must have arrived this long after the request (default 5 s): `timeout`. */
+  authTimeoutMs?: number;
+  /** Once authenticated, each read of the body must deliver within this long (default 30 s): `timeout`. */
+  readTimeoutMs?: number;
 }
+
+/** Largest auth frame: the only bytes a host reads before it knows who is asking. */
+export const MAX_AUTH_FRAME_BYTES = 4096;
 
 /** Frames a request may hold after the auth frame: hello and one work frame. */
 const MAX_REQUEST_FRAMES = 2;
 
 /** An error frame and its HTTP response. */
 export function errorResponse(e: unknown, session = "-", step: number | null = null): Response {
-  const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", (e as Error)?.message ?? String(e));
+  // NOTE: an unexpected error's message may name paths or internals; the client gets only its code.
+  const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", "internal error (the host's log has the details)");
   return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers: { "content-type": FRAMES_MEDIA_TYPE } });
 }
 
@@ -63,6 +71,10 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
   const maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const maxBody = opts.maxBodyBytes ?? 2 * maxFrame;
   const now = opts.now ?? (() => Date.now());
+  // Requests signed before this host started could replay ones it accepted before a restart.
+  const startedAt = now();
+  const authTimeoutMs = opts.authTimeoutMs ?? 5_000;
+  const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
   const nonces = new NonceCache(opts.authWindowMs ?? DEFAULT_AUTH_WINDOW_MS);
   const log = opts.log ?? (() => {});
   const { model } = opts;
@@ -79,13 +91,17 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     if (!req.body) throw new ProtocolError("bad_frame", "empty request body (expected auth, hello and a work frame)");
     const reader = new FrameReader(req.body, maxFrame);
     try {
-      const first = await reader.nextRaw();
+      // Before authentication: one frame of at most a few KiB, within a short deadline.
+      reader.deadline = performance.now() + authTimeoutMs;
+      const first = await reader.nextRaw(MAX_AUTH_FRAME_BYTES);
+      reader.deadline = undefined;
+      reader.readTimeoutMs = readTimeoutMs;
       if (!first) throw new ProtocolError("bad_frame", "empty request body (expected auth, hello and a work frame)");
       const head = decodeFrame(first.body);
       if (head.type !== "auth") throw new ProtocolError("unauthenticated", `the first frame must be "auth", got "${head.type}"`);
       const auth = head;
-      // A stale request is refused before the rest of its body is read.
-      checkFresh(auth, nonces.windowMs, now());
+      // NOTE: the MAC covers the declared digest of the body, so the sender is known before the body is read.
+      await verifyAuthFrame(opts.key, auth, nonces, now(), startedAt);
       const raws: Uint8Array[] = [];
       let total = first.wire.length;
       for (let raw = await reader.nextRaw(); raw; raw = await reader.nextRaw()) {
@@ -94,8 +110,8 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
         if (raws.length >= MAX_REQUEST_FRAMES) throw new ProtocolError("bad_frame", `more than ${MAX_REQUEST_FRAMES} frames after auth`);
         raws.push(raw.wire);
       }
-      // NOTE: nothing after the auth frame is decoded before the MAC verifies.
-      await verifyAuth(opts.key, auth, concatBytes(raws), nonces, now());
+      // NOTE: nothing after the auth frame is decoded before the body matches the authenticated digest.
+      await checkDigest(auth, concatBytes(raws));
       return raws.map((w) => decodeFrame(w.subarray(4)));
     } finally {
       await reader.cancel();
@@ -118,11 +134,10 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     const host = wires.map((w, i) => decodeTensor(w, want[i], i === 0 ? "step.bottleneck" : `step.skips[${i - 1}]`));
     const b = model.graph.backend;
     const [bottleneck, ...skips] = host.map((t) => b.upload(t));
-    const out = model.graph.decode({ bottleneck, skips }, f.t, f.y);
-    return b.download(out).then((res) => {
+    return model.graph.decodeAsync({ bottleneck, skips }, f.t, f.y).then((out) => b.download(out).then((res) => {
       b.free(out);
       return { v: f.v, type: "step_result", session: f.session, seq: f.seq, step: f.step, out: encodeTensor(res, hello.dtype as WireDtype) };
-    });
+    }));
   }
 
   async function pixels(x: HostTensor): Promise<{ image: HostTensor; range: [number, number] }> {
@@ -144,8 +159,12 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       });
     }
     if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
-    if (url.pathname !== "/v1/run") return new Response("not found\n", { status: 404 });
-    if (req.method !== "POST") return new Response("method not allowed\n", { status: 405, headers: { allow: "POST" } });
+    if (url.pathname !== "/v1/run") return errorResponse(new ProtocolError("not_found", `no ${url.pathname} here (POST /v1/run, GET /v1/info, GET /healthz)`));
+    if (req.method !== "POST") {
+      const res = errorResponse(new ProtocolError("method_not_allowed", `${req.method} /v1/run: use POST`));
+      res.headers.set("allow", "POST");
+      return res;
+    }
     let session = "-", step: number | null = null;
     try {
       const frames = await readRequest(req);

@@ -17,14 +17,33 @@ export class FrameReader {
   private done = false;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
 
+  /**
+   * A read must deliver within this many ms of the previous one (`timeout`); with `deadline`
+   * (performance.now() time) the next frame must also be complete by then. Default: no limit.
+   */
+  readTimeoutMs: number | undefined;
+  deadline: number | undefined;
+
   /** `maxFrameBytes` bounds one frame body; a larger length prefix is `too_large` before any read. */
-  constructor(stream: ReadableStream<Uint8Array>, readonly maxFrameBytes: number) {
+  constructor(stream: ReadableStream<Uint8Array>, readonly maxFrameBytes: number, opts: { readTimeoutMs?: number } = {}) {
     this.reader = stream.getReader();
+    this.readTimeoutMs = opts.readTimeoutMs;
+  }
+
+  /** One read of the stream, bounded by the read timeout and the deadline. */
+  private read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    const left = Math.min(this.readTimeoutMs ?? Infinity, this.deadline === undefined ? Infinity : this.deadline - performance.now());
+    if (left === Infinity) return this.reader.read();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProtocolError("timeout", `no bytes for ${Math.round(Math.max(0, left))} ms (the peer stalled)`)), Math.max(0, left));
+    });
+    return Promise.race([this.reader.read(), late]).finally(() => clearTimeout(timer));
   }
 
   private async fill(n: number): Promise<boolean> {
     while (this.buffered < n && !this.done) {
-      const { value, done } = await this.reader.read();
+      const { value, done } = await this.read();
       if (done) {
         this.done = true;
         break;
@@ -52,15 +71,18 @@ export class FrameReader {
     return out;
   }
 
-  /** The next raw frame, or null at a clean end of stream; a truncated frame is `bad_frame`. */
-  async nextRaw(): Promise<RawFrame | null> {
+  /**
+   * The next raw frame, or null at a clean end of stream; a truncated frame is `bad_frame`, a length
+   * prefix above `maxBytes` (default maxFrameBytes) `too_large` before the frame is read.
+   */
+  async nextRaw(maxBytes: number = this.maxFrameBytes): Promise<RawFrame | null> {
     if (!(await this.fill(4))) {
       if (this.buffered === 0) return null;
       throw new ProtocolError("bad_frame", `stream ends inside a length prefix (${this.buffered} of 4 bytes)`);
     }
     const head = this.take(4);
     const len = new DataView(head.buffer).getUint32(0);
-    if (len > this.maxFrameBytes) throw new ProtocolError("too_large", `frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`);
+    if (len > maxBytes) throw new ProtocolError("too_large", `frame of ${len} bytes exceeds the limit of ${maxBytes}`);
     if (!(await this.fill(len))) throw new ProtocolError("bad_frame", `stream ends inside a frame (${this.buffered} of ${len} bytes)`);
     const wire = new Uint8Array(4 + len);
     wire.set(head);
@@ -117,6 +139,4 @@ export function frameStream(onCancel?: () => void): { stream: ReadableStream<Uin
  * await at once; without this the server would flush no preview and notice no disconnect until the
  * whole run is over.
  */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
+export { yieldNow as yieldToEventLoop } from "../yield.ts";

@@ -23,6 +23,7 @@ export type WeightsErrorCode =
   | "header_out_of_range" // header length runs past the end of the file
   | "short_prefix" // caller passed fewer bytes than the header needs
   | "bad_header" // header is not UTF-8 JSON, or not a JSON object
+  | "duplicate_key" // a key appears twice in one object of the header (JSON.parse would keep the last)
   | "bad_metadata" // __metadata__ is not an object of strings
   | "bad_entry" // tensor entry missing fields or with fields of the wrong type
   | "unknown_dtype" // dtype name not in SafetensorsDtype (or not writable)
@@ -150,6 +151,37 @@ function parseEntry(name: string, raw: unknown, source: string): TensorEntry {
 }
 
 /**
+ * The first key that appears twice in one object of a JSON text (after unescaping), or null. Walks the
+ * bytes once; the text has already been parsed, so it is well formed.
+ */
+function duplicateKey(json: Uint8Array): { key: string; path: string } | null {
+  // One entry per open container: the keys seen (objects) or null (arrays), and the key that opened it.
+  const stack: { keys: Set<string> | null; name: string }[] = [];
+  let lastKey = "";
+  const dec = new TextDecoder();
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === 0x7b) stack.push({ keys: new Set(), name: lastKey });
+    else if (c === 0x5b) stack.push({ keys: null, name: lastKey });
+    else if (c === 0x7d || c === 0x5d) stack.pop();
+    else if (c === 0x22) {
+      const start = i;
+      for (i++; json[i] !== 0x22; i++) if (json[i] === 0x5c) i++;
+      const top = stack[stack.length - 1];
+      let j = i + 1;
+      while (json[j] === 0x20 || json[j] === 0x09 || json[j] === 0x0a || json[j] === 0x0d) j++;
+      if (top?.keys && json[j] === 0x3a) {
+        const key = JSON.parse(dec.decode(json.subarray(start, i + 1))) as string;
+        if (top.keys.has(key)) return { key, path: stack.slice(1).map((s) => s.name).join(".") };
+        top.keys.add(key);
+        lastKey = key;
+      }
+    }
+  }
+  return null;
+}
+
+/**
  * Validates a header from only the first bytes of a file: `prefix` must hold at least the first 8 + N
  * bytes (see `safetensorsHeaderLength`), `fileSize` is the size of the whole file. Nothing is allocated
  * for tensor data, so a header claiming 100 GB fails here, before any read of the data.
@@ -164,6 +196,8 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, sou
     throw new WeightsError("bad_header", source, `header is not valid UTF-8 JSON (${String((e as Error).message ?? e).split("\n")[0]})`);
   }
   if (!isObject(json)) throw new WeightsError("bad_header", source, "header is not a JSON object");
+  const dup = duplicateKey(prefix.subarray(8, 8 + n));
+  if (dup !== null) throw new WeightsError("duplicate_key", source, `header names ${JSON.stringify(dup.key)} twice${dup.path ? ` in ${dup.path}` : ""}`);
 
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorEntry>();

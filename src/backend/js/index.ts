@@ -27,6 +27,9 @@ export class JsBackend implements Backend {
   readonly name = "js";
   readonly description = "js: plain TypeScript reference (f32 storage, f64 accumulation, single thread)";
 
+  /** Nothing to release: js tensors are garbage collected. */
+  close(): void {}
+
   upload(t: HostTensor): Tensor {
     if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`upload: shape ${shapeStr(t.shape)} has a negative or fractional dimension`);
     if (t.data.length !== numel(t.shape)) throw new Error(`upload: shape ${shapeStr(t.shape)} vs ${t.data.length} values`);

@@ -121,6 +121,11 @@ export class WebGpuBackend implements Backend {
     this.rt.destroy();
   }
 
+  /** The contract's name for `destroy`. */
+  close(): void {
+    this.destroy();
+  }
+
   private own(t: Tensor, op: string): GpuTensor {
     if (!(t instanceof GpuTensor) || t.rt !== this.rt) throw new Error(`${op}: tensor does not belong to this webgpu backend`);
     if (t.freed) throw new Error(`${op}: tensor ${shapeStr(t.shape)} was freed`);

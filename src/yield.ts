@@ -1,0 +1,39 @@
+// Letting the event loop run during long computations (DESIGN.md section 8: the library never blocks
+// its caller). Imports nothing: the graph, the pipeline and the servers share it.
+
+type Scheduler = { yield?: () => Promise<void> };
+
+/** A macrotask turn: timers, I/O and abort events run before the promise resolves. */
+export function yieldNow(): Promise<void> {
+  const g = globalThis as { scheduler?: Scheduler; setImmediate?: (f: () => void) => unknown; MessageChannel?: typeof MessageChannel };
+  if (typeof g.scheduler?.yield === "function") return g.scheduler.yield();
+  if (typeof g.setImmediate === "function") return new Promise((r) => void g.setImmediate!(r));
+  if (typeof g.MessageChannel === "function") {
+    // NOTE: not clamped like nested setTimeout (4 ms in browsers); the ports are closed after one message.
+    return new Promise((resolve) => {
+      const ch = new g.MessageChannel!();
+      ch.port1.onmessage = () => {
+        ch.port1.close();
+        ch.port2.close();
+        resolve();
+      };
+      ch.port2.postMessage(0);
+    });
+  }
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+/** How long computation may run before `yieldSlice` gives the event loop a turn, ms. */
+export const YIELD_SLICE_MS = 8;
+
+let lastYield = 0;
+
+/**
+ * Gives the event loop a turn when more than YIELD_SLICE_MS has passed since the last one, else
+ * nothing (no await): cheap enough to call between any two ops.
+ */
+export function yieldSlice(): Promise<void> | null {
+  const now = performance.now();
+  if (now - lastYield < YIELD_SLICE_MS) return null;
+  return yieldNow().then(() => void (lastYield = performance.now()));
+}

@@ -1,0 +1,79 @@
+// Models and backends release what they hold: DiCModel.dispose() (and Symbol.asyncDispose) frees the
+// weights and closes the backend loadModel created, so repeated load/dispose grows no threads.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import process from "node:process";
+import { loadDefaultModel, loadModel } from "../sdk/index.ts";
+import { createBackend } from "../src/backend/registry.ts";
+import { test } from "./harness.ts";
+import { modelPath } from "./protocol-refusals.ts";
+
+const bytes = new Uint8Array(readFileSync(modelPath));
+
+/** OS threads of this process (Linux), or null where /proc is absent. */
+function threads(): number | null {
+  let text: string;
+  try {
+    if (!existsSync("/proc/self/status")) return null;
+    text = readFileSync("/proc/self/status", "utf8");
+  } catch {
+    // NOTE: Deno reads /proc only with --allow-all; a child process reads it with --allow-run.
+    text = execFileSync("cat", [`/proc/${process.pid}/status`], { encoding: "utf8" });
+  }
+  const m = /^Threads:\s+(\d+)/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+async function settle(want: (n: number) => boolean): Promise<number | null> {
+  let n = threads();
+  for (let i = 0; i < 50 && n !== null && !want(n); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    n = threads();
+  }
+  return n;
+}
+
+test("20 load/dispose cycles of a threaded wasm model add no threads", async () => {
+  const probe = await createBackend("wasm", { threads: 2 });
+  const threaded = (probe.backend as { threads?: number }).threads === 2;
+  probe.backend.close();
+  if (!threaded || threads() === null) {
+    console.log("lifecycle: no wasm threads or no /proc here; checking dispose only");
+  }
+  // One cycle first: runtimes start helper threads of their own on first use.
+  (await loadModel(bytes, { backend: "wasm" })).dispose();
+  const before = await settle(() => true);
+  for (let i = 0; i < 20; i++) {
+    const m = await loadModel(bytes, { backend: "wasm" });
+    await m.forward({ shape: [1, 1, 28, 28], data: new Float32Array(784) }, [10], [1]);
+    m.dispose();
+    m.dispose(); // idempotent
+  }
+  if (before !== null) {
+    const after = await settle((n) => n <= before + 1);
+    assert.ok(after! <= before + 1, `threads ${before} -> ${after} after 20 load/dispose cycles`);
+  }
+});
+
+test("a disposed model refuses to run; loadDefaultModel loads a fresh one; Symbol.asyncDispose disposes", async () => {
+  const m = await loadDefaultModel("js");
+  m.dispose();
+  assert.ok(m.disposed);
+  await assert.rejects(m.forward({ shape: [1, 1, 28, 28], data: new Float32Array(784) }, [1], [1]), /disposed/);
+  const again = await loadDefaultModel("js");
+  assert.notEqual(again, m);
+  assert.ok(!again.disposed);
+  const sym = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+  if (sym) {
+    const n = await loadModel(bytes, { backend: "js" });
+    await (n as unknown as Record<symbol, () => Promise<void>>)[sym]();
+    assert.ok(n.disposed);
+  }
+  // A Backend instance passed in is the caller's: dispose leaves it open.
+  const { backend } = await createBackend("js");
+  const mine = await loadModel(bytes, { backend });
+  mine.dispose();
+  const t = backend.upload({ shape: [1], data: new Float32Array([2]) });
+  assert.deepEqual([...(await backend.download(t)).data], [2]);
+});

@@ -55,6 +55,8 @@ commands:
            latent streaming (docs/protocol.md): a host finishes work at a cut point; an edge serves
            POST/GET /v1/generate (labels, steps, sampler, guidance, seed, cut) and calls the hosts;
            --remote: an edge with no weights (the hosts run every step: cut=remote)
+           --part decode (host) / encode (edge): only that side's tensors of the unet cut, with --sha256 HEX
+           (the file's hash, taken as given) read by HTTP Range or a file handle; without it hashed as it streams
   doctor   [--json] [--no-parity]   runtime, SIMD/threads/WebGPU facts, backends and why, what auto picks,
            and a conv3x3 parity check of each backend against js (status 1 when one fails)
 
@@ -63,7 +65,8 @@ common options: --verbose (stack traces), --quiet (no progress), --help,
   --memory-budget MB (forward, sample, generate, decode; wasm: most MiB its memory may take; weights are then
     stored as f16 / int8 3x3 kernels where the fast Winograd form does not fit; too small: an error saying what it needs)
 --model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
-  --no-cache to skip) and checked with --sha256 HEX when given`;
+  --no-cache to skip) and checked with --sha256 HEX when given; with --no-cache and no --sha256 it is read
+  tensor by tensor with HTTP Range requests (a note says so when the server ignores Range)`;
 
 /** A user error: printed as one line, exit status 1. */
 class UsageError extends Error {}
@@ -312,6 +315,7 @@ function downloadFlags(v: Record<string, unknown>, io: CliIO): DownloadOptions {
   return {
     sha256: v.sha256 as string | undefined,
     cache: !v["no-cache"],
+    onNotice: (line) => io.err(`dic: note: ${line}`),
     onProgress: quiet || !io.progress ? undefined : ({ loaded, total, fromCache }) => {
       const mb = (n: number) => (n / 1e6).toFixed(1);
       if (fromCache) io.progress!(`weights: ${mb(loaded)} MB from the cache\n`);

@@ -1,5 +1,7 @@
 // dic-sdk public surface: load DiC weights, run the network, generate samples.
 export { DiCModel, DiCModelCard, loadModel, type LoadModelOptions, type ModelSource } from "./model.ts";
+export type { ModelPart } from "../src/model/params.ts";
+export type { WeightLoadInfo } from "../src/weights/source.ts";
 export { generate, type GeneratedImage, type GenerateOptions, type GenerateResult } from "./generate.ts";
 export { DEFAULT_MODEL_FILE, defaultModelUrl, loadDefaultModel } from "./default-model.ts";
 export { encodePNG, makeGrid, type RgbaImage, toRGBA } from "../src/image.ts";
@@ -17,7 +19,7 @@ export { WeightsError } from "../src/weights/safetensors.ts";
 export type { ProgressInfo } from "../src/pipeline.ts";
 export { loadVAE, type LoadVAEOptions, previewLatents, VAEModel } from "./vae.ts";
 export { type DecodeOptions, type DecodeResult, latentPreview, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
-export { createEdgeHandler, createHostHandler, EDGE_LIMITS, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingModel } from "./serve.ts";
+export { createEdgeHandler, createHostHandler, EDGE_LIMITS, type EdgeOptions, type Handler, type HostOptions, loadRemoteModel, loadServingModel, type RemoteModel, type ServingLoadOptions, type ServingModel } from "./serve.ts";
 export { type NodeListenerOptions, toNodeListener } from "./node-adapter.ts";
 export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS, EDGE_CUTS, type EdgeCut } from "../src/protocol/index.ts";
 export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type MemoryCheck, type ParityCheck, storageLines } from "./doctor.ts";

@@ -26,6 +26,10 @@ export interface ServeFlags {
   "vae-memory"?: string;
   /** Edge with no weights: the model's identity comes from the upstreams' /v1/info; the `remote` cut only. */
   remote?: boolean;
+  /** Only one side's tensors of the unet cut: "decode" (host) or "encode" (edge). */
+  part?: string;
+  /** The weights file's SHA-256 as published (with --part: read only the part, the hash taken as given). */
+  sha256?: string;
   quiet?: boolean;
   /** Edge admission control (createEdgeHandler's maxWork, maxConcurrent, maxQueue, deadlineMs, maxBodyBytes). */
   "max-work"?: string;
@@ -42,7 +46,7 @@ export const SERVE_OPTIONS = {
   role: { type: "string" }, port: { type: "string" }, listen: { type: "string" },
   upstream: { type: "string", multiple: true }, "secret-file": { type: "string" },
   "max-work": { type: "string" }, "max-concurrent": { type: "string" }, "max-queue": { type: "string" },
-  deadline: { type: "string" }, "max-body": { type: "string" }, remote: { type: "boolean" },
+  deadline: { type: "string" }, "max-body": { type: "string" }, remote: { type: "boolean" }, part: { type: "string" },
 } as const;
 
 /** The edge's admission flags as createEdgeHandler options (absent flags: the defaults, EDGE_LIMITS). */
@@ -152,6 +156,11 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   }
   if (v.remote && role !== "edge") throw new ServeUsageError("--remote is for --role edge (an edge with no weights)");
   if (v.remote && (v.model !== undefined || v.backend !== undefined)) throw new ServeUsageError("--remote: an edge with no weights takes no --model or --backend (the hosts run every step)");
+  if (v.part !== undefined && v.part !== (role === "host" ? "decode" : "encode")) {
+    throw new ServeUsageError(`--part: a ${role} of the unet cut holds ${role === "host" ? "decode" : "encode"} (or give no --part for every tensor), got ${JSON.stringify(v.part)}`);
+  }
+  if (v.remote && v.part !== undefined) throw new ServeUsageError("--remote: an edge with no weights takes no --part");
+  if (v.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(v.sha256)) throw new ServeUsageError(`--sha256: expected 64 hex digits, got "${v.sha256}"`);
   const log = v.quiet ? undefined : (l: string) => io.err(l);
   const hostname = v.listen ?? "127.0.0.1";
   if (v.remote) {
@@ -160,7 +169,10 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     io.err(`dic serve: edge listening on http://${hostname}:${bound} (${env.runtime}, no weights: remote cut, weights sha256 ${toHex(remote.weightsSha256).slice(0, 16)}, upstreams ${upstreams.join(" ")})`);
     return new Promise<never>(() => {});
   }
-  const model = await loadServingModel(v.model, v.backend ?? "auto");
+  const part = v.part as "encode" | "decode" | undefined;
+  const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256 });
+  const info = model.model.loadInfo;
+  if (info?.notice && !v.quiet) io.err(`dic: note: ${info.notice}`);
   let vae: VAEModel | undefined;
   if (v.vae !== undefined) {
     if (model.model.pixelRange !== null) throw new ServeUsageError(`--vae: ${v.model ?? "the embedded model"} is a pixel-space model, it takes no VAE`);
@@ -170,6 +182,6 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, log, ...limits });
   const bound = await listen(handler, port, hostname, log);
-  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
+  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});
 }

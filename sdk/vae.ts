@@ -3,8 +3,10 @@
 import type { Backend } from "../src/backend/contract.ts";
 import { toRGBA, type RgbaImage } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
-import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, estimateDecodeBytes, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
-import { type ModelSource, readWeightsSource, resolveBackend } from "./model.ts";
+import { bindVAEFrom, type DecodeOptions, decodeLatents, type DecodeResult, estimateDecodeBytes, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
+import { openWeightSource } from "../src/weights/open.ts";
+import type { WeightLoadInfo } from "../src/weights/source.ts";
+import { type ModelSource, resolveBackend } from "./model.ts";
 
 /** Options of `loadVAE`. */
 export interface LoadVAEOptions {
@@ -29,6 +31,8 @@ export class VAEModel {
     readonly backendReason: string,
     /** Where the weights came from (path, URL or "<bytes>"). */
     readonly source: string,
+    /** How the weights were read (mode, bytes read of the file's size, requests; see `DiCModel.loadInfo`). */
+    readonly loadInfo: WeightLoadInfo | null = null,
   ) {}
 
   /** The decoder configuration (widths read from the file's tensor shapes). */
@@ -82,7 +86,9 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
 
 /**
  * Loads an SD-VAE decoder: diffusers AutoencoderKL safetensors (full VAE or decoder only; current or legacy
- * attention names; f32, f16 or bf16), configuration read from the tensor shapes.
+ * attention names; f32, f16 or bf16), configuration read from the tensor shapes. Only the decoder's
+ * tensors are read, one at a time (a path through a file handle, a URL by HTTP Range, a Response as a
+ * stream); `vae.loadInfo` says how many bytes that took.
  *
  * @example
  * import { loadVAE } from "dic-sdk";
@@ -91,12 +97,20 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
  */
 export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {}): Promise<VAEModel> {
   const overrides = options.config ?? {};
-  // The tensor table is checked before the data is read. URLs are fetched without the weights cache.
-  const { file, name } = await readWeightsSource(source, (header, path) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path), { cache: false });
-  const budget = options.memoryBudget;
-  const reserve = budget === undefined ? undefined : Math.min(Math.floor(budget / 2), estimateDecodeBytes(vaeConfigForFile(file, overrides), 16, 16));
-  const { backend, reason } = await resolveBackend(options.backend, budget, reserve);
-  const vae = new VAEModel(bindVAE(file, backend, overrides), reason, name);
-  if (reserve !== undefined && backend.name === "wasm") vae.activationBudget = reserve;
-  return vae;
+  // The tensor table is checked before the data is read; then only the decoder's tensors are read, one by
+  // one (a path through a file handle, a URL by HTTP Range, without the weights cache, a Response as a stream).
+  const src = await openWeightSource(source, { download: { cache: false }, partial: true });
+  try {
+    const header = await src.header();
+    // Under a budget the plan keeps what a 16x16-latent tile of the decode needs for activations.
+    const budget = options.memoryBudget;
+    const reserve = budget === undefined ? undefined : Math.min(Math.floor(budget / 2), estimateDecodeBytes(vaeConfigForFile(header, overrides), 16, 16));
+    const { backend, reason } = await resolveBackend(options.backend, budget, reserve);
+    const graph = await bindVAEFrom(src, backend, overrides);
+    const vae = new VAEModel(graph, reason, src.name, Object.freeze({ ...src.info }));
+    if (reserve !== undefined && backend.name === "wasm") vae.activationBudget = reserve;
+    return vae;
+  } finally {
+    await src.close();
+  }
 }

@@ -310,6 +310,11 @@ function toF32(bytes: Uint8Array, dtype: SafetensorsDtype, numel: number): Float
   return out;
 }
 
+/** A fresh Float32Array with the values of one tensor's raw bytes (`entry` from a validated header). */
+export function tensorToF32(bytes: Uint8Array, entry: TensorEntry): Float32Array {
+  return toF32(bytes, entry.dtype, (entry.end - entry.begin) / DTYPE_BYTES[entry.dtype]);
+}
+
 /**
  * Joins a validated header with its data buffer (the file's bytes from `header.dataStart` on; at least
  * `header.dataEnd` of them). Lets a caller read the header and the data separately (disk, HTTP ranges).

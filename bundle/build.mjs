@@ -21,8 +21,9 @@ const root = fileURLToPath(new URL("../", import.meta.url));
 
 /** Bundles and their size budgets in bytes (checked by tests/bundles.test.ts). */
 export const BUNDLES = {
-  // the four wasm builds (base64, ~110 KiB) and the WGSL sources are a large part of the browser bundle
-  browser: { entry: "sdk/index.ts", out: "bundles/dic-sdk.browser.js", budget: 352 * 1024 },
+  // the four wasm builds (base64, ~115 KiB) and the WGSL sources are a large part of the browser bundle;
+  // 400 KiB since the compact weight storage, the streaming (Range) loader and the server limits (375 KiB)
+  browser: { entry: "sdk/index.ts", out: "bundles/dic-sdk.browser.js", budget: 400 * 1024 },
   // the weights (1.9 MB, base64 in the bundle) dominate the worker
   edge: { entry: "examples/edge-worker.ts", out: "bundles/edge-worker.js", budget: 3 * 1024 * 1024 },
   // the same worker for workerd: the kernels travel as .wasm modules beside it, not inside it

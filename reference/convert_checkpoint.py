@@ -1,9 +1,15 @@
 """Converts an official DiC PyTorch checkpoint to safetensors with the configuration in the metadata.
 
 Usage: python3 reference/convert_checkpoint.py CKPT.pt --preset DiC-S [--config '{"input_size": 64}']
-                                             [--use ema|model] [--dtype f32|f16|bf16] --out OUT.safetensors
+                                             [--use ema|model] [--dtype f32|f16|bf16|int8] --out OUT.safetensors
 Accepts {"ema": state_dict}, {"model": state_dict} or a bare state_dict; a DDP "module." prefix is
 stripped. Keys are checked against the configuration (strict) before anything is written.
+
+--dtype int8 writes the int8 layout of src/weights/int8.ts (README "int8 weights"): every rank-4
+(convolution) weight W [Co, ...] as I8 values q with an F32 [Co] tensor "<name>_scale", where
+scale[o] = max |W[o]| / 127 (f32) and q = round(W / scale[o]) clamped to [-127, 127] (W = q * scale);
+all other tensors stay F32; `__metadata__.quantization` is "int8-per-channel". The JS converter
+(src/weights/quantize.ts) writes the same layout (values equal up to rounding ties).
 """
 import argparse
 import json
@@ -16,7 +22,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dic_ref  # noqa: E402
 from safetensors_io import save_file  # noqa: E402
 
-DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16, "int8": None}
+
+
+def quantize_int8(sd):
+    """The int8 layout: rank-4 weights as I8 + '<name>_scale' F32 [Co]; everything else F32."""
+    out = {}
+    for k, v in sd.items():
+        v = v.detach().float().contiguous()
+        if v.dim() == 4 and v.shape[0] > 0:
+            scale = (v.abs().reshape(v.shape[0], -1).amax(dim=1) / 127).float()
+            safe = torch.where(scale > 0, scale, torch.ones_like(scale)).reshape(-1, 1, 1, 1)
+            q = torch.round(v / safe).clamp(-127, 127)
+            q = torch.where(scale.reshape(-1, 1, 1, 1) > 0, q, torch.zeros_like(q))
+            out[k] = q.to(torch.int8).contiguous()
+            out[k + "_scale"] = scale.contiguous()
+        else:
+            out[k] = v
+    return out
 
 
 def pick_state_dict(obj, use):
@@ -52,10 +75,14 @@ def main():
     for k, v in expected.items():
         if tuple(sd[k].shape) != tuple(v.shape):
             raise SystemExit(f"convert: tensor {k} has shape {tuple(sd[k].shape)}, configuration expects {tuple(v.shape)}")
-    out = {k: sd[k].detach().to(DTYPES[args.dtype]).contiguous() for k in expected}
-    save_file(out, args.out, {"config": json.dumps(cfg), "format": "dic-sdk/1",
-                              "source": os.path.basename(args.checkpoint), "dtype": args.dtype})
-    n = sum(v.numel() for v in out.values())
+    meta = {"config": json.dumps(cfg), "format": "dic-sdk/1", "source": os.path.basename(args.checkpoint), "dtype": args.dtype}
+    if args.dtype == "int8":
+        out = quantize_int8({k: sd[k] for k in expected})
+        meta["quantization"] = "int8-per-channel"
+    else:
+        out = {k: sd[k].detach().to(DTYPES[args.dtype]).contiguous() for k in expected}
+    save_file(out, args.out, meta)
+    n = sum(v.numel() for k, v in out.items() if not (args.dtype == "int8" and k.endswith("_scale") and k[:-6] in out))
     print(f"convert: {len(out)} tensors, {n / 1e6:.2f} M parameters, {args.dtype} -> {args.out}")
 
 

@@ -70,8 +70,19 @@ def write_conversion(out):
     here = os.path.dirname(os.path.abspath(__file__))
     subprocess.run([sys.executable, f"{here}/convert_checkpoint.py", pt, "--config", json.dumps(overrides),
                     "--dtype", "f16", "--out", f"{out}/convert_ema_f16.safetensors"], check=True)
+    subprocess.run([sys.executable, f"{here}/convert_checkpoint.py", pt, "--config", json.dumps(overrides),
+                    "--dtype", "int8", "--out", f"{out}/convert_ema_int8.safetensors"], check=True)
     x = torch.randn(2, 4, 16, 16, generator=gen)
     t, y = torch.tensor([999, 0]), torch.tensor([10, 4])
+    # The int8 file's model: its weights dequantized (q * scale), run in fp32.
+    from convert_checkpoint import quantize_int8
+    q = quantize_int8(sd)
+    deq = {k: (q[k].float() * q[k + "_scale"].reshape(-1, 1, 1, 1)) if k + "_scale" in q else q[k] for k in sd}
+    model8 = dic_ref.DiC(**cfg)
+    model8.load_state_dict(deq)
+    model8.eval()
+    with torch.no_grad():
+        save_file({"out": model8(x, t, y)}, f"{out}/convert_int8_out.safetensors")
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.half().float())  # the converted file stores f16

@@ -14,8 +14,9 @@ _DTYPES = {
     torch.int64: ("I64", np.int64),
     torch.int32: ("I32", np.int32),
     torch.float64: ("F64", np.float64),
+    torch.int8: ("I8", np.int8),
 }
-_NP = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "F64": np.float64}
+_NP = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32, "F64": np.float64, "I8": np.int8}
 
 
 def _bytes_of(t):

@@ -17,7 +17,7 @@ import { makeGrid, encodePNG } from "../src/image.ts";
 import { type Flag, type FlagTable, type FlagValues, formatHelp, parseFlags, UsageError, wrap } from "./cli-args.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import type { DownloadOptions } from "../src/download.ts";
-import { doctor, formatDoctorReport } from "./doctor.ts";
+import { doctor, formatDoctorReport, storageLines } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
 import { loadVAE, previewLatents } from "./vae.ts";
@@ -39,6 +39,9 @@ const COMMON: FlagTable = {
 const BACKEND: FlagTable = {
   backend: { type: "string", value: "NAME", choices: BACKEND_NAMES, help: "backend that runs the model (default auto, or env DIC_BACKEND)" },
   threads: { type: "string", value: "N", help: "wasm: threads sharing each convolution (default env DIC_THREADS, else min(cores, 4))" },
+};
+const MEMORY: FlagTable = {
+  "memory-budget": { type: "string", value: "MB", help: "wasm: most MiB its memory may take; weights are then stored as f16 / int8 3x3 kernels where the fast form does not fit" },
 };
 const WEIGHTS: FlagTable = {
   config: { type: "string", value: "PRESET|JSON", help: "override the file's configuration: DiC-S, DiC-B, DiC-XL, DiC-H or JSON fields" },
@@ -81,7 +84,7 @@ const COMMANDS: Record<string, Command> = {
       ...SAMPLING,
       vae: { type: "string", value: "VAE.safetensors", help: "latent model: the SD-VAE decoder (path or http(s) URL)" },
       "vae-memory": { type: "string", value: "MB", help: "decode in tiles above this activation memory" },
-      ...WEIGHTS, ...BACKEND, ...COMMON,
+      ...WEIGHTS, ...BACKEND, ...MEMORY, ...COMMON,
     },
     run: cmdGenerate,
   },
@@ -94,7 +97,7 @@ const COMMANDS: Record<string, Command> = {
       model: { type: "string", value: "W.safetensors", help: "weights: a path or an http(s) URL" },
       inputs: { type: "string", value: "IN.safetensors", help: "tensors x, t and y" },
       out: { type: "string", value: "OUT.safetensors", help: "where tensor out goes" },
-      ...WEIGHTS, ...BACKEND, ...COMMON,
+      ...WEIGHTS, ...BACKEND, ...MEMORY, ...COMMON,
     },
     run: cmdForward,
   },
@@ -108,7 +111,7 @@ const COMMANDS: Record<string, Command> = {
       out: { type: "string", value: "LATENT.safetensors", help: "where tensor x goes" },
       ...SAMPLING,
       "init-noise": { type: "string", value: "Z.safetensors", help: "initial noise (tensor x) instead of --seed" },
-      ...WEIGHTS, ...BACKEND, ...COMMON,
+      ...WEIGHTS, ...BACKEND, ...MEMORY, ...COMMON,
     },
     run: cmdSample,
   },
@@ -123,7 +126,7 @@ const COMMANDS: Record<string, Command> = {
       out: { type: "string", value: "IMAGE.png", help: "where the PNG goes" },
       "vae-memory": { type: "string", value: "MB", help: "decode in tiles above this activation memory" },
       preview: { type: "boolean", help: "the linear preview instead of the VAE" },
-      ...BACKEND, ...COMMON,
+      ...BACKEND, ...MEMORY, ...COMMON,
     },
     run: cmdDecode,
   },
@@ -167,11 +170,17 @@ function globalHelp(): string {
   return lines.map((l) => (l.length > 80 ? wrap(l, 80, 2, 0).join("\n") : l)).join("\n");
 }
 
-/** --backend as given, or, with --threads N, a backend created with that many threads. */
+/** --backend as given, or, with --threads N / --memory-budget MB, a backend created with them. */
 async function backendArg(v: FlagValues): Promise<BackendName | Backend | undefined> {
-  if (v.threads === undefined) return v.backend as BackendName | undefined;
-  const threads = num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
-  return (await createBackend(v.backend as BackendName | undefined, { threads })).backend;
+  if (v.threads === undefined && v["memory-budget"] === undefined) return v.backend as BackendName | undefined;
+  const threads = v.threads === undefined ? undefined : num(v.threads as string, "threads", 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, "an integer in 1..256");
+  return (await createBackend(v.backend as BackendName | undefined, { threads, memoryBudget: memoryBudgetArg(v) })).backend;
+}
+
+/** --memory-budget MB (MiB) in bytes, or undefined. */
+function memoryBudgetArg(v: FlagValues): number | undefined {
+  const mb = v["memory-budget"] === undefined ? undefined : num(v["memory-budget"] as string, "memory-budget", 0, (n) => n > 0, "a number of MiB > 0");
+  return mb === undefined ? undefined : Math.floor(mb * 1048576);
 }
 
 /** Why a file operation failed, in words (the runtime's error codes). */
@@ -265,6 +274,8 @@ async function cmdForward(v: FlagValues, io: CliIO): Promise<void> {
     backend: model.backend.name, config: JSON.stringify(c),
   }));
   io.err(`forward: ${model.backend.description}; [${res.shape.join(", ")}] in ${ms.toFixed(0)} ms -> ${out}`);
+  const report = model.backend.storageReport?.();
+  if (v.verbose && report) for (const line of storageLines(report)) io.err(`forward: ${line}`);
 }
 
 async function cmdSample(v: FlagValues, io: CliIO): Promise<void> {
@@ -393,8 +404,10 @@ async function cmdDecode(v: FlagValues, io: CliIO): Promise<void> {
     images = previewLatents(latents);
   } else {
     const vaePath = need(v.vae as string, "vae");
-    const backend = await backendArg(v);
-    const vae = await onFile("vae", vaePath, "read", () => loadVAE(vaePath, { backend }));
+    // loadVAE makes the backend itself under a budget: it keeps a tile's activations and tiles to them.
+    const budget = memoryBudgetArg(v);
+    const options = budget === undefined ? { backend: await backendArg(v) } : { backend: v.backend as BackendName | undefined, memoryBudget: budget };
+    const vae = await onFile("vae", vaePath, "read", () => loadVAE(vaePath, options));
     const c = vae.config.latent_channels;
     if (latents.shape.length !== 4 || latents.shape[1] !== c) throw new UsageError(`${path}: tensor "x" has shape [${latents.shape.join(", ")}], expected [N, ${c}, h, w]`);
     images = await vae.decodeToRGBA(latents, { memoryBudgetBytes: vaeMemoryMb ? vaeMemoryMb * 1e6 : undefined });
@@ -422,6 +435,7 @@ function downloadFlags(v: FlagValues, io: CliIO): DownloadOptions {
   return {
     sha256: v.sha256 as string | undefined,
     cache: !v["no-cache"],
+    onNotice: (line) => io.err(`dic: note: ${line}`),
     onProgress: quiet || !io.progress ? undefined : ({ loaded, total, fromCache }) => {
       const mb = (n: number) => (n / 1e6).toFixed(1);
       if (fromCache) io.progress!(`weights: ${mb(loaded)} MB from the cache\n`);

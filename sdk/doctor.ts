@@ -1,7 +1,8 @@
 // doctor(): what this runtime can run and why — the runtime, engine capabilities, the WebGPU adapter,
 // every backend with the reason it is or is not available, what `auto` picks, and a quick conv3x3 parity
 // check of each available backend against the js reference. `dic doctor` prints it.
-import type { Backend, Tensor } from "../src/backend/contract.ts";
+import type { Backend, StorageReport, Tensor } from "../src/backend/contract.ts";
+import { loadDefaultModel } from "./default-model.ts";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { type Capabilities, probeCapabilities, probeWebGpu, type WebGpuReport } from "../src/capabilities.ts";
 import { env, type RuntimeName, suppressedOutput } from "../src/env.ts";
@@ -33,6 +34,8 @@ export interface DoctorReport {
   auto: { name: string | null; reason: string };
   /** One entry per available backend (js against itself included, as a control); empty with `parity: false`. */
   parity: ParityCheck[];
+  /** The embedded default model on wasm in each weight storage mode (with parity checks only; empty without wasm). */
+  memory: MemoryCheck[];
   /** True when every available backend passed its parity check. */
   ok: boolean;
   /**
@@ -40,6 +43,16 @@ export interface DoctorReport {
    * Dawn's warnings about rejected Vulkan devices); shown as they are with --verbose or env DIC_DEBUG.
    */
   suppressed: string[];
+}
+
+/** One storage mode of the wasm backend on the default model: what its memory holds after a batch-2 forward. */
+export interface MemoryCheck {
+  storage: "fast" | "f16" | "int8";
+  report: StorageReport | null;
+  /** Forward time and relative L2 vs the fast mode's output (0 for fast itself). */
+  ms: number;
+  relL2: number | null;
+  error?: string;
 }
 
 /** Options of `doctor`. */
@@ -112,6 +125,28 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport>
       }
     }
   }
+  const memory: MemoryCheck[] = [];
+  if (options.parity !== false && backends.some((b) => b.name === "wasm" && b.available)) {
+    let fast: Float32Array | null = null;
+    let x: HostTensor | null = null;
+    for (const storage of ["fast", "f16", "int8"] as const) {
+      const t0 = performance.now();
+      let backend: Backend | null = null;
+      try {
+        backend = (await createBackend("wasm", { storage, threads: 1 })).backend;
+        const model = await loadDefaultModel(backend);
+        const c = model.config;
+        x ??= randomTensor(new GaussianRng(20251201), [2, c.in_channels, c.input_size, c.input_size]);
+        const out = (await model.forward(x, [500, 100], [1, 2])).data;
+        fast ??= out;
+        memory.push({ storage, report: backend.storageReport?.() ?? null, ms: performance.now() - t0, relL2: relL2(out, fast) });
+      } catch (e) {
+        memory.push({ storage, report: null, ms: performance.now() - t0, relL2: null, error: (e as Error).message });
+      } finally {
+        (backend as { close?: () => void } | null)?.close?.();
+      }
+    }
+  }
   return {
     runtime: { name: env.runtime, version: env.version },
     capabilities: probeCapabilities(),
@@ -119,6 +154,7 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport>
     backends,
     auto,
     parity,
+    memory,
     ok: parity.every((p) => p.ok),
     suppressed: [...suppressedOutput()],
   };
@@ -150,5 +186,25 @@ export function formatDoctorReport(r: DoctorReport): string[] {
     const what = p.relL2 === null ? `failed: ${p.error}` : `conv3x3 vs js rel. L2 ${p.relL2.toExponential(2)} (limit ${DOCTOR_PARITY_TOLERANCE.toExponential(0)})`;
     lines.push(`parity    ${p.backend.padEnd(8)} ${p.ok ? "ok  " : "FAIL"} ${what}, ${p.ms.toFixed(0)} ms${p.description ? ` [${p.description}]` : ""}`);
   }
+  for (const m of r.memory) {
+    if (!m.report) {
+      lines.push(`memory    wasm ${m.storage.padEnd(4)} failed: ${m.error}`);
+      continue;
+    }
+    const [first, ...rest] = storageLines(m.report);
+    lines.push(`memory    wasm ${m.storage.padEnd(4)} default model, batch 2: ${first}; load + forward ${m.ms.toFixed(0)} ms, rel. L2 vs fast ${m.relL2 === null ? "n/a" : m.relL2.toExponential(2)}`);
+    for (const l of rest) lines.push(`          ${l}`);
+  }
   return lines;
+}
+
+const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
+
+/** A backend's StorageReport as lines: weight bytes by storage form, the activation peak, the scratch, the plan. */
+export function storageLines(r: StorageReport): string[] {
+  const weights = Object.entries(r.weights).map(([form, b]) => `${form} ${mib(b)}`).join(" + ") || "none";
+  return [
+    `weights ${weights}; activation peak ${mib(r.activationPeakBytes)}; expansion scratch ${mib(r.scratchBytes)}; memory ${mib(r.committedBytes)}${r.budgetBytes === null ? "" : ` of a ${mib(r.budgetBytes)} budget`}`,
+    `storage plan: ${r.plan}`,
+  ];
 }

@@ -3,14 +3,15 @@ import type { Backend } from "../src/backend/contract.ts";
 import { type BackendName, type BackendOptions, createBackend } from "../src/backend/registry.ts";
 import { type DiCConfig, type DiCConfigInput, parseConfigArg } from "../src/model/config.ts";
 import type { DiCGraph } from "../src/model/dic.ts";
-import { bindDiC, checkDiCTensors, configForFile } from "../src/model/load.ts";
-import { type DownloadOptions, downloadWeights } from "../src/download.ts";
+import { bindDiCFrom, bindDiCKept, configForFile } from "../src/model/load.ts";
+import { checkModelPart, type ModelPart } from "../src/model/params.ts";
+import { openWeightSource } from "../src/weights/open.ts";
+import type { WeightLoadInfo, WeightSource } from "../src/weights/source.ts";
+import type { DownloadOptions } from "../src/download.ts";
 import { DicError } from "../src/errors.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";
 import { type HostTensor, hostTensor, shapeStr } from "../src/tensor.ts";
-import { parseSafetensors, type SafetensorsFile, type SafetensorsHeader } from "../src/weights/safetensors.ts";
-import { readSafetensorsFile } from "../src/weights/read-file.ts";
 
 /** Where weights come from: a file path, an http(s)/file URL, raw bytes, or a fetch Response. */
 export type ModelSource = string | URL | Uint8Array | ArrayBuffer | Response;
@@ -25,8 +26,28 @@ export interface LoadModelOptions {
   f16?: boolean;
   /** Overrides the configuration stored in the file: a preset name ("DiC-S") or official fields. */
   config?: string | DiCConfigInput;
-  /** For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). */
+  /**
+   * For http(s) URLs and Responses: progress, SHA-256 check and caching (see `downloadWeights`). A URL is
+   * read with HTTP Range requests, only the tensors `part` needs, the ranges kept in the Cache API where
+   * the runtime has one; a server that ignores Range is read once as a stream (`loadInfo.notice` says so).
+   * With `sha256` the whole file is downloaded and checked instead (a hash covers the whole file). On
+   * servers a `full` load with the folder cache on downloads the whole file into the cache, as before;
+   * `ranges: false` always downloads whole.
+   */
   download?: DownloadOptions;
+  /**
+   * Most bytes the backend's memory may take (wasm: weights, expansion scratch and activations; README
+   * "Memory budget"): weights are stored compactly (f16 or int8 3x3 kernels) where the fast form does not fit.
+   * Too small a budget throws MemoryBudgetError (`code` "memory_budget_too_small") saying what it would need.
+   */
+  memoryBudget?: number;
+  /**
+   * The tensors to load (default "full"): "encode" (embedders, encoder, latent stage: the edge of the
+   * `unet` cut) or "decode" (decoder, head and the conditions they take: its host). A part's model runs
+   * only its half of the network; `forward` needs "full". Any part reads tensor by tensor: a file through
+   * a file handle, a URL by Range, a Response as a stream; the whole file is never held at once.
+   */
+  part?: ModelPart;
 }
 
 /**
@@ -123,8 +144,18 @@ export class DiCModel extends DiCModelCard {
     readonly backendReason: string,
     metadata: Readonly<Record<string, string>>,
     source: string,
+    /**
+     * How the weights were read: mode (memory, file, ranges, stream, download), bytes read of the file's
+     * size, requests, and a `notice` when the load fell back (e.g. a server that ignored Range).
+     */
+    readonly loadInfo: WeightLoadInfo | null = null,
   ) {
     super(graph.config, metadata, source);
+  }
+
+  /** The tensors this model holds: "full", or one part of the `unet` cut ("encode", "decode"). */
+  get part(): ModelPart {
+    return this.graph.part;
   }
 
   /**
@@ -192,69 +223,81 @@ if (asyncDispose) {
   });
 }
 
-/**
- * Reads safetensors weights from a path or file: URL (`checkHeader` sees the tensor table before any data
- * is read), an http(s) URL or a Response (streamed by downloadWeights with `download`), or bytes.
- * @internal shared by loadModel and loadVAE.
- */
-export async function readWeightsSource(
-  source: ModelSource,
-  checkHeader: (header: SafetensorsHeader, path: string) => void,
-  download?: DownloadOptions,
-): Promise<{ file: SafetensorsFile; name: string }> {
-  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
-    return { file: parseSafetensors(bytes, "<bytes>"), name: "<bytes>" };
-  }
-  if (typeof source !== "string" && !(source instanceof URL)) {
-    const name = source.url || "<response>";
-    return { file: parseSafetensors(await downloadWeights(source, download), name), name };
-  }
-  const text = typeof source === "string" ? source : source.href;
-  if (/^https?:\/\//i.test(text)) return { file: parseSafetensors(await downloadWeights(text, download), text), name: text };
-  const path = text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text;
-  return { file: await readSafetensorsFile(path, (header) => checkHeader(header, path)), name: path };
-}
-
 /** The backend option of the loaders: a Backend instance as given, else one created by the registry. */
-export async function resolveBackend(option: BackendName | Backend | undefined, options: BackendOptions = {}): Promise<{ backend: Backend; reason: string }> {
+export async function resolveBackend(
+  option: BackendName | Backend | undefined,
+  memoryBudget?: number,
+  activationReserve?: number,
+  created: Pick<BackendOptions, "threads" | "f16"> = {},
+): Promise<{ backend: Backend; reason: string }> {
   if (typeof option === "object") {
-    if (options.threads !== undefined || options.f16 !== undefined) {
+    if (memoryBudget !== undefined) throw new Error("memoryBudget: the loader creates no backend when given an instance; pass memoryBudget to createWasmBackend instead");
+    if (created.threads !== undefined || created.f16 !== undefined) {
       throw new DicError("conflicting_options", "threads and f16 configure a backend that is created; a Backend instance was given (create it with those options instead)", { field: "backend" });
     }
     return { backend: option, reason: `${option.name} (instance given)` };
   }
-  return createBackend(option, options);
+  if (memoryBudget !== undefined && !(Number.isFinite(memoryBudget) && memoryBudget > 0)) throw new Error(`memoryBudget must be a positive number of bytes, got ${memoryBudget}`);
+  const choice = await createBackend(option, { ...created, memoryBudget, activationReserve: memoryBudget === undefined ? undefined : activationReserve });
+  if (memoryBudget !== undefined && choice.backend.name !== "wasm") choice.reason += "; memoryBudget not applied (only the wasm backend takes one)";
+  return choice;
 }
 
 /**
  * Loads DiC weights (safetensors with official PyTorch key names; f32, f16 or bf16 storage) and
  * binds them to a backend. The configuration comes from the file's `__metadata__.config` JSON and
- * can be overridden with `options.config`.
+ * can be overridden with `options.config`. The header is validated before any tensor data is read; then
+ * each tensor is read, converted and uploaded in turn (a path through a file handle, an http(s) URL by
+ * HTTP Range requests, a Response as a stream), so the whole file is never held at once. `options.part`
+ * loads one side of the `unet` cut only; `model.loadInfo` says how the bytes were read and how many.
  *
  * @example
  * import { loadModel } from "dic-sdk";
  * const model = await loadModel("weights/dic-s.safetensors", { backend: "js", config: "DiC-S" });
  * console.log(model.config.hidden_size, model.backend.description);
+ * // The edge of a unet cut: only the embedders, encoder and latent stage, read by Range.
+ * const edge = await loadModel("https://example.com/dic-s.safetensors", { part: "encode" });
+ * console.log(edge.loadInfo?.bytesRead, "of", edge.loadInfo?.fileSize, edge.loadInfo?.notice ?? "");
  */
 export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<DiCModel> {
+  const part = checkModelPart(options.part ?? "full");
+  const src = await openWeightSource(source, { download: options.download, partial: part !== "full" });
+  try {
+    return await loadModelFrom(src, options);
+  } finally {
+    await src.close();
+  }
+}
+
+/**
+ * Binds a DiC model from an open weight source (the caller closes it): header checked against the
+ * configuration first, then the tensors of `options.part` one by one.
+ * @internal shared by loadModel and loadServingModel.
+ */
+export async function loadModelFrom(src: WeightSource, options: Omit<LoadModelOptions, "download"> = {}): Promise<DiCModel> {
   const overrides = typeof options.config === "string" ? parseConfigArg(options.config) : (options.config ?? {});
-  // The header is checked against the configuration before the data is read.
-  const { file, name } = await readWeightsSource(source, (header, path) => checkDiCTensors(header, configForFile(header, overrides), path), options.download);
-  const config = configForFile(file, overrides);
-  const { backend, reason } = await resolveBackend(options.backend, { threads: options.threads, f16: options.f16 });
+  const part = checkModelPart(options.part ?? "full");
+  // The header is checked against the configuration before any tensor data is read.
+  const header = await src.header();
+  const config = configForFile(header, overrides);
+  const { backend, reason } = await resolveBackend(options.backend, options.memoryBudget, undefined, { threads: options.threads, f16: options.f16 });
+  // A webgpu model keeps the raw tensor bytes (an int8 weight's values) so that generate() can continue on
+  // wasm if the device is lost.
+  const kept = backend.name === "webgpu" ? new Map<string, Uint8Array | Float32Array>() : null;
   const owned = typeof options.backend !== "object";
   let model: DiCModel;
   try {
-    model = new DiCModel(bindDiC(file, config, backend), reason, file.metadata, name);
+    const graph = await bindDiCFrom(src, config, backend, { part, keep: kept ? (n, v) => kept.set(n, v.slice()) : undefined });
+    model = new DiCModel(graph, reason, header.metadata, src.name, Object.freeze({ ...src.info }));
   } catch (e) {
     if (owned) backend.close(); // weights refused: nothing may keep the backend's threads alive
     throw e;
   }
   model.ownsBackend = owned;
-  if (backend.name === "webgpu") {
+  if (kept) {
+    const info = model.loadInfo;
     model.rebind = (b, why) => {
-      const m = new DiCModel(bindDiC(file, config, b), why, file.metadata, name);
+      const m = new DiCModel(bindDiCKept(kept, header, config, b, part), why, header.metadata, src.name, info);
       m.ownsBackend = true;
       return m;
     };

@@ -28,6 +28,10 @@ export interface ServeFlags {
   "vae-memory"?: string;
   /** Edge with no weights: the model's identity comes from the upstreams' /v1/info; the `remote` cut only. */
   remote?: boolean;
+  /** Only one side's tensors of the unet cut: "decode" (host) or "encode" (edge). */
+  part?: string;
+  /** The weights file's SHA-256 as published (with --part: read only the part, the hash taken as given). */
+  sha256?: string;
   quiet?: boolean;
   /** Edge admission control (createEdgeHandler's maxWork, maxConcurrent, maxQueue, deadlineMs, maxBodyBytes). */
   "max-work"?: string;
@@ -73,6 +77,8 @@ export const SERVE_FLAGS: FlagTable = {
   vae: { type: "string", value: "VAE.safetensors", help: "host of a latent model: the SD-VAE decoder of the vae cut" },
   "vae-memory": { type: "string", value: "MB", help: "host: decode in tiles above this activation memory" },
   remote: { type: "boolean", help: "edge with no weights: the hosts run every step (cut=remote)" },
+  part: { type: "string", value: "decode|encode", help: "only one side's tensors of the unet cut: decode (host) or encode (edge)" },
+  sha256: { type: "string", value: "HEX", help: "the weights file's SHA-256 as published (with --part: taken as given)" },
   "max-work": { type: "string", value: "N", help: "edge: most work per request (images x steps x pixels)" },
   "max-concurrent": { type: "string", value: "N", help: "edge: generations running at once (default 4)" },
   "max-queue": { type: "string", value: "N", help: "edge: generations waiting, then 503 busy (default 64)" },
@@ -165,6 +171,11 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   }
   if (v.remote && role !== "edge") throw new ServeUsageError("--remote is for --role edge (an edge with no weights)");
   if (v.remote && (v.model !== undefined || v.backend !== undefined)) throw new ServeUsageError("--remote: an edge with no weights takes no --model or --backend (the hosts run every step)");
+  if (v.part !== undefined && v.part !== (role === "host" ? "decode" : "encode")) {
+    throw new ServeUsageError(`--part: a ${role} of the unet cut holds ${role === "host" ? "decode" : "encode"} (or give no --part for every tensor), got ${JSON.stringify(v.part)}`);
+  }
+  if (v.remote && v.part !== undefined) throw new ServeUsageError("--remote: an edge with no weights takes no --part");
+  if (v.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(v.sha256)) throw new ServeUsageError(`--sha256: expected 64 hex digits, got "${v.sha256}"`);
   const log = v.quiet ? undefined : (l: string) => io.err(l);
   const hostname = v.listen ?? "127.0.0.1";
   if (v.remote) {
@@ -173,7 +184,10 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     io.err(`dic serve: edge listening on http://${hostname}:${bound} (${env.runtime}, no weights: remote cut, weights sha256 ${toHex(remote.weightsSha256).slice(0, 16)}, upstreams ${upstreams.join(" ")})`);
     return new Promise<never>(() => {});
   }
-  const model = await loadServingModel(v.model, v.backend ?? "auto");
+  const part = v.part as "encode" | "decode" | undefined;
+  const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256 });
+  const info = model.model.loadInfo;
+  if (info?.notice && !v.quiet) io.err(`dic: note: ${info.notice}`);
   let vae: VAEModel | undefined;
   if (v.vae !== undefined) {
     if (model.model.pixelRange !== null) throw new ServeUsageError(`--vae: ${v.model ?? "the embedded model"} is a pixel-space model, it takes no VAE`);
@@ -183,6 +197,6 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, log, ...limits });
   const bound = await listen(handler, port, hostname, log);
-  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
+  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});
 }

@@ -4,13 +4,14 @@
 import type { Backend } from "../src/backend/contract.ts";
 import type { BackendName } from "../src/backend/registry.ts";
 import { encodePNG, makeGrid, toRGBA } from "../src/image.ts";
-import { fetchBytes, readBytes, responseBytes } from "../src/io.ts";
 import { randomSeed } from "../src/rng.ts";
 import { DicError } from "../src/errors.ts";
 import { validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { Admission, readJsonObject, type Release } from "../src/protocol/admission.ts";
-import { importSecret, sha256 } from "../src/protocol/auth.ts";
+import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
+import type { DownloadOptions } from "../src/download.ts";
+import type { ModelPart } from "../src/model/params.ts";
 import { EDGE_CUTS, type EdgeCut, runEdgeGeneration } from "../src/protocol/edge.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
@@ -20,7 +21,8 @@ import { frameStream, yieldToEventLoop } from "../src/protocol/stream.ts";
 import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
 import { UpstreamPool } from "../src/protocol/upstream.ts";
 import { defaultModelUrl } from "./default-model.ts";
-import { DiCModel, DiCModelCard, loadModel, type ModelSource } from "./model.ts";
+import { DiCModel, DiCModelCard, loadModel, loadModelFrom, type ModelSource } from "./model.ts";
+import { openHashedStream } from "../src/weights/open.ts";
 import { loadVAE, VAEModel } from "./vae.ts";
 
 /** A request handler in the Web-standard shape. */
@@ -32,29 +34,68 @@ export interface ServingModel {
   weightsSha256: Uint8Array;
 }
 
+/** Options of {@link loadServingModel}. */
+export interface ServingLoadOptions {
+  /**
+   * The tensors this side needs (default "full"): "encode" for the edge of the `unet` cut (embedders,
+   * encoder, latent stage), "decode" for its host (decoder and head). A part's host answers only `unet`
+   * requests and a part's edge runs only the `unet` cut.
+   */
+  part?: ModelPart;
+  /**
+   * The weights file's SHA-256 (64 hex digits), as published with it. Both ends of a session name their
+   * weights by this hash. Without it the whole file is read once, start to end, through an incremental
+   * hash while the part's tensors are bound (never held whole). With it and a part, only the part is read
+   * (a URL by Range, a path through a file handle) and the hash is taken as given; with it and every
+   * tensor (or bytes in memory), the file is read whole anyway and checked against it.
+   */
+  weightsSha256?: string;
+  /** For http(s) URLs: progress and abort (and, with `weightsSha256`, the range cache; see `LoadModelOptions.download`). */
+  download?: DownloadOptions;
+}
+
 /**
- * Loads weights for serving and hashes the file's bytes (both ends of a session must hold the same
- * weights). No source: the embedded default model.
+ * Loads weights for serving and the SHA-256 of the weights file (both ends of a session must hold the
+ * same weights): hashed here from the whole file, or given as `options.weightsSha256` (then only the
+ * tensors of `options.part` are read). No source: the embedded default model.
  *
  * @example
  * const served = await loadServingModel("dic-s.safetensors", "wasm");
+ * // The edge of a unet cut, reading only the encoder's tensors by HTTP Range:
+ * const edge = await loadServingModel("https://example.com/dic-s.safetensors", "wasm", { part: "encode", weightsSha256: "9f86d0..." });
+ * console.log(edge.model.loadInfo); // { mode: "ranges", bytesRead, fileSize, ... }
  */
-export async function loadServingModel(source?: ModelSource, backend: BackendName | Backend = "auto"): Promise<ServingModel> {
-  let bytes: Uint8Array;
-  if (source === undefined) {
-    const url = await defaultModelUrl(); // file: on servers, http(s): in workers and browsers
-    bytes = url.protocol === "file:" ? await readBytes(decodeURIComponent(url.pathname)) : await fetchBytes(url.href);
+export async function loadServingModel(source?: ModelSource, backend: BackendName | Backend = "auto", options: ServingLoadOptions = {}): Promise<ServingModel> {
+  const part = options.part ?? "full";
+  const hex = options.weightsSha256?.toLowerCase();
+  if (hex !== undefined && !/^[0-9a-f]{64}$/.test(hex)) throw new Error(`loadServingModel: weightsSha256 must be 64 hex digits, got "${options.weightsSha256}"`);
+  const checked = (got: Uint8Array): Uint8Array => {
+    if (hex !== undefined && toHex(got) !== hex) throw new Error(`loadServingModel: the weights' SHA-256 is ${toHex(got)}, weightsSha256 says ${hex}`);
+    return got;
+  };
+  // Bytes in memory are hashed as they are (and checked against a given hash).
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
+    const weightsSha256 = checked(await sha256(bytes));
+    return { model: await loadModel(bytes, { backend, part }), weightsSha256 };
   }
-  else if (source instanceof Uint8Array) bytes = source;
-  else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
-  else if (source instanceof Response) bytes = await responseBytes(source, source.url || "<response>");
-  else {
-    const text = typeof source === "string" ? source : source.href;
-    bytes = /^https?:\/\//i.test(text) ? await fetchBytes(text) : await readBytes(text.startsWith("file:") ? decodeURIComponent(new URL(text).pathname) : text);
+  // A part with its hash given: only the part is read (by Range, or through a file handle); the hash is taken as given.
+  if (hex !== undefined && part !== "full") {
+    const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download });
+    return { model, weightsSha256: new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16))) };
   }
-  const weightsSha256 = await sha256(bytes);
-  const model = await loadModel(bytes, { backend });
-  return { model, weightsSha256 };
+  // Otherwise the file is read once, start to end, through an incremental hash while the part's tensors are
+  // bound (never held whole); a given hash is checked, and the tensors are freed on a mismatch.
+  const { source: src, digest } = await openHashedStream(source ?? await defaultModelUrl(), options.download); // default: file: on servers, http(s): in workers and browsers
+  if (hex !== undefined) {
+    src.verify = async () => void checked(await digest());
+  }
+  try {
+    const model = await loadModelFrom(src, { backend, part });
+    return { model, weightsSha256: hex === undefined ? await digest() : new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16))) };
+  } finally {
+    await src.close();
+  }
 }
 
 /**

@@ -4,8 +4,10 @@ import type { Backend } from "../src/backend/contract.ts";
 import type { BackendName } from "../src/backend/registry.ts";
 import { toRGBA, type RgbaImage } from "../src/image.ts";
 import type { HostTensor } from "../src/tensor.ts";
-import { bindVAE, checkVAETensors, type DecodeOptions, decodeLatents, type DecodeResult, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
-import { type ModelSource, readWeightsSource, resolveBackend } from "./model.ts";
+import { bindVAEFrom, type DecodeOptions, decodeLatents, type DecodeResult, estimateDecodeBytes, latentPreview, type VAEConfig, type VAEConfigInput, vaeConfigForFile, type VAEDecoderGraph } from "../src/vae/index.ts";
+import { openWeightSource } from "../src/weights/open.ts";
+import type { WeightLoadInfo } from "../src/weights/source.ts";
+import { type ModelSource, resolveBackend } from "./model.ts";
 
 /** Options of `loadVAE`. */
 export interface LoadVAEOptions {
@@ -13,6 +15,12 @@ export interface LoadVAEOptions {
   backend?: BackendName | Backend;
   /** Overrides what the file's shapes and metadata say (e.g. `{ scaling_factor: 0.13025 }`). */
   config?: VAEConfigInput;
+  /**
+   * Most bytes the backend's memory may take (as in LoadModelOptions.memoryBudget). The plan keeps what a
+   * 16x16-latent tile needs for activations, or half the budget if less, and `decode` then tiles to fit that
+   * unless given its own memoryBudgetBytes.
+   */
+  memoryBudget?: number;
 }
 
 /** An SD-VAE decoder ready to turn latents into pictures. */
@@ -24,6 +32,8 @@ export class VAEModel {
     readonly backendReason: string,
     /** Where the weights came from (path, URL or "<bytes>"). */
     readonly source: string,
+    /** How the weights were read (mode, bytes read of the file's size, requests; see `DiCModel.loadInfo`). */
+    readonly loadInfo: WeightLoadInfo | null = null,
   ) {}
 
   /** The decoder configuration (widths read from the file's tensor shapes). */
@@ -45,8 +55,12 @@ export class VAEModel {
    * const { image } = await vae.decode(latents, { memoryBudgetBytes: 400e6 });
    */
   decode(latents: HostTensor, options: DecodeOptions = {}): Promise<DecodeResult> {
-    return decodeLatents(this.graph, latents, options);
+    const budget = options.memoryBudgetBytes ?? this.activationBudget;
+    return decodeLatents(this.graph, latents, budget === undefined ? options : { ...options, memoryBudgetBytes: budget });
   }
+
+  /** @internal the activation memory a `memoryBudget` load kept for decodes (their default tiling budget). */
+  activationBudget?: number;
 
   /** Decodes latents into RGBA pictures (values clamped from [-1, 1]). */
   async decodeToRGBA(latents: HostTensor, options: DecodeOptions = {}): Promise<RgbaImage[]> {
@@ -73,7 +87,9 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
 
 /**
  * Loads an SD-VAE decoder: diffusers AutoencoderKL safetensors (full VAE or decoder only; current or legacy
- * attention names; f32, f16 or bf16), configuration read from the tensor shapes.
+ * attention names; f32, f16 or bf16), configuration read from the tensor shapes. Only the decoder's
+ * tensors are read, one at a time (a path through a file handle, a URL by HTTP Range, a Response as a
+ * stream); `vae.loadInfo` says how many bytes that took.
  *
  * @example
  * import { loadVAE } from "dic-sdk";
@@ -82,8 +98,20 @@ export function previewLatents(latents: HostTensor): RgbaImage[] {
  */
 export async function loadVAE(source: ModelSource, options: LoadVAEOptions = {}): Promise<VAEModel> {
   const overrides = options.config ?? {};
-  // The tensor table is checked before the data is read. URLs are fetched without the weights cache.
-  const { file, name } = await readWeightsSource(source, (header, path) => void checkVAETensors(header, vaeConfigForFile(header, overrides), path), { cache: false });
-  const { backend, reason } = await resolveBackend(options.backend);
-  return new VAEModel(bindVAE(file, backend, overrides), reason, name);
+  // The tensor table is checked before the data is read; then only the decoder's tensors are read, one by
+  // one (a path through a file handle, a URL by HTTP Range, without the weights cache, a Response as a stream).
+  const src = await openWeightSource(source, { download: { cache: false }, partial: true });
+  try {
+    const header = await src.header();
+    // Under a budget the plan keeps what a 16x16-latent tile of the decode needs for activations.
+    const budget = options.memoryBudget;
+    const reserve = budget === undefined ? undefined : Math.min(Math.floor(budget / 2), estimateDecodeBytes(vaeConfigForFile(header, overrides), 16, 16));
+    const { backend, reason } = await resolveBackend(options.backend, budget, reserve);
+    const graph = await bindVAEFrom(src, backend, overrides);
+    const vae = new VAEModel(graph, reason, src.name, Object.freeze({ ...src.info }));
+    if (reserve !== undefined && backend.name === "wasm") vae.activationBudget = reserve;
+    return vae;
+  } finally {
+    await src.close();
+  }
 }

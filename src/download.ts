@@ -6,7 +6,9 @@ import { readEnv } from "./env.ts";
 import { HAS_FILE_SYSTEM, isFile, readBytes, removePath, writeFileAtomic } from "./fs.ts";
 
 /** Why a download failed. */
-export type DownloadErrorCode = "bad_option" | "http" | "network" | "truncated" | "checksum" | "storage_full" | "cache" | "aborted";
+export type DownloadErrorCode =
+  | "bad_option" | "http" | "network" | "truncated" | "checksum" | "storage_full" | "cache" | "aborted"
+  | "bad_range"; // a Range answer that does not match the request (wrong bytes, 416, a file that changed mid-load)
 
 /** A failed download: `code` says why, `url` names the source. */
 export class DownloadError extends DicError<DownloadErrorCode> {
@@ -39,8 +41,18 @@ export interface WeightsCache {
 export interface DownloadOptions {
   /** Called as bytes arrive. */
   onProgress?: (p: DownloadProgress) => void;
-  /** Expected SHA-256 of the file (64 hex digits); a mismatch fails and is never cached. */
+  /**
+   * Expected SHA-256 of the file (64 hex digits); a mismatch fails and is never cached. A hash covers the
+   * whole file, so with `sha256` a loader downloads the whole file and checks it instead of reading ranges.
+   */
   sha256?: string;
+  /**
+   * Loaders only: read an http(s) URL with Range requests, only the tensors needed (default true, when no
+   * `sha256` is given and no whole copy is cached). false downloads the whole file.
+   */
+  ranges?: boolean;
+  /** Loaders only: called with a one-line note when a load falls back (e.g. the server ignored Range). */
+  onNotice?: (line: string) => void;
   /**
    * true (default): servers cache in `DIC_CACHE_DIR`, else `$XDG_CACHE_HOME/dic-sdk`, else `~/.cache/dic-sdk`;
    * browsers and workers in the Cache API store "dic-sdk-weights". A string names the folder (servers) or
@@ -51,6 +63,9 @@ export interface DownloadOptions {
 }
 
 const STORE = "dic-sdk-weights";
+
+/** Name of the default Cache API store of weights (whole files and ranges). */
+export const DEFAULT_CACHE_STORE = STORE;
 
 function hex(bytes: ArrayBuffer): string {
   return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -80,6 +95,11 @@ export class FolderCache implements WeightsCache {
   async get(url: string): Promise<Uint8Array | null> {
     const p = await this.path(url);
     return (await isFile(p)) ? readBytes(p) : null;
+  }
+  /** The path of the cached copy of `url`, or null when there is none (lets a loader read it by tensor). */
+  async cachedFile(url: string): Promise<string | null> {
+    const p = await this.path(url);
+    return (await isFile(p)) ? p : null;
   }
   async put(url: string, bytes: Uint8Array): Promise<void> {
     await writeFileAtomic(await this.path(url), bytes);

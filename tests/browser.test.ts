@@ -32,7 +32,7 @@ if (runtimeName === "node") {
     await page.goto(server.url + path);
     return page;
   };
-  let remaining = 5;
+  let remaining = 6;
   const done = async () => {
     if (--remaining === 0) {
       await browser.close();
@@ -141,6 +141,26 @@ if (runtimeName === "node") {
       assert.ok(full.error, "caching 1.9 MB under a 256 KiB quota should fail");
       assert.equal(full.error.code, "storage_full", full.error.message);
       assert.match(full.error.message, /storage is full: cannot cache 1\.9 MB of weights in dic-test-full .*cache: false/);
+    } finally {
+      await page.close();
+      await done();
+    }
+  });
+
+  test("browser: the edge part of the unet cut loads by HTTP Range, ranges cached in the Cache API; the cut equals the whole model", async () => {
+    const page = await newPage("README.md"); // a page that loads no model itself: the server's counts are this test's
+    try {
+      const path = "/models/dic-fashion.safetensors";
+      const before = server.served.get(path) ?? 0;
+      const r = await page.evaluate(`import("/tests/browser/weights-ranges.js").then((m) => m.edgeTwice("dic-test-ranges"))`);
+      assert.equal(r.first.mode, "ranges", JSON.stringify(r.first));
+      assert.ok(r.first.bytesRead < 0.7 * r.fileSize && r.first.requests >= 2, JSON.stringify(r.first));
+      assert.equal(r.second.requests, 0, JSON.stringify(r.second));
+      assert.equal(r.second.bytesFromCache, r.first.bytesRead);
+      assert.ok(r.host.bytesRead < 0.5 * r.fileSize, JSON.stringify(r.host));
+      // The server sent the edge's ranges once, the host's, and the whole file once (the page's reference copy).
+      assert.equal((server.served.get(path) ?? 0) - before, r.first.bytesRead + r.host.bytesRead + r.fileSize);
+      assert.ok(r.same, "encode (by Range) + decode equals the whole model's forward bit for bit");
     } finally {
       await page.close();
       await done();

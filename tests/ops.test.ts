@@ -17,9 +17,10 @@ import { type HostTensor, numel, shapeStr } from "../src/tensor.ts";
 import type { SafetensorsFile } from "../src/weights/safetensors.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
-import { FAST_F32_VS_JS, FUSED_PREOP_VS_UNFUSED, JS_VS_TORCH_OP } from "./tolerances.ts";
+import { COMPACT_F16_VS_JS_OP, COMPACT_INT8_VS_JS_OP, FAST_F32_VS_JS, FUSED_PREOP_VS_UNFUSED, JS_VS_TORCH_OP } from "./tolerances.ts";
+import { createWasmBackend, probeWasm } from "../src/backend/wasm/index.ts";
 
-type OpName = Exclude<keyof Backend, "name" | "description" | "upload" | "download" | "free" | "close">;
+type OpName = Exclude<keyof Backend, "name" | "description" | "upload" | "download" | "free" | "close" | "planStorage" | "uploadInt8" | "storageReport">;
 
 // ----- fixture cases: params as reference/fixtures_ops.py writes them -------------------------------------
 interface SliceSpec { tensor: string; offset: number }
@@ -103,6 +104,16 @@ for (const e of await listBackends()) {
   }
 }
 const all = [js, ...others];
+/**
+ * Every backend compared with js on the fixture cases, with its tolerance: the available ones (f32), then the
+ * wasm backend's compact storage modes (conv3x3 and linear weights as f16 / int8; every other op is f32).
+ */
+const compared: { b: Backend; label: string; tol: (op: OpName) => number }[] = others.map((b) => ({ b, label: b.name, tol: () => FAST_F32_VS_JS }));
+if (probeWasm() === null) {
+  for (const [storage, tol] of [["f16", COMPACT_F16_VS_JS_OP], ["int8", COMPACT_INT8_VS_JS_OP]] as const) {
+    compared.push({ b: await createWasmBackend({ storage, threads: 1 }), label: `wasm ${storage} storage`, tol: (op) => (op === "conv3x3" || op === "linear" ? tol : FAST_F32_VS_JS) });
+  }
+}
 
 test("ops: backends under test", () => {
   const compared = others.length ? others.map((b) => b.description).join("; ")
@@ -148,14 +159,14 @@ for (const op of OPS) {
       record(op, "js vs torch", err);
       record(op, "torch fp32 vs fp64", c.torchF32VsF64 ?? 0);
       const problems = err <= tol ? [] : [`js vs torch: relative L2 ${err.toExponential(2)} > ${tol}`];
-      for (const b of others) {
+      for (const { b, label, tol: tolOf } of compared) {
         try {
           const got = await runCase(b, op, file, c);
           const e = got.shape.join() === ref.shape.join() ? relL2(got.data, ref.data) : Infinity;
-          record(op, `${b.name} vs js`, e);
-          if (!(e <= FAST_F32_VS_JS)) problems.push(`${b.name} vs js: shape ${shapeStr(got.shape)}, relative L2 ${e.toExponential(2)} > ${FAST_F32_VS_JS}`);
+          record(op, `${label} vs js`, e);
+          if (!(e <= tolOf(op))) problems.push(`${label} vs js: shape ${shapeStr(got.shape)}, relative L2 ${e.toExponential(2)} > ${tolOf(op)}`);
         } catch (e) {
-          problems.push(`${b.name} threw: ${(e as Error).message}`);
+          problems.push(`${label} threw: ${(e as Error).message}`);
         }
       }
       assert.ok(problems.length === 0, `${c.desc}: ${problems.join("; ")}`);

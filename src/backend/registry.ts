@@ -25,6 +25,12 @@ export interface BackendOptions {
   threads?: number;
   /** wasm: precompiled kernel modules by build name, for platforms that refuse to compile from bytes (see createWasmBackend). */
   modules?: WasmModules;
+  /** wasm: the memory budget in bytes (createWasmBackend's memoryBudget); other backends do not take one. */
+  memoryBudget?: number;
+  /** wasm: bytes of the budget its plan keeps for activations (createWasmBackend's activationReserve). */
+  activationReserve?: number;
+  /** wasm: how conv3x3 weights are stored ("fast", "f16", "int8", "auto"; createWasmBackend's storage). */
+  storage?: "fast" | "f16" | "int8" | "auto";
   /** webgpu: store tensors in f16 where the adapter has "shader-f16" (default false). */
   f16?: boolean;
 }
@@ -50,7 +56,7 @@ function threadsOption(o: BackendOptions): number | undefined {
 
 const ENTRIES: Entry[] = [
   { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
-  { name: "wasm", priority: 10, probe: (o) => Promise.resolve(probeWasm(o.modules)), create: (o) => createWasmBackend({ threads: threadsOption(o), modules: o.modules }) },
+  { name: "wasm", priority: 10, probe: (o) => Promise.resolve(probeWasm(o.modules)), create: (o) => createWasmBackend({ threads: threadsOption(o), modules: o.modules, memoryBudget: o.memoryBudget, storage: o.storage, activationReserve: o.activationReserve }) },
   {
     name: "webgpu", priority: 20, probe: probeWebGpu, create: (o) => createWebGpuBackend({ f16: o.f16 }),
     autoSkip: async () => {

@@ -4,7 +4,7 @@
 import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
 import type { HostTensor } from "../tensor.ts";
 import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
-import { blockInputs, blockPrefix } from "./params.ts";
+import { blockInputs, blockPrefix, type ModelPart, partConditionLevels, stageConditionLevel } from "./params.ts";
 import { yieldSlice } from "../yield.ts";
 
 /**
@@ -62,13 +62,23 @@ export function timestepFrequencies(t: readonly number[]): Float32Array {
 export class DiCGraph {
   private readonly ch: number[];
 
-  /** `weights` maps official state_dict names to tensors already uploaded to `backend`. */
+  /**
+   * `weights` maps official state_dict names to tensors already uploaded to `backend`: all of them, or
+   * those of `part` (src/model/params.ts `partParams`), which then limits what the graph can run.
+   */
   constructor(
     readonly backend: Backend,
     readonly config: DiCConfig,
     private readonly weights: ReadonlyMap<string, Tensor>,
+    readonly part: ModelPart = "full",
   ) {
     this.ch = stageChannels(config);
+  }
+
+  private needPart(what: string, ok: ModelPart): void {
+    if (this.part !== "full" && this.part !== ok) {
+      throw new Error(`DiC graph: ${what} needs the "${ok}" part of the weights, but this model was loaded with part "${this.part}" (load part "full" or "${ok}")`);
+    }
   }
 
   /** Frees the uploaded weights; the graph cannot run afterwards. Idempotent. */
@@ -105,27 +115,29 @@ export class DiCGraph {
     }
   }
 
-  /** Stage conditions [c0, c1, c2, c1, c_last]: t_embedder_ls.i(t) + y_embedder_ls.i(y). */
-  conditions(t: readonly number[], y: readonly number[]): Tensor[] {
+  /**
+   * Stage conditions [c0, c1, c2, c1, c_last]: t_embedder_ls.i(t) + y_embedder_ls.i(y), computed for the
+   * stages of `part` only (the others are left undefined).
+   */
+  conditions(t: readonly number[], y: readonly number[], part: ModelPart = "full"): Tensor[] {
     const b = this.backend;
     const freq = b.upload({ shape: [t.length, FREQ_DIM], data: timestepFrequencies(t) });
     const cs: Tensor[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (const i of partConditionLevels(this.config, part)) {
       const h = b.linear(freq, this.w(`t_embedder_ls.${i}.mlp.0.weight`), this.w(`t_embedder_ls.${i}.mlp.0.bias`));
       const te = b.linear(h, this.w(`t_embedder_ls.${i}.mlp.2.weight`), this.w(`t_embedder_ls.${i}.mlp.2.bias`), "silu");
       const ye = b.gather(this.w(`y_embedder_ls.${i}.embedding_table.weight`), y);
-      cs.push(b.add(te, ye));
+      cs[i] = b.add(te, ye);
       b.free(h);
       b.free(te);
       b.free(ye);
     }
     b.free(freq);
-    const m = this.config.mult_channels;
-    return [cs[0], cs[1], cs[2], cs[1], cs[m.slice(0, 3).indexOf(m[4])]];
+    return [0, 1, 2, 3, 4].map((s) => cs[stageConditionLevel(this.config, s)]);
   }
 
   private freeConditions(cs: Tensor[]): void {
-    for (const c of new Set(cs)) this.backend.free(c);
+    for (const c of new Set(cs)) if (c !== undefined) this.backend.free(c);
   }
 
   /** One DiC block: conv0(GELU(norm0 x)); GELU(norm1 h (1+scale) + shift); conv1; gate * h + skip(x). */
@@ -194,8 +206,9 @@ export class DiCGraph {
   }
 
   private *encodeSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<EncodeOutput> {
+    this.needPart("encode", "encode");
     this.checkInputs(x, t, y);
-    const cs = this.conditions(t, y);
+    const cs = this.conditions(t, y, "encode");
     try {
       return yield* this.encodeWith(x, cs);
     } finally {
@@ -232,7 +245,8 @@ export class DiCGraph {
   }
 
   private *decodeSteps(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Steps<Tensor> {
-    const cs = this.conditions(t, y);
+    this.needPart("decode", "decode");
+    const cs = this.conditions(t, y, "decode");
     try {
       return yield* this.decodeWith(enc, cs);
     } finally {
@@ -285,6 +299,7 @@ export class DiCGraph {
   }
 
   private *forwardSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<Tensor> {
+    if (this.part !== "full") throw new Error(`DiC graph: a whole forward needs every tensor, but this model was loaded with part "${this.part}" (load part "full")`);
     this.checkInputs(x, t, y);
     const cs = this.conditions(t, y);
     try {

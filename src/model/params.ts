@@ -90,3 +90,54 @@ export function forwardMacs(cfg: DiCConfig): number {
   }
   return macs;
 }
+
+/**
+ * A part of the network, as one side of a cut runs it: "full" (every tensor), "encode" (embeddings,
+ * encoder stages and latent stage: the edge of the `unet` cut) or "decode" (decoder stages and head,
+ * with the conditions they take: the host of the `unet` cut).
+ */
+export type ModelPart = "full" | "encode" | "decode";
+
+/** The parts a loader accepts. */
+export const MODEL_PARTS: readonly ModelPart[] = Object.freeze(["full", "encode", "decode"]);
+
+/** Level of the condition that stage s (0,1 encoder; 2 latent; 3,4 decoder) and, for s = 4, the head take. */
+export function stageConditionLevel(cfg: DiCConfig, stage: number): number {
+  const m = cfg.mult_channels;
+  return [0, 1, 2, 1, m.slice(0, 3).indexOf(m[4])][stage];
+}
+
+/** Stages each part runs (the head runs with stage 4). */
+export function partStages(part: ModelPart): number[] {
+  return part === "encode" ? [0, 1, 2] : part === "decode" ? [3, 4] : [0, 1, 2, 3, 4];
+}
+
+/** Condition levels (t_embedder_ls.i, y_embedder_ls.i) a part computes, ascending. */
+export function partConditionLevels(cfg: DiCConfig, part: ModelPart): number[] {
+  return [...new Set(partStages(part).map((s) => stageConditionLevel(cfg, s)))].sort((a, b) => a - b);
+}
+
+/**
+ * Whether parameter `name` belongs to `part`: the one rule that says which tensors each side of a cut
+ * loads (the graph's encode/decode use exactly these).
+ */
+export function inPart(cfg: DiCConfig, name: string, part: ModelPart): boolean {
+  if (part === "full") return true;
+  const emb = /^[ty]_embedder_ls\.(\d+)\./.exec(name);
+  if (emb) return partConditionLevels(cfg, part).includes(Number(emb[1]));
+  const encoder = /^(x_embedder|enc_blocks|downs|lat_blocks)\./.test(name);
+  return part === "encode" ? encoder : !encoder;
+}
+
+/** The parameters of one part (all of them for "full"), in the order of `expectedParams`. */
+export function partParams(cfg: DiCConfig, part: ModelPart): Map<string, number[]> {
+  const all = expectedParams(cfg);
+  if (part === "full") return all;
+  return new Map([...all].filter(([name]) => inPart(cfg, name, part)));
+}
+
+/** Checks a part name (from an option or a flag). */
+export function checkModelPart(part: string): ModelPart {
+  if (!(MODEL_PARTS as readonly string[]).includes(part)) throw new Error(`part must be one of ${MODEL_PARTS.join(", ")}, got ${JSON.stringify(part)}`);
+  return part as ModelPart;
+}

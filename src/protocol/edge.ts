@@ -57,12 +57,16 @@ export interface EdgeResult {
 
 /**
  * Runs one generation through `pool` at the requested cut point. An edge that holds only the model's
- * identity (no weights) runs the `remote` cut only.
+ * identity (no weights) runs the `remote` cut only; one that holds only the encoder's tensors (part
+ * "encode") runs the `unet` cut (and `remote`) only.
  */
 export async function runEdgeGeneration(model: ServedModel | ModelIdentity, pool: UpstreamPool, gen: EdgeGeneration): Promise<EdgeResult> {
   const graph: DiCGraph | null = "graph" in model ? model.graph : null;
   const cfg = edgeConfig(model);
   if (!graph && gen.cut !== "remote") throw new ProtocolError("unsupported_cut", `cut=${gen.cut}: this edge holds no weights; it serves the remote cut only`);
+  if (graph && graph.part !== "full" && gen.cut !== "remote" && !(gen.cut === "unet" && graph.part === "encode")) {
+    throw new ProtocolError("unsupported_cut", `this edge holds only the "${graph.part}" part of the model's weights; it runs ${graph.part === "encode" ? "the unet cut only" : "no cut"}, not "${gen.cut}"`);
+  }
   const g = gen.settings;
   const dtype = gen.dtype ?? "f32";
   const n = g.labels.length;

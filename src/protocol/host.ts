@@ -83,7 +83,9 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
   const cfg = model.graph.config;
   // A latent model's host decodes the vae cut only with a decoder (a VAE).
   const canDecode = model.decodePixels !== undefined || model.pixelRange !== null;
-  const servedCuts = CUTS.filter((c) => c !== "vae" || canDecode);
+  // A model loaded with a part serves only the cuts that part can run (src/model/params.ts ModelPart).
+  const part = model.graph.part;
+  const servedCuts = CUTS.filter((c) => (c !== "vae" || canDecode) && (c !== "unet" || part !== "encode") && (c !== "handoff" || part === "full"));
 
   async function readRequest(req: Request): Promise<Frame[]> {
     const declared = Number(req.headers.get("content-length") ?? NaN);
@@ -175,6 +177,9 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       if (!work) throw new ProtocolError("bad_frame", "missing the work frame after hello");
       if (work.session !== session) throw new ProtocolError("bad_frame", `work frame session "${work.session}" differs from the hello's "${session}"`);
       const dtype = hello.dtype as WireDtype;
+      if (hello.cut !== "vae" && !servedCuts.includes(hello.cut)) {
+        throw new ProtocolError("unsupported_cut", `this host holds only the "${part}" part of the model's weights and serves the cuts ${servedCuts.join(", ") || "(none)"}, not "${hello.cut}"`);
+      }
       if (hello.cut === "unet") {
         const f = expectFrame(work, "step", "unet work frame");
         step = f.step;

@@ -3,7 +3,7 @@
 export { resolveVAEConfig, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput, vaeUpscale } from "./config.ts";
 export { canonicalVAEName, expectedVAEParams, vaeDecodeMacs, vaeParamCount } from "./params.ts";
 export { VAEDecoderGraph } from "./decoder.ts";
-export { bindVAE, checkVAETensors, vaeConfigForFile } from "./load.ts";
+export { bindVAE, bindVAEFrom, checkVAETensors, vaeConfigForFile } from "./load.ts";
 export { type DecodeOptions, decodeLatents, type DecodeResult, estimateDecodeBytes } from "./tiled.ts";
 export { latentPreview, SD_LATENT_RGB_BIAS, SD_LATENT_RGB_FACTORS } from "./preview.ts";
 export { randomVAEWeights } from "./random.ts";

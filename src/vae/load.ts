@@ -4,8 +4,10 @@
 import type { Backend, Tensor, TensorRole } from "../backend/contract.ts";
 import type { SafetensorsFile, SafetensorsHeader } from "../weights/safetensors.ts";
 import { WeightsError } from "../weights/safetensors.ts";
+import type { WeightSource } from "../weights/source.ts";
 import { resolveVAEConfig, SD_VAE_CONFIG, type VAEConfig, type VAEConfigInput } from "./config.ts";
 import { VAEDecoderGraph } from "./decoder.ts";
+import { fileTensor, type LoadedTensor, readTensors, uploadLoaded } from "../model/load.ts";
 import { canonicalVAEName, expectedVAEParams, isDecoderTensor } from "./params.ts";
 
 type Header = Pick<SafetensorsHeader, "tensors" | "metadata" | "source">;
@@ -93,26 +95,52 @@ function roleOf(shape: readonly number[]): TensorRole {
   return "vector";
 }
 
-/**
- * Uploads every decoder tensor of a checked file and returns the graph. The latent scaling is folded into
- * post_quant_conv: its weight is uploaded divided by scaling_factor, so decode(z) = decoder(z / scaling_factor).
- */
+/** The shape a VAE parameter is uploaded with: attention projections run as 1x1 convolutions over the pixels. */
+function uploadShape(shape: readonly number[]): number[] {
+  return shape.length === 2 ? [shape[0], shape[1], 1, 1] : [...shape];
+}
+
+/** Lets the backend plan its weight storage for the decoder's parameters (memory budgets). */
+function planVAE(backend: Backend, config: VAEConfig): void {
+  backend.planStorage?.([...expectedVAEParams(config).values()].map((shape) => ({ shape: uploadShape(shape), role: roleOf(uploadShape(shape)) })));
+}
+
+/** Uploads one decoder tensor (canonical name `c`); post_quant_conv's weight absorbs 1 / scaling_factor. */
+function uploadVAETensor(weights: Map<string, Tensor>, backend: Backend, config: VAEConfig, c: string, t: LoadedTensor, source: string): void {
+  const up = uploadShape(expectedVAEParams(config).get(c)!);
+  const scale = c === "post_quant_conv.weight" ? (data: Float32Array) => { for (let i = 0; i < data.length; i++) data[i] /= config.scaling_factor; } : undefined;
+  weights.set(c, uploadLoaded(t, up, roleOf(up), backend, source, scale));
+}
+
+/** Uploads the decoder's tensors of a checked file and returns the graph. */
 export function bindVAE(file: SafetensorsFile, backend: Backend, overrides: VAEConfigInput = {}): VAEDecoderGraph {
   const config = vaeConfigForFile(file, overrides);
   const names = checkVAETensors(file, config, file.source);
+  planVAE(backend, config);
   const weights = new Map<string, Tensor>();
   try {
-    for (const [c, shape] of expectedVAEParams(config)) {
-      const name = names.get(c)!;
-      const data = file.getF32(name);
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) throw new WeightsError("bad_value", file.source, `holds a non-finite value (${data[i]}) at index ${i}`, name);
-      }
-      if (c === "post_quant_conv.weight") for (let i = 0; i < data.length; i++) data[i] /= config.scaling_factor;
-      // Attention projections run as 1x1 convolutions over the pixels.
-      const up = shape.length === 2 ? [shape[0], shape[1], 1, 1] : shape;
-      weights.set(c, backend.upload({ shape: up, data }, roleOf(up)));
-    }
+    for (const [c] of expectedVAEParams(config)) uploadVAETensor(weights, backend, config, c, fileTensor(file, names.get(c)!), file.source);
+  } catch (e) {
+    for (const t of weights.values()) backend.free(t);
+    throw e;
+  }
+  return new VAEDecoderGraph(backend, config, weights);
+}
+
+/**
+ * Binds the decoder from a weight source, tensor by tensor (read, convert, upload, drop): the header is
+ * checked first, then only the decoder's tensors are read (a full VAE file's encoder is never read).
+ */
+export async function bindVAEFrom(source: WeightSource, backend: Backend, overrides: VAEConfigInput = {}): Promise<VAEDecoderGraph> {
+  const header = await source.header();
+  const config = vaeConfigForFile(header, overrides);
+  const names = checkVAETensors(header, config, source.name);
+  const canonical = new Map([...names].map(([c, n]) => [n, c]));
+  planVAE(backend, config);
+  const weights = new Map<string, Tensor>();
+  try {
+    for await (const t of readTensors(source, header, names.values())) uploadVAETensor(weights, backend, config, canonical.get(t.name)!, t, source.name);
+    await source.verify?.();
   } catch (e) {
     for (const t of weights.values()) backend.free(t);
     throw e;

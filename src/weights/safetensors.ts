@@ -3,6 +3,7 @@
 // NOTE: no runtime built-ins here (browsers run this file); reading from disk lives in read-file.ts.
 import { DicError } from "../errors.ts";
 import { f32ToF16Bits } from "../f16.ts";
+import { dequantize, INT8_METADATA, INT8_SCALE_SUFFIX } from "./int8.ts";
 
 export { f32ToF16Bits };
 
@@ -73,16 +74,23 @@ export interface SafetensorsHeader {
   /** Bytes of the data buffer the tensors use (largest `end`); the reader needs no more than this. */
   readonly dataEnd: number;
   readonly metadata: Readonly<Record<string, string>>;
-  /** Tensor table in header order. */
+  /** Tensor table in header order (an int8 file's "<name>_scale" companions are not in it: see int8Scales). */
   readonly tensors: ReadonlyMap<string, TensorEntry>;
+  /**
+   * An int8 file (`__metadata__.quantization = "int8-per-channel"`, src/weights/int8.ts): the F32 [Co] scale
+   * entry of each I8 tensor, by the I8 tensor's name. getF32 returns those tensors dequantized.
+   */
+  readonly int8Scales?: ReadonlyMap<string, TensorEntry>;
 }
 
 /** A header with its data: tensors can be read. */
 export interface SafetensorsFile extends SafetensorsHeader {
   /** The raw little-endian bytes of a tensor (a view, not a copy). */
   getBytes(name: string): Uint8Array;
-  /** A fresh Float32Array with the tensor's values converted from its storage dtype. */
+  /** A fresh Float32Array with the tensor's values converted from its storage dtype (int8 files: dequantized). */
   getF32(name: string): Float32Array;
+  /** An int8 file's tensor as stored: int8 values and one scale per output channel; null for other tensors. */
+  getInt8?(name: string): { data: Int8Array; scale: Float32Array } | null;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -229,7 +237,20 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, sou
     if (prev === undefined || cur[1].end > prev[1].end) prev = cur;
   }
 
-  return Object.freeze({ source, fileSize, headerLength: n, dataStart: 8 + n, dataEnd, metadata: Object.freeze(metadata), tensors });
+  const int8Scales = new Map<string, TensorEntry>();
+  if (metadata.quantization === INT8_METADATA) {
+    for (const [name, e] of tensors) {
+      const sc = tensors.get(name + INT8_SCALE_SUFFIX);
+      if (e.dtype !== "I8") continue;
+      if (!sc || sc.dtype !== "F32" || sc.shape.length !== 1 || sc.shape[0] !== e.shape[0]) {
+        throw new WeightsError("bad_entry", source, `int8 tensor needs an F32 [${e.shape[0]}] tensor ${JSON.stringify(name + INT8_SCALE_SUFFIX)} (one scale per output channel)`, name);
+      }
+      int8Scales.set(name, sc);
+    }
+    for (const name of int8Scales.keys()) tensors.delete(name + INT8_SCALE_SUFFIX);
+  }
+
+  return Object.freeze({ source, fileSize, headerLength: n, dataStart: 8 + n, dataEnd, metadata: Object.freeze(metadata), tensors, int8Scales });
 }
 
 let f16Table: Float32Array | undefined;
@@ -288,6 +309,11 @@ function toF32(bytes: Uint8Array, dtype: SafetensorsDtype, numel: number): Float
   return out;
 }
 
+/** A fresh Float32Array with the values of one tensor's raw bytes (`entry` from a validated header). */
+export function tensorToF32(bytes: Uint8Array, entry: TensorEntry): Float32Array {
+  return toF32(bytes, entry.dtype, (entry.end - entry.begin) / DTYPE_BYTES[entry.dtype]);
+}
+
 /**
  * Joins a validated header with its data buffer (the file's bytes from `header.dataStart` on; at least
  * `header.dataEnd` of them). Lets a caller read the header and the data separately (disk, HTTP ranges).
@@ -306,11 +332,19 @@ export function attachSafetensorsData(header: SafetensorsHeader, data: Uint8Arra
     const e = entry(name);
     return data.subarray(e.begin, e.end);
   };
+  const getInt8 = (name: string): { data: Int8Array; scale: Float32Array } | null => {
+    const e = entry(name), sc = header.int8Scales?.get(name);
+    if (sc === undefined) return null;
+    const q = data.subarray(e.begin, e.end);
+    return { data: new Int8Array(q.buffer, q.byteOffset, q.length).slice(), scale: toF32(data.subarray(sc.begin, sc.end), "F32", sc.shape[0]) };
+  };
   const getF32 = (name: string): Float32Array => {
     const e = entry(name);
+    const q = getInt8(name);
+    if (q) return dequantize(q.data, q.scale, e.shape[0]);
     return toF32(data.subarray(e.begin, e.end), e.dtype, (e.end - e.begin) / DTYPE_BYTES[e.dtype]);
   };
-  return Object.freeze({ ...header, getBytes, getF32 });
+  return Object.freeze({ ...header, getBytes, getF32, getInt8 });
 }
 
 /** Parses a whole safetensors file held in memory; tensor reads are views of `bytes` until converted. */
@@ -352,7 +386,7 @@ export function checkTensors(
 
 /** Tensor input of `writeSafetensors`; `data` holds numel(shape) values in row-major order. */
 export interface TensorToWrite {
-  dtype: "F32" | "F16" | "I64" | "I32";
+  dtype: "F32" | "F16" | "I64" | "I32" | "I8";
   shape: number[];
   data: ArrayLike<number> | Float32Array;
 }
@@ -365,7 +399,7 @@ export interface TensorToWrite {
  */
 export function writeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
   const source = "writeSafetensors";
-  const writable = ["F32", "F16", "I64", "I32"];
+  const writable = ["F32", "F16", "I64", "I32", "I8"];
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -419,6 +453,13 @@ export function writeSafetensors(tensors: Record<string, TensorToWrite>, metadat
           const v = t.data[i];
           if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw bad(i);
           view.setInt32(at + 4 * i, v, true);
+        }
+        break;
+      case "I8":
+        for (let i = 0; i < n; i++) {
+          const v = t.data[i];
+          if (!Number.isInteger(v) || v < -128 || v > 127) throw bad(i);
+          view.setInt8(at + i, v);
         }
         break;
       case "I64":

@@ -245,3 +245,203 @@ export function directConv(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32
   im2col(pIn, n, hp, wp, cp, h, w, col);
   gemm(n * h * w, co, 9 * cp, col, 9 * cp, wd, out, co, bias);
 }
+
+// ----- compact weight storage: 3x3 kernels kept in f16 or int8 and expanded per layer, just in time -----
+
+/** Storage kinds of expandWinograd / expandDirect: f16 (IEEE binary16 bits) or int8 times a per-Co scale. */
+const KIND_F16 = 1, KIND_I8 = 2;
+
+/** IEEE binary16 bits -> f32 (exact: subnormals, infinities and NaN included). */
+@inline function halfToFloat(h: u32): f32 {
+  const s = (h & 0x8000) << 16;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e == 0) {
+    const v = <f32>m * 5.9604644775390625e-8; // m * 2^-24
+    return s ? -v : v;
+  }
+  if (e == 31) return reinterpret<f32>(s | 0x7f800000 | (m << 13));
+  return reinterpret<f32>(s | ((e + 112) << 23) | (m << 13));
+}
+
+/**
+ * Element `idx` of a compact kernel, in f32 (int8: before its scale). Compact kernels are stored four
+ * output channels interleaved, [ceil(Co/4)][Ci][9][4] (see compactIndex), so that one load gives a tap of
+ * the four channels expandWinogradRange transforms together.
+ */
+@inline function tapOf(src: usize, kind: i32, idx: usize): f32 {
+  if (kind == KIND_F16) return halfToFloat(<u32>load<u16>(src + (idx << 1)));
+  if (kind == KIND_I8) return <f32>load<i8>(src + idx);
+  return load<f32>(src + (idx << 2));
+}
+
+/** Index of tap `tap` of kernel (o, i) in the interleaved compact layout [ceil(Co/4)][Ci][9][4]. */
+@inline function compactIndex(o: i32, i: i32, tap: i32, ci: i32): usize {
+  return ((<usize>(o >> 2) * <usize>ci + <usize>i) * 9 + <usize>tap) * 4 + <usize>(o & 3);
+}
+
+/** One tap of four interleaved output channels at element `idx` (a multiple of 4), as f32x4 (int8: before scales). */
+@inline function tap4(src: usize, kind: i32, idx: usize): v128 {
+  if (kind == KIND_F16) {
+    // binary16 -> f32 without branches: magnitude bits moved to f32 position and scaled by 2^112 (exact for
+    // normals and subnormals; compact storage holds no infinities or NaN), then the sign.
+    const h = v128.load16x4_u(src + (idx << 1));
+    const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+    const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+    return v128.or(f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000))), sign);
+  }
+  if (kind == KIND_I8) return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(src + idx))));
+  return v128.load(src + (idx << 2));
+}
+
+/** Per-output-channel scale (1 when there are none). */
+@inline function scaleOf(scales: usize, o: i32): f32 {
+  return scales ? load<f32>(scales + (<usize>o << 2)) : 1;
+}
+
+
+/** Six rows of G times the column (a, b, c) of four kernels, stored at dst + r * stride. */
+@inline function gColumn(a: v128, b: v128, c: v128, dst: usize, stride: usize): void {
+  const sixth = f32x4.splat(1.0 / 6), q = f32x4.splat(0.25);
+  const a24 = f32x4.mul(a, f32x4.splat(1.0 / 24)), b12 = f32x4.mul(b, f32x4.splat(1.0 / 12)), c6 = f32x4.mul(c, sixth);
+  const ac = f32x4.add(a, c);
+  v128.store(dst, f32x4.mul(a, q));
+  v128.store(dst + stride, f32x4.neg(f32x4.mul(f32x4.add(ac, b), sixth)));
+  v128.store(dst + 2 * stride, f32x4.neg(f32x4.mul(f32x4.sub(ac, b), sixth)));
+  v128.store(dst + 3 * stride, f32x4.add(f32x4.add(a24, b12), c6));
+  v128.store(dst + 4 * stride, f32x4.add(f32x4.sub(a24, b12), c6));
+  v128.store(dst + 5 * stride, c);
+}
+
+/**
+ * winogradWeights from compact storage, in f32 and four output channels at a time (the four are adjacent
+ * lanes of the packed B panel): dst[p][ceil(Co/8)][Cp][8] = (G g G^T)[p] of w = tap * scale[o].
+ */
+export function expandWinograd(src: usize, kind: i32, scales: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
+  expandWinogradRange(src, kind, scales, co, ci, cp, 0, co, dst, (<usize>cp * <usize>((co + 7) & ~7)) << 2);
+}
+
+/**
+ * Bytes between the 36 planes of a chunk's expanded form: one cache line more than the plane, because a
+ * plane of a multiple of 4 KiB would put the 36 stores of every kernel in the same L1 set (measured: the
+ * expansion of a 384 x 384 layer 5x slower).
+ */
+@inline function chunkPlaneStride(cp: i32, cw: i32): usize {
+  return ((<usize>cp * <usize>cw) << 2) + 64;
+}
+
+/**
+ * expandWinograd for output channels [o0, o1) only (o0 a multiple of 8): dst[p][ceil((o1 - o0)/8)][Cp][8],
+ * planes `pStride` bytes apart.
+ */
+export function expandWinogradRange(src: usize, kind: i32, scales: usize, co: i32, ci: i32, cp: i32, o0: i32, o1: i32, dst: usize, pStride: usize): void {
+  const cw = (o1 - o0 + 7) & ~7;
+  const plane = (<usize>cp * <usize>cw) << 2;
+  if (ci < cp || o1 - o0 < cw) for (let p = 0; p < 36; p++) memory.fill(dst + <usize>p * pStride, 0, plane); // padding stays zero
+  for (let o = o0; o < o1; o += 4) {
+    // Lanes past o1 have scale 0 (their stored taps are zero-padded anyway).
+    const s0 = scaleOf(scales, o);
+    const s1 = o + 1 < o1 ? scaleOf(scales, o + 1) : <f32>0;
+    const s2 = o + 2 < o1 ? scaleOf(scales, o + 2) : <f32>0;
+    const s3 = o + 3 < o1 ? scaleOf(scales, o + 3) : <f32>0;
+    const sc = f32x4(s0, s1, s2, s3);
+    const lane = o - o0;
+    for (let i = 0; i < ci; i++) {
+      const at = compactIndex(o, i, 0, ci);
+      // t = G g: column c of g is taps (c, 3 + c, 6 + c), to SCR[r * 3 + c] (this thread's conv scratch: 18 of its 36 slots)
+      for (let c = 0; c < 3; c++) {
+        const g0 = f32x4.mul(tap4(src, kind, at + (<usize>c << 2)), sc);
+        const g1 = f32x4.mul(tap4(src, kind, at + (<usize>(3 + c) << 2)), sc);
+        const g2 = f32x4.mul(tap4(src, kind, at + (<usize>(6 + c) << 2)), sc);
+        gColumn(g0, g1, g2, SCR + (<usize>c << 4), 48);
+      }
+      // U = t G^T: row r of t (three f32x4) -> six values per row
+      const base = dst + ((<usize>(lane >> 3) * <usize>cp + <usize>i) << 5) + (<usize>(lane & 7) << 2);
+      for (let r = 0; r < 6; r++) {
+        const t = SCR + <usize>r * 48;
+        gColumn(v128.load(t), v128.load(t, 16), v128.load(t, 32), base + <usize>(r * 6) * pStride, pStride);
+      }
+    }
+  }
+}
+
+/**
+ * The 36 Winograd GEMMs of a compact weight, `chunk` output channels at a time: each chunk's Winograd form
+ * is expanded into `scratch` (36 * Cp * chunk floats, small enough to stay in cache) and used at once, so
+ * the whole form never exists. M as winogradGemm writes it. `chunk`: a multiple of 8.
+ */
+export function winogradGemmCompact(tiles: i32, cp: i32, coPad: i32, v: usize, src: usize, kind: i32, scales: usize, co: i32, ci: i32, m: usize, scratch: usize, chunk: i32): void {
+  winogradGemmCompactRange(tiles, cp, coPad, v, src, kind, scales, co, ci, m, scratch, chunk, 0, 0, (co + chunk - 1) / chunk);
+}
+
+/**
+ * winogradGemmCompact for the chunks [j0, j1) only (a thread's share): chunk j is expanded at scratch + j *
+ * chunkStride (0: every chunk in the same block, one thread).
+ */
+export function winogradGemmCompactRange(tiles: i32, cp: i32, coPad: i32, v: usize, src: usize, kind: i32, scales: usize, co: i32, ci: i32, m: usize,
+  scratch: usize, chunk: i32, chunkStride: i32, j0: i32, j1: i32): void {
+  const rows = (tiles + 3) & ~3;
+  const vStride = (<usize>rows * <usize>cp) << 2;
+  const mStride = (<usize>rows * <usize>coPad) << 2;
+  for (let j = j0; j < j1; j++) {
+    const c0 = j * chunk;
+    const c1 = min(co, c0 + chunk);
+    const at = scratch + <usize>j * <usize>chunkStride;
+    const cw = (c1 - c0 + 7) & ~7;
+    const uStride = chunkPlaneStride(cp, cw);
+    expandWinogradRange(src, kind, scales, co, ci, cp, c0, c1, at, uStride);
+    for (let p = 0; p < 36; p++) {
+      gemmPackedA(rows, cw, cp, v + <usize>p * vStride, 4 * cp, at + <usize>p * uStride, m + <usize>p * mStride + (<usize>c0 << 2), coPad);
+    }
+  }
+}
+
+/**
+ * Direct conv3x3 of a compact weight from P, `chunk` output channels at a time (each chunk's direct form
+ * expanded into `scratch`, 9 * Cp * chunk floats): out [N*H*W][Co] = col * Wd + bias.
+ */
+export function directConvCompact(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, h: i32, w: i32, col: usize, src: usize, kind: i32, scales: usize, co: i32, ci: i32, bias: usize, out: usize, scratch: usize, chunk: i32): void {
+  im2col(pIn, n, hp, wp, cp, h, w, col);
+  for (let c0 = 0; c0 < co; c0 += chunk) {
+    const c1 = min(co, c0 + chunk);
+    expandDirectRange(src, kind, scales, co, ci, cp, c0, c1, scratch);
+    gemm(n * h * w, c1 - c0, 9 * cp, col, 9 * cp, scratch, out + (<usize>c0 << 2), co, bias ? bias + (<usize>c0 << 2) : 0);
+  }
+}
+
+/** directWeights from compact storage: packed B with K = 9 * Cp rows ordered (ky, kx, ci), N = Co. */
+export function expandDirect(src: usize, kind: i32, scales: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
+  expandDirectRange(src, kind, scales, co, ci, cp, 0, co, dst);
+}
+
+/** expandDirect for output channels [o0, o1) only (o0 a multiple of 8). */
+export function expandDirectRange(src: usize, kind: i32, scales: usize, co: i32, ci: i32, cp: i32, o0: i32, o1: i32, dst: usize): void {
+  const k = 9 * cp;
+  memory.fill(dst, 0, (<usize>((o1 - o0 + 7) >> 3) * <usize>k) << 5);
+  for (let o = o0; o < o1; o++) {
+    const col = dst + ((<usize>((o - o0) >> 3) * <usize>k) << 5) + (<usize>((o - o0) & 7) << 2);
+    const s = scaleOf(scales, o);
+    for (let i = 0; i < ci; i++) {
+      for (let tap = 0; tap < 9; tap++) store<f32>(col + (<usize>(tap * cp + i) << 5), tapOf(src, kind, compactIndex(o, i, tap, ci)) * s);
+    }
+  }
+}
+
+/**
+ * GEMM-packed B panels ([ceil(N/8)][K][8], gemm.ts packB) from compact storage in the same layout, panels
+ * [p0, p1): f16 bits, or int8 times a scale per column (scales: ceil(N/8) * 8 floats, zero-padded). dst
+ * receives panel p0 first. The compact linear weights' expansion (a GEMM with few rows reads each once).
+ */
+export function expandPanels(src: usize, kind: i32, scales: usize, k: i32, p0: i32, p1: i32, dst: usize): void {
+  for (let p = p0; p < p1; p++) {
+    const s0 = scales ? v128.load(scales + (<usize>p << 5)) : f32x4.splat(1);
+    const s1 = scales ? v128.load(scales + (<usize>p << 5), 16) : f32x4.splat(1);
+    const base = <usize>p * <usize>k * 8;
+    const out = dst + ((<usize>(p - p0) * <usize>k) << 5);
+    for (let kk = 0; kk < k; kk++) {
+      const idx = base + (<usize>kk << 3);
+      v128.store(out + (<usize>kk << 5), f32x4.mul(tap4(src, kind, idx), s0));
+      v128.store(out + (<usize>kk << 5), f32x4.mul(tap4(src, kind, idx + 4), s1), 16);
+    }
+  }
+}

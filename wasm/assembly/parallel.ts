@@ -2,7 +2,7 @@
 // block in the shared memory, and every thread — the caller and each worker — runs `task` on it, claiming
 // chunks (ranges of tile groups, Winograd products, tiles, output rows or pre-op image rows) until none is left. The host
 // waits for the last chunk before the next command, which separates the stages.
-import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, winogradGemmRange, winogradInputRange, winogradOutputRange } from "./conv3x3";
+import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, winogradGemmCompactRange, winogradGemmRange, winogradInputRange, winogradOutputRange } from "./conv3x3";
 import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
 import { preApplyRows } from "./norm";
 
@@ -29,6 +29,9 @@ export const OP_GEMM = 4;
 export const OP_DIRECT = 5;
 /** The fused pre-op pass (norm, modulate, GELU into the padded conv input), split by image row. Args as preApply. */
 export const OP_PRE = 6;
+
+/** The 36 Winograd GEMMs of a compact weight, split by chunk of output channels. Args as winogradGemmCompactRange (less j0, j1). */
+export const OP_WINOGRAD_COMPACT = 7;
 
 /** Bytes of scratch one thread needs (setScratch). */
 export function scratchBytes(): usize {
@@ -84,6 +87,7 @@ function units(ctl: usize): i32 {
   if (op == OP_GEMM) return (arg(ctl, 0) + 3) >> 2;
   if (op == OP_DIRECT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
   if (op == OP_PRE) return arg(ctl, 1) * arg(ctl, 2);
+  if (op == OP_WINOGRAD_COMPACT) return (arg(ctl, 7) + arg(ctl, 11) - 1) / arg(ctl, 11);
   return 0;
 }
 
@@ -134,6 +138,9 @@ function run(ctl: usize, u0: i32, u1: i32): void {
     im2colRange(<usize>arg(ctl, 0), n, arg(ctl, 2), arg(ctl, 3), cp, h, w, col, r0, r1);
     const k = 9 * cp;
     gemm(r1 - r0, co, k, col + ((<usize>r0 * <usize>k) << 2), k, <usize>arg(ctl, 8), <usize>arg(ctl, 11) + ((<usize>r0 * <usize>co) << 2), co, <usize>arg(ctl, 10));
+  } else if (op == OP_WINOGRAD_COMPACT) {
+    winogradGemmCompactRange(arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), <usize>arg(ctl, 3), <usize>arg(ctl, 4), arg(ctl, 5), <usize>arg(ctl, 6), arg(ctl, 7),
+      arg(ctl, 8), <usize>arg(ctl, 9), <usize>arg(ctl, 10), arg(ctl, 11), arg(ctl, 12), u0, u1);
   } else if (op == OP_PRE) {
     preApplyRows(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), <usize>arg(ctl, 6), <usize>arg(ctl, 7),
       <usize>arg(ctl, 8), <usize>arg(ctl, 9), arg(ctl, 10), <usize>arg(ctl, 11), arg(ctl, 12), arg(ctl, 13), arg(ctl, 14), arg(ctl, 15), u0, u1);

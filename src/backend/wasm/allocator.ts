@@ -2,6 +2,8 @@
 // and per-op scratch. Freed blocks coalesce with their neighbours and the top retreats, so a sampling loop
 // that frees what it allocates reaches a steady state after its first forward instead of growing memory.
 
+import { MemoryBudgetError, mib } from "./storage.ts";
+
 const ALIGN = 64;
 /** NOTE: every block has this many spare bytes: kernels may read (never write) a partial vector past the end. */
 const SLACK = 64;
@@ -21,6 +23,10 @@ export interface MemoryStats {
   peakLiveBytes: number;
   /** Number of times the memory grew. */
   grows: number;
+  /** Most live bytes outside pinned blocks (weights, the expansion scratch): activations and per-op scratch. */
+  peakActivationBytes: number;
+  /** Limit on the memory's size (the memory budget), or null. */
+  budgetBytes: number | null;
 }
 
 export class Allocator {
@@ -30,6 +36,14 @@ export class Allocator {
   private live = 0;
   private peak = 0;
   private grows = 0;
+  /** Bytes of live blocks that are not activations (weights, the expansion scratch). */
+  pinned = 0;
+  private readonly pinnedBlocks = new Set<number>();
+  /** While true, new blocks count as pinned (the core sets it around weight uploads and packing). */
+  pinning = false;
+  private peakActivation = 0;
+  /** Largest size the memory may reach (bytes), or null; passing it throws MemoryBudgetError. */
+  limit: number | null = null;
 
   constructor(private readonly memory: WebAssembly.Memory, base: number) {
     this.top = Math.ceil(base / ALIGN) * ALIGN;
@@ -59,9 +73,16 @@ export class Allocator {
       ptr = this.top;
       this.top += size;
       const need = this.top - this.memory.buffer.byteLength;
+      if (this.limit !== null && this.top > this.limit) {
+        const top = this.top;
+        this.top -= size;
+        throw new MemoryBudgetError("memory_budget_exceeded", this.limit, top,
+          `wasm backend: memory limit ${mib(this.limit)} (the memory budget less the loader's share) exceeded: allocating ${bytes} bytes takes the memory to ${mib(top)} (${mib(this.live)} live, of which ${mib(this.pinned)} weights and expansion scratch)`);
+      }
       if (need > 0) {
-        // Grow by at least 1/8 of the memory so that a growing model does not grow page by page.
-        const pages = Math.max(Math.ceil(need / PAGE), Math.ceil(this.memory.buffer.byteLength / PAGE / 8));
+        // Grow by at least 1/8 of the memory so that a growing model does not grow page by page (never past the budget).
+        let pages = Math.max(Math.ceil(need / PAGE), Math.ceil(this.memory.buffer.byteLength / PAGE / 8));
+        if (this.limit !== null) pages = Math.max(Math.ceil(need / PAGE), Math.min(pages, Math.floor(this.limit / PAGE) - this.memory.buffer.byteLength / PAGE));
         try {
           this.memory.grow(pages);
         } catch (e) {
@@ -76,8 +97,13 @@ export class Allocator {
   }
 
   private count(ptr: number, size: number): number {
+    if (this.pinning) {
+      this.pinned += size;
+      this.pinnedBlocks.add(ptr);
+    }
     this.live += size;
     this.peak = Math.max(this.peak, this.live);
+    this.peakActivation = Math.max(this.peakActivation, this.live - this.pinned);
     return ptr;
   }
 
@@ -87,6 +113,7 @@ export class Allocator {
     if (size === undefined) throw new Error(`wasm backend: release of unknown block ${ptr}`);
     this.sizes.delete(ptr);
     this.live -= size;
+    if (this.pinnedBlocks.delete(ptr)) this.pinned -= size;
     let lo = 0, hi = this.free.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
@@ -113,7 +140,13 @@ export class Allocator {
     }
   }
 
+  /** Bytes the block at ptr takes (its alignment and slack included). */
+  sizeOf(ptr: number): number {
+    return this.sizes.get(ptr) ?? 0;
+  }
+
   stats(): MemoryStats {
-    return { committedBytes: this.memory.buffer.byteLength, liveBytes: this.live, peakLiveBytes: this.peak, grows: this.grows };
+    return { committedBytes: this.memory.buffer.byteLength, liveBytes: this.live, peakLiveBytes: this.peak, grows: this.grows,
+      peakActivationBytes: this.peakActivation, budgetBytes: this.limit };
   }
 }

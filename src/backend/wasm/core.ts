@@ -1,6 +1,7 @@
 // What every op of the wasm backend shares: the kernels, the allocator over their memory, views that
 // survive memory growth, and layout conversion of 4-D tensors (NCHW uploads <-> NHWC activations).
 import type { Tensor } from "../contract.ts";
+import { f16BitsToF32 } from "../../f16.ts";
 import { numel } from "../../tensor.ts";
 import { Allocator } from "./allocator.ts";
 import type { Kernels } from "./module.ts";
@@ -13,6 +14,17 @@ export class WasmCore {
 
   /** The worker pool that shares conv work (threads build), or null: everything runs on the caller. */
   pool: ThreadPool | null = null;
+
+  /** GEMM-packed weights keep only their packed form (compact modes and budgets: see storage.ts). */
+  lean = false;
+  /** Bytes of weights by the form they are held in (storage.ts WeightForm). */
+  readonly weightBytes = new Map<string, number>();
+  /** The one scratch block compact conv3x3 weights are expanded into, and what it holds now. */
+  private expandPtr = 0;
+  private expandSize = 0;
+  private expanded: { t: WasmTensor; wino: boolean } | null = null;
+  /** Largest expansion the scratch has held (bytes). */
+  expandPeak = 0;
 
   constructor(readonly k: Kernels) {
     this.heap = new Allocator(k.memory, k.heapBase());
@@ -40,9 +52,66 @@ export class WasmCore {
    * the direct path, use as an activation).
    */
   dropRaw(t: WasmTensor): void {
-    if (!t.ptr || !t.packs.has("winograd") || t.other || t.layout !== "nchw") return;
+    if (!t.ptr || t.other || t.layout !== "nchw") return;
+    if (!t.packs.has("winograd") && !t.compact && !(this.lean && t.packs.has("gemm"))) return;
     this.heap.release(t.ptr);
     t.ptr = 0;
+  }
+
+  /** Runs `fn` with new blocks counted as weights (pinned), not activations. */
+  pinned<T>(fn: () => T): T {
+    const was = this.heap.pinning;
+    this.heap.pinning = true;
+    try {
+      return fn();
+    } finally {
+      this.heap.pinning = was;
+    }
+  }
+
+  /** Records that t's weight is held in `form`, `bytes` bytes (for StorageReport). */
+  countForm(t: WasmTensor, form: "winograd-f32" | "f16" | "int8" | "f32", bytes: number): void {
+    if (t.form) this.weightBytes.set(t.form, (this.weightBytes.get(t.form) ?? 0) - t.formBytes);
+    t.form = form;
+    t.formBytes = bytes;
+    this.weightBytes.set(form, (this.weightBytes.get(form) ?? 0) + bytes);
+  }
+
+  /**
+   * The packed form (Winograd when `wino`, else direct) of compact conv3x3 weight t, expanded into the
+   * shared scratch block (grown to the largest layer; reused when t is already there).
+   */
+  expand(t: WasmTensor, wino: boolean): number {
+    const c = t.compact!;
+    if (this.expanded && this.expanded.t === t && this.expanded.wino === wino) return this.expandPtr;
+    const [co, ci] = t.shape;
+    const cp = Math.ceil(ci / 4) * 4, coPad = Math.ceil(co / 8) * 8;
+    this.compactScratch((wino ? 36 : 9) * cp * coPad * 4);
+    const kind = c.kind === "f16" ? 1 : 2;
+    if (wino) this.k.expandWinograd(c.ptr, kind, c.scales, co, ci, cp, this.expandPtr);
+    else this.k.expandDirect(c.ptr, kind, c.scales, co, ci, cp, this.expandPtr);
+    this.expanded = { t, wino };
+    return this.expandPtr;
+  }
+
+  /** The expansion scratch, grown to at least `bytes` (its contents are then undefined). */
+  compactScratch(bytes: number): number {
+    if (bytes > this.expandSize) {
+      this.expanded = null;
+      if (this.expandPtr) this.heap.release(this.expandPtr);
+      this.expandPtr = 0;
+      this.expandSize = 0;
+      this.expandPtr = this.pinned(() => this.heap.alloc(bytes));
+      this.expandSize = bytes;
+    }
+    this.expanded = null;
+    this.expandPeak = Math.max(this.expandPeak, this.heap.sizeOf(this.expandPtr));
+    return this.expandPtr;
+  }
+
+  /** Bytes of the expansion scratch now (0 until a compact weight ran). */
+  get expandBytes(): number {
+    return this.expandPtr ? this.heap.sizeOf(this.expandPtr) : 0;
   }
 
   /**
@@ -51,6 +120,8 @@ export class WasmCore {
    */
   restoreRaw(t: WasmTensor): void {
     if (t.ptr) return;
+    if (t.compact) return this.restoreCompact(t);
+    if (!t.packs.has("winograd")) return this.restoreGemm(t);
     const u = t.packs.get("winograd")!;
     const [co, ci] = t.shape;
     const cp = Math.ceil(ci / 4) * 4, coPad = Math.ceil(co / 8) * 8;
@@ -79,6 +150,51 @@ export class WasmCore {
           }
         }
       }
+    }
+    t.ptr = ptr;
+  }
+
+  /** Rebuilds the f32 values of a compact conv3x3 weight (exact: f16 and int8 * scale are f32 values). */
+  private restoreCompact(t: WasmTensor): void {
+    const c = t.compact!;
+    if (c.panels) {
+      const [n, k] = t.shape, padded = Math.ceil(n / 8) * 8 * k;
+      const ptr = this.heap.alloc(n * k * 4);
+      const m = this.f32();
+      const h = c.kind === "f16" ? new Uint16Array(this.k.memory.buffer, c.ptr, padded) : null;
+      const q = c.kind === "int8" ? new Int8Array(this.k.memory.buffer, c.ptr, padded) : null;
+      for (let j = 0; j < n; j++) {
+        const s = q ? m[(c.scales >> 2) + j] : 1;
+        for (let kk = 0; kk < k; kk++) {
+          const i = ((j >> 3) * k + kk) * 8 + (j & 7);
+          m[(ptr >> 2) + j * k + kk] = h ? f16BitsToF32(h[i]) : q![i] * s;
+        }
+      }
+      t.ptr = ptr;
+      return;
+    }
+    const count = numel(t.shape), co = t.shape[0], per = count / co, padded = Math.ceil(co / 4) * 4 * per;
+    const ptr = this.heap.alloc(count * 4);
+    const m = this.f32();
+    // The interleaved layout of the kernels: [ceil(Co/4)][Ci][9][4] (wasm/assembly/conv3x3.ts compactIndex).
+    const h = c.kind === "f16" ? new Uint16Array(this.k.memory.buffer, c.ptr, padded) : null;
+    const q = c.kind === "int8" ? new Int8Array(this.k.memory.buffer, c.ptr, padded) : null;
+    for (let o = 0; o < co; o++) {
+      const s = q ? m[(c.scales >> 2) + o] : 1, src = (o >> 2) * per * 4 + (o & 3), dst = (ptr >> 2) + o * per;
+      for (let j = 0; j < per; j++) m[dst + j] = h ? f16BitsToF32(h[src + 4 * j]) : q![src + 4 * j] * s;
+    }
+    t.ptr = ptr;
+  }
+
+  /** Rebuilds the torch-layout values of a GEMM-packed weight (lean mode) from its packed form. */
+  private restoreGemm(t: WasmTensor): void {
+    const p = t.packs.get("gemm");
+    if (p === undefined) throw new Error(`wasm backend: tensor [${t.shape.join(", ")}] has no values`);
+    const [co, ci] = t.shape;
+    const ptr = this.heap.alloc(co * ci * 4);
+    const m = this.f32();
+    for (let o = 0; o < co; o++) {
+      for (let i = 0; i < ci; i++) m[(ptr >> 2) + o * ci + i] = m[(p >> 2) + ((o >> 3) * ci + i) * 8 + (o & 7)];
     }
     t.ptr = ptr;
   }
@@ -118,6 +234,13 @@ export class WasmCore {
   /** Releases a tensor's memory, its layout copy and its packed forms. */
   release(t: WasmTensor): void {
     t.freed = true;
+    if (this.expanded?.t === t) this.expanded = null;
+    if (t.compact) {
+      this.heap.release(t.compact.ptr);
+      if (t.compact.scales) this.heap.release(t.compact.scales);
+      t.compact = null;
+    }
+    if (t.form) this.countForm(t, t.form, 0);
     if (t.ptr) this.heap.release(t.ptr);
     if (t.other) this.heap.release(t.other);
     for (const p of t.packs.values()) this.heap.release(p);

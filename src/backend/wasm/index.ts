@@ -1,7 +1,7 @@
 // The `wasm` backend: AssemblyScript kernels compiled with WebAssembly SIMD (wasm/assembly, embedded by
 // wasm/build.mjs), one linear memory, NHWC activations, Winograd F(4x4,3x3) conv3x3 over a 4x8 f32x4
 // GEMM, single thread. Parity with the js reference: tests/ops.test.ts, tests/wasm.test.ts.
-import type { Backend, ChannelSlice, NormPreOp, Tensor, TensorRole } from "../contract.ts";
+import type { Backend, ChannelSlice, NormPreOp, StorageReport, Tensor, TensorRole } from "../contract.ts";
 import { expectShape } from "../contract.ts";
 import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
@@ -12,7 +12,12 @@ import { buildLoadable, checkWasmModules, loadKernels, loadSharedKernels, probeW
 import { availableCores, CONTROL_BYTES, ThreadPool, threadsUnavailable } from "./threads.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { attention, upsampleNearest } from "./attention.ts";
-import { checkFactor, checkSlice, type WasmTensor } from "./tensor.ts";
+import { checkFactor, checkSlice, WasmTensor } from "./tensor.ts";
+import { conv3x3Bytes, isConv3x3, MemoryBudgetError, mib, type PlannedTensor, planStorage, type StorageMode, type StoragePlan } from "./storage.ts";
+import { f32ToF16Bits } from "../../f16.ts";
+import { dequantize, quantizeInt8 } from "../../weights/int8.ts";
+
+export { MemoryBudgetError, type MemoryBudgetCode, type StorageMode } from "./storage.ts";
 
 export { probeWasm, relaxedSimdSupported, setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules, type WasmVariant } from "./module.ts";
 export { availableCores, threadsUnavailable } from "./threads.ts";
@@ -37,6 +42,21 @@ export interface WasmOptions {
    * from setWasmModules (the `dic-sdk/workerd` entry registers the shipped ones), else the embedded bytes.
    */
   modules?: WasmModules;
+  /**
+   * How conv3x3 weights are stored (storage.ts): "fast" (Winograd f32, 4x a 3x3 kernel), "f16" or "int8"
+   * (3x3 kernels expanded per layer, just in time, into one reused scratch), or "auto": fast where the
+   * budget allows, compact for the rest. Default: "auto" with a memoryBudget, else "fast".
+   */
+  storage?: StorageMode;
+  /**
+   * Most bytes the backend's linear memory may take: weights, expansion scratch, activations and per-op
+   * scratch. Loaders plan the storage of a model against it before uploading (planStorage); an allocation
+   * past it throws MemoryBudgetError ("memory_budget_exceeded"), a model that cannot fit at all
+   * MemoryBudgetError ("memory_budget_too_small"), both saying how many bytes it would need.
+   */
+  memoryBudget?: number;
+  /** Bytes of the budget the plan keeps for activations and per-op scratch (default: 1/8 of it, at least min(8 MiB, 1/4 of it)). */
+  activationReserve?: number;
 }
 
 /** Default thread count: min(available cores, 4) where threads can run, else 1. */
@@ -61,7 +81,20 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
     : `plain SIMD (${options.variant ? "requested" : engineRelaxed ? "the relaxed-SIMD build was not given as a module" : "relaxed SIMD not accepted by this engine"})`;
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`wasm backend: threads ${threads} is not an integer in 1..256`);
-  const single = async (note: string) => new WasmBackend(new WasmCore(await loadKernels(variant, modules)), variant, why, options.conv3x3 ?? "auto", note);
+  const storage = options.storage ?? (options.memoryBudget === undefined ? "fast" : "auto");
+  if (!["fast", "f16", "int8", "auto"].includes(storage)) throw new Error(`wasm backend: unknown storage "${storage}" (fast, f16, int8, auto)`);
+  const budget = options.memoryBudget ?? null;
+  if (budget !== null && !(Number.isFinite(budget) && budget > 0)) throw new Error(`wasm backend: memoryBudget must be a positive number of bytes, got ${budget}`);
+  const reserve = options.activationReserve ?? (budget === null ? 0 : Math.floor(Math.max(Math.min(8 << 20, budget / 4), budget / 8)));
+  const make = (core: WasmCore, note: string) => {
+    const b = new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", note, storage, budget, reserve);
+    core.heap.limit = budget;
+    if (budget !== null && core.k.memory.buffer.byteLength > budget) {
+      throw new MemoryBudgetError("memory_budget_too_small", budget, core.k.memory.buffer.byteLength, `wasm backend: memory budget ${mib(budget)} is below the kernels' own memory (${mib(core.k.memory.buffer.byteLength)})`);
+    }
+    return b;
+  };
+  const single = async (note: string) => make(new WasmCore(await loadKernels(variant, modules)), note);
   if (threads === 1) return single(options.threads === undefined ? `single thread (${threadsUnavailable() ?? "1 core"})` : "single thread");
   const no = threadsUnavailable();
   if (no !== null) throw new Error(`wasm backend: ${threads} threads requested but ${no}`);
@@ -71,7 +104,7 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
     const ctl = core.heap.alloc(CONTROL_BYTES);
     const scratch = Array.from({ length: threads }, () => core.heap.alloc(core.k.scratchBytes()));
     core.pool = await ThreadPool.start(core.k, wasmBytes(variant, true), threads, ctl, (i) => scratch[i]);
-    return new WasmBackend(core, variant, why, options.conv3x3 ?? "auto", `${threads} threads (shared memory, ${threads - 1} worker${threads > 2 ? "s" : ""})`);
+    return make(core, `${threads} threads (shared memory, ${threads - 1} worker${threads > 2 ? "s" : ""})`);
   } catch (e) {
     // Asked for explicitly: say why not. By default: one thread (e.g. a page whose CSP forbids blob: workers).
     if (options.threads !== undefined) throw e;
@@ -86,10 +119,70 @@ export class WasmBackend implements Backend {
   /** @internal the kernels and the allocator (tests reach the kernels through it). */
   readonly core: WasmCore;
 
-  constructor(core: WasmCore, readonly variant: WasmVariant, why: string, readonly conv3x3Path: Conv3x3Path, threading: string) {
+  /** The storage plan of the model being loaded (planStorage), or the default for uploads without one. */
+  private plan: StoragePlan;
+  /** Bytes of Winograd-f32 storage used beyond the compact form (against plan.fastAllowance). */
+  private fastUsed = 0;
+
+  constructor(core: WasmCore, readonly variant: WasmVariant, why: string, readonly conv3x3Path: Conv3x3Path, threading: string,
+    readonly storage: StorageMode = "fast", readonly memoryBudget: number | null = null, readonly activationReserve = 0) {
     this.core = core;
+    core.lean = storage !== "fast" || memoryBudget !== null;
     const conv = conv3x3Path === "auto" ? `Winograd F(4x4,3x3) conv3x3 for H, W >= ${WINOGRAD_MIN_SIZE}, im2col GEMM below` : `conv3x3 forced to ${conv3x3Path}`;
-    this.description = `wasm: AssemblyScript kernels, ${why}, ${conv}, 4x8 f32x4 GEMM, NHWC, ${threading}`;
+    const mem = storage === "fast" && memoryBudget === null ? "" : `, conv3x3 weights ${storage === "auto" ? "by budget" : storage}${memoryBudget === null ? "" : ` (memory budget ${mib(memoryBudget)})`}`;
+    this.description = `wasm: AssemblyScript kernels, ${why}, ${conv}, 4x8 f32x4 GEMM, NHWC, ${threading}${mem}`;
+    // Without a plan: the mode as asked ("auto": f16 under a budget, since the model's size is unknown).
+    const compact = storage === "f16" || storage === "int8" ? storage : storage === "auto" && memoryBudget !== null ? "f16" : null;
+    this.plan = { compact, fastAllowance: compact ? 0 : Infinity, scratchCap: 0, expectedBytes: 0, hostReserve: 0, summary: compact ? `${compact} 3x3 kernels (no plan)` : "Winograd f32" };
+  }
+
+  /**
+   * Plans the storage of the tensors a loader is about to upload (storage.ts planStorage) against the
+   * memory budget; throws MemoryBudgetError ("memory_budget_too_small") when even the most compact storage
+   * does not fit. Returns the plan's summary line.
+   */
+  planStorage(tensors: readonly PlannedTensor[]): string {
+    const base = this.core.heap.stats().liveBytes + this.core.k.heapBase();
+    this.plan = planStorage(tensors, this.storage, this.memoryBudget, this.activationReserve, base, this.core.pool !== null);
+    if (this.memoryBudget !== null) this.core.heap.limit = this.memoryBudget - this.plan.hostReserve;
+    this.fastUsed = 0;
+    return this.plan.summary;
+  }
+
+  /** Weight bytes by form, the expansion scratch and the activation peak (see StorageReport). */
+  storageReport(): StorageReport {
+    const st = this.core.heap.stats();
+    const weights: Record<string, number> = {};
+    for (const [k, v] of this.core.weightBytes) if (v > 0) weights[k] = v;
+    return { weights, scratchBytes: this.core.expandBytes, activationPeakBytes: st.peakActivationBytes, committedBytes: st.committedBytes,
+      budgetBytes: this.memoryBudget, plan: this.plan.summary };
+  }
+
+  /** The compact form a new conv3x3 weight [co, ci, 3, 3] gets, or null: Winograd f32. */
+  private compactFor(co: number, ci: number): "f16" | "int8" | null {
+    const c = this.plan.compact;
+    if (c === null || this.conv3x3Path === "direct") return c;
+    const b = conv3x3Bytes(co, ci);
+    const extra = b["winograd-f32"] - b[c];
+    if (this.fastUsed + extra <= this.plan.fastAllowance) {
+      this.fastUsed += extra;
+      return null;
+    }
+    return c;
+  }
+
+  /**
+   * Uploads a conv3x3 weight already quantized to int8 with one scale per output channel (w[o] = q[o] *
+   * scale[o]; an int8 weights file, see README "int8 weights"): kept as is wherever the plan stores it
+   * compactly (int8 is smaller than f16 and exact to the file), dequantized into Winograd form otherwise.
+   */
+  uploadInt8(t: { shape: number[]; data: Int8Array; scale: Float32Array }, role: TensorRole = "conv3x3.weight"): Tensor {
+    const s = t.shape;
+    const co = s[0];
+    if (t.data.length !== numel(s) || t.scale.length !== co) throw new Error(`uploadInt8: shape ${shapeStr(s)} vs ${t.data.length} values and ${t.scale.length} scales`);
+    const compact = isConv3x3(s, role) ? this.compactFor(co, s[1]) : null;
+    if (compact === null) return this.uploadAs({ shape: s, data: dequantize(t.data, t.scale, co) }, role, null);
+    return this.core.pinned(() => this.storeInt8(s, t.data, t.scale));
   }
 
   /** Threads that share conv work (1: no workers). */
@@ -110,22 +203,113 @@ export class WasmBackend implements Backend {
   upload(t: HostTensor, role: TensorRole = "activation"): Tensor {
     if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`upload: shape ${shapeStr(t.shape)} has a negative or fractional dimension`);
     if (t.data.length !== numel(t.shape)) throw new Error(`upload: shape ${shapeStr(t.shape)} vs ${t.data.length} values`);
-    const u = this.core.tensor(t.shape, "nchw");
-    this.core.f32().set(t.data, u.ptr >> 2);
-    // Pack weights once, now, for the path they will run on (the other forms are made on first use).
+    return this.uploadAs(t, role, isConv3x3(t.shape, role) ? this.compactFor(t.shape[0], t.shape[1]) : null);
+  }
+
+  private uploadAs(t: HostTensor, role: TensorRole, compact: "f16" | "int8" | null): Tensor {
     const s = t.shape;
-    try {
-      if (role === "conv3x3.weight" && s.length === 4 && s[2] === 3 && s[3] === 3 && this.conv3x3Path !== "direct") {
-        packed(this.core, u, "winograd");
-        this.core.dropRaw(u); // only the Winograd form stays (restored on demand: download, direct path)
-      }
-      if ((role === "conv1x1.weight" && s.length === 4 && s[2] === 1 && s[3] === 1) || (role === "linear.weight" && s.length === 2)) {
-        packed(this.core, u, "gemm");
-      }
-    } catch (e) {
-      this.core.release(u);
-      throw e;
+    const weight = role !== "activation";
+    const c = compact ? this.core.pinned(() => this.uploadCompact(t, compact)) : null;
+    if (c) return c;
+    // Under a compact plan linear weights (the blocks' affine layers, the embedders' MLPs) are compact too.
+    if (role === "linear.weight" && s.length === 2 && this.plan.compact && s[0] > 0 && s[1] > 0) {
+      const l = this.core.pinned(() => this.uploadCompactLinear(t, this.plan.compact!));
+      if (l) return l;
     }
+    const run = () => {
+      const u = this.core.tensor(t.shape, "nchw");
+      this.core.f32().set(t.data, u.ptr >> 2);
+      // Pack weights once, now, for the path they will run on (the other forms are made on first use).
+      try {
+        if (isConv3x3(s, role) && this.conv3x3Path !== "direct") {
+          packed(this.core, u, "winograd");
+          this.core.dropRaw(u); // only the Winograd form stays (restored on demand: download, direct path)
+        }
+        if ((role === "conv1x1.weight" && s.length === 4 && s[2] === 1 && s[3] === 1) || (role === "linear.weight" && s.length === 2)) {
+          packed(this.core, u, "gemm");
+          this.core.dropRaw(u); // lean: only the packed form stays
+        }
+      } catch (e) {
+        this.core.release(u);
+        throw e;
+      }
+      if (weight) {
+        const bytes = (u.ptr ? this.core.heap.sizeOf(u.ptr) : 0) + [...u.packs.values()].reduce((a, p) => a + this.core.heap.sizeOf(p), 0);
+        this.core.countForm(u, u.packs.has("winograd") ? "winograd-f32" : "f32", bytes);
+      }
+      return u;
+    };
+    return weight ? this.core.pinned(run) : run();
+  }
+
+  /**
+   * A conv3x3 weight kept as a 3x3 kernel in f16, or int8 with per-output-channel scales (max |w| / 127), in
+   * the kernels' interleaved layout [ceil(Co/4)][Ci][9][4] (wasm/assembly/conv3x3.ts compactIndex). A weight
+   * with values beyond f16's range stays in Winograd f32 form.
+   */
+  private uploadCompact(t: HostTensor, kind: "f16" | "int8"): WasmTensor | null {
+    const [co] = t.shape;
+    const count = t.data.length, per = count / co, padded = Math.ceil(co / 4) * 4 * per;
+    if (kind === "f16") {
+      for (let i = 0; i < count; i++) if (Math.abs(t.data[i]) >= 65520) return null;
+      const p = this.core.heap.alloc(padded * 2);
+      const h = new Uint16Array(this.core.k.memory.buffer, p, padded);
+      h.fill(0);
+      for (let o = 0; o < co; o++) {
+        const d = (o >> 2) * per * 4 + (o & 3);
+        for (let j = 0; j < per; j++) h[d + 4 * j] = f32ToF16Bits(t.data[o * per + j]);
+      }
+      const u = new WasmTensor(this.core, [...t.shape], 0, "nchw");
+      u.compact = { kind, ptr: p, scales: 0 };
+      this.core.countForm(u, "f16", this.core.heap.sizeOf(p));
+      return u;
+    }
+    const { q, scale } = quantizeInt8(t.data, co);
+    return this.storeInt8(t.shape, q, scale);
+  }
+
+  /** A linear weight [N, K] in f16 or int8 (per-row scales), in the GEMM's packed panel layout [ceil(N/8)][K][8]. */
+  private uploadCompactLinear(t: HostTensor, kind: "f16" | "int8"): WasmTensor | null {
+    const [n, k] = t.shape, padded = Math.ceil(n / 8) * 8 * k;
+    const at = (j: number, kk: number) => ((j >> 3) * k + kk) * 8 + (j & 7);
+    const u = new WasmTensor(this.core, [...t.shape], 0, "nchw");
+    if (kind === "f16") {
+      for (let i = 0; i < t.data.length; i++) if (Math.abs(t.data[i]) >= 65520) return null;
+      const p = this.core.heap.alloc(padded * 2);
+      const h = new Uint16Array(this.core.k.memory.buffer, p, padded);
+      h.fill(0);
+      for (let j = 0; j < n; j++) for (let kk = 0; kk < k; kk++) h[at(j, kk)] = f32ToF16Bits(t.data[j * k + kk]);
+      u.compact = { kind, ptr: p, scales: 0, panels: true };
+      this.core.countForm(u, "f16", this.core.heap.sizeOf(p));
+      return u;
+    }
+    const { q, scale } = quantizeInt8(t.data, n);
+    const p = this.core.heap.alloc(padded), sc = this.core.heap.alloc(Math.ceil(n / 8) * 32);
+    const dst = new Int8Array(this.core.k.memory.buffer, p, padded);
+    dst.fill(0);
+    for (let j = 0; j < n; j++) for (let kk = 0; kk < k; kk++) dst[at(j, kk)] = q[j * k + kk];
+    const f = this.core.f32();
+    f.fill(0, sc >> 2, (sc >> 2) + Math.ceil(n / 8) * 8);
+    f.set(scale, sc >> 2);
+    u.compact = { kind, ptr: p, scales: sc, panels: true };
+    this.core.countForm(u, "int8", this.core.heap.sizeOf(p) + this.core.heap.sizeOf(sc));
+    return u;
+  }
+
+  /** Stores int8 values ([Co][...], torch layout) and their scales as a compact weight (interleaved). */
+  private storeInt8(shape: readonly number[], q: Int8Array, scale: Float32Array): WasmTensor {
+    const co = shape[0], per = q.length / co, padded = Math.ceil(co / 4) * 4 * per;
+    const p = this.core.heap.alloc(padded), sc = this.core.heap.alloc(co * 4);
+    const dst = new Int8Array(this.core.k.memory.buffer, p, padded);
+    dst.fill(0);
+    for (let o = 0; o < co; o++) {
+      const d = (o >> 2) * per * 4 + (o & 3);
+      for (let j = 0; j < per; j++) dst[d + 4 * j] = q[o * per + j];
+    }
+    this.core.f32().set(scale, sc >> 2);
+    const u = new WasmTensor(this.core, [...shape], 0, "nchw");
+    u.compact = { kind: "int8", ptr: p, scales: sc };
+    this.core.countForm(u, "int8", this.core.heap.sizeOf(p) + this.core.heap.sizeOf(sc));
     return u;
   }
 
@@ -149,7 +333,7 @@ export class WasmBackend implements Backend {
   }
 
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor {
-    return conv3x3(this.core, x, w, bias, pre, this.conv3x3Path);
+    return conv3x3(this.core, x, w, bias, pre, this.conv3x3Path, this.plan.scratchCap);
   }
 
   conv1x1(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {

@@ -21,6 +21,14 @@ export interface Kernels {
   packB(src: Ptr, k: number, n: number, rowStride: number, colStride: number, dst: Ptr): void;
   winogradWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
   directWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  /** Winograd / direct packed weights from a kernel stored as f32 (kind 0), f16 (1) or int8 times per-Co scales (2). */
+  expandWinograd(src: Ptr, kind: number, scales: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  expandDirect(src: Ptr, kind: number, scales: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
+  /** Winograd GEMMs / direct conv of a compact weight, expanded `chunk` output channels at a time into `scratch`. */
+  winogradGemmCompact(tiles: number, cp: number, coPad: number, v: Ptr, src: Ptr, kind: number, scales: Ptr, co: number, ci: number, m: Ptr, scratch: Ptr, chunk: number): void;
+  expandPanels(src: Ptr, kind: number, scales: Ptr, k: number, p0: number, p1: number, dst: Ptr): void;
+  directConvCompact(p: Ptr, n: number, hp: number, wp: number, cp: number, h: number, w: number, col: Ptr, src: Ptr, kind: number, scales: Ptr,
+    co: number, ci: number, bias: Ptr, out: Ptr, scratch: Ptr, chunk: number): void;
   winogradInput(p: Ptr, n: number, hp: number, wp: number, cp: number, tilesY: number, tilesX: number, v: Ptr): void;
   winogradGemm(tiles: number, cp: number, coPad: number, v: Ptr, u: Ptr, m: Ptr): void;
   winogradOutput(m: Ptr, coPad: number, n: number, tilesY: number, tilesX: number, h: number, w: number, co: number, bias: Ptr, out: Ptr): void;

@@ -13,6 +13,16 @@ export class WasmTensor implements Tensor {
   other = 0;
   /** Packed forms of a weight ("winograd", "direct", "gemm"), made at upload (role hint) or on first use. */
   readonly packs = new Map<string, number>();
+  /**
+   * A conv3x3 weight held as a compact 3x3 kernel (storage.ts): `ptr` to f16 bits or int8 values
+   * ([Co][Ci][3][3], four output channels interleaved), `scales` to Co f32 (int8; 0 for f16). Expanded per
+   * conv into the core's scratch. `panels`: a linear weight [N, K] in the GEMM's packed panel layout
+   * [ceil(N/8)][K][8] instead (scales: ceil(N/8) * 8).
+   */
+  compact: { kind: "f16" | "int8"; ptr: number; scales: number; panels?: boolean } | null = null;
+  /** The form this tensor's weight is held in and its bytes (counted in WasmCore.weightBytes). */
+  form: "winograd-f32" | "f16" | "int8" | "f32" | null = null;
+  formBytes = 0;
 
   constructor(
     readonly owner: object,

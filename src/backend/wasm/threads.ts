@@ -12,7 +12,7 @@
 import type { Kernels } from "./module.ts";
 
 /** Op codes of wasm/assembly/parallel.ts. */
-export const OP_WINOGRAD_INPUT = 1, OP_WINOGRAD_GEMM = 2, OP_WINOGRAD_OUTPUT = 3, OP_GEMM = 4, OP_DIRECT = 5, OP_PRE = 6;
+export const OP_WINOGRAD_INPUT = 1, OP_WINOGRAD_GEMM = 2, OP_WINOGRAD_OUTPUT = 3, OP_GEMM = 4, OP_DIRECT = 5, OP_PRE = 6, OP_WINOGRAD_COMPACT = 7;
 const OP_EXIT = -1;
 /**
  * Control block: i32 slots (0 generation, 1 chunks done, 2 op, 3 claim word, 4 chunks wanted, 5..31 arguments,

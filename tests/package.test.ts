@@ -51,7 +51,8 @@ test("npm pack: the tarball holds the built code, types, browser bundle and defa
     assert.ok(size < 16_000, `${path} is ${size} bytes`);
   }
   // The model is most of it; the code stays small.
-  assert.ok(packed.unpackedSize - model < 1.5e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
+  // (1.6 MB: the dist/ modules, the browser bundle, README and docs/protocol.md, which README links.)
+  assert.ok(packed.unpackedSize - model < 1.6e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
 });
 
 if (runtimeName === "node") {

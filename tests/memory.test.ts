@@ -72,7 +72,7 @@ test(`memory [${runtimeName}]: an int8 file from reference/convert_checkpoint.py
   const io = await readSafetensorsFile(`${fixturesDir}convert_inputs.safetensors`);
   const want = (await readSafetensorsFile(`${fixturesDir}convert_int8_out.safetensors`)).getF32("out");
   const x = { shape: [...io.tensors.get("x")!.shape], data: io.getF32("x") };
-  const backends: [string, () => Promise<Backend | string>, number][] = [["js", async () => "js", JS_VS_TORCH_FORWARD]];
+  const backends: [string, () => Promise<Backend | "js">, number][] = [["js", async () => "js" as const, JS_VS_TORCH_FORWARD]];
   // wasm fast: the int8 convolutions dequantized into Winograd form, exact up to f32; wasm int8: kept as
   // int8, and its linear weights quantized too (COMPACT_INT8_VS_JS_FORWARD).
   if (!why) backends.push(["wasm fast", () => createWasmBackend({ storage: "fast" }), FAST_F32_VS_JS], ["wasm int8", () => createWasmBackend({ storage: "int8" }), COMPACT_INT8_VS_JS_FORWARD]);

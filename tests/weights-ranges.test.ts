@@ -208,7 +208,7 @@ test("ranges: a server that ignores Range is read once as a stream, and the load
 
 test("ranges: wrong ranges, short bodies, 416, a changed file and truncated files fail with their codes", async () => {
   try {
-    const opts = { backend: "js", part: "encode" as const, download: { cache: false } };
+    const opts = { backend: "js" as const, part: "encode" as const, download: { cache: false } };
     await rejectsWith(loadModel(`${base}/bad-range/w.safetensors`, opts), DownloadError, "bad_range", /asked for bytes \d+-\d+, the server sent "bytes /);
     await rejectsWith(loadModel(`${base}/changed/w.safetensors`, opts), DownloadError, "bad_range", /the file is now 1912973 bytes, it was 1912972/);
     await rejectsWith(loadModel(`${base}/retagged/w.safetensors`, opts), DownloadError, "bad_range", /the file's ETag is now "v2", it was "v1"/);

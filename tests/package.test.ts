@@ -38,8 +38,9 @@ test("npm pack: the tarball holds the built code, types, browser bundle and defa
   for (const path of f) assert.ok(!/^(tests|reference|bench|dist\/bench|wasm|examples|node_modules)\//.test(path), `tarball should not hold ${path}`);
   const model = readFileSync(repoRoot + "models/dic-fashion.safetensors").length;
   console.log(`dic-sdk tarball: ${(packed.size / 1e6).toFixed(2)} MB packed, ${(packed.unpackedSize / 1e6).toFixed(2)} MB unpacked, ${f.size} files (model ${(model / 1e6).toFixed(2)} MB)`);
-  // The model is most of it; the code stays small.
-  assert.ok(packed.unpackedSize - model < 1.5e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
+  // The model is most of it; the code stays small (1.57 MB with the .wasm builds shipped as files beside
+  // their base64 embedding, compact storage, the streaming loader and the server limits).
+  assert.ok(packed.unpackedSize - model < 1.8e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
 });
 
 if (runtimeName === "node") {

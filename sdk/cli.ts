@@ -62,7 +62,7 @@ commands:
 
 common options: --verbose (stack traces), --quiet (no progress), --help,
   --threads N (wasm: threads sharing conv work; default env DIC_THREADS, else min(cores, 4) where threads exist)
-  --memory-budget MB (forward, sample, generate, decode; wasm: most MiB its memory may take; weights are then
+  --memory-budget MB (forward, sample, generate, decode, serve; wasm: most MiB its memory may take; weights are then
     stored as f16 / int8 3x3 kernels where the fast Winograd form does not fit; too small: an error saying what it needs)
 --model may be an http(s) URL: downloaded with progress, cached (DIC_CACHE_DIR, else ~/.cache/dic-sdk;
   --no-cache to skip) and checked with --sha256 HEX when given; with --no-cache and no --sha256 it is read

@@ -26,6 +26,8 @@ export interface ServeFlags {
   "vae-memory"?: string;
   /** Edge with no weights: the model's identity comes from the upstreams' /v1/info; the `remote` cut only. */
   remote?: boolean;
+  /** Most MiB the wasm backend's memory may take (weights stored compactly where the fast form does not fit). */
+  "memory-budget"?: string;
   /** Only one side's tensors of the unet cut: "decode" (host) or "encode" (edge). */
   part?: string;
   /** The weights file's SHA-256 as published (with --part: read only the part, the hash taken as given). */
@@ -70,6 +72,9 @@ function edgeLimits(v: ServeFlags): Partial<EdgeOptions> {
   out.maxBodyBytes = int("max-body", 2);
   return out;
 }
+
+/** A decimal number of MiB (no hex, no blanks). */
+const DECIMAL_MB = /^(\d+\.?\d*|\.\d+)$/;
 
 /** A `dic serve` usage error (one line, status 1). */
 export class ServeUsageError extends Error {}
@@ -155,7 +160,9 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
   }
   if (v.remote && role !== "edge") throw new ServeUsageError("--remote is for --role edge (an edge with no weights)");
-  if (v.remote && (v.model !== undefined || v.backend !== undefined)) throw new ServeUsageError("--remote: an edge with no weights takes no --model or --backend (the hosts run every step)");
+  if (v.remote && (v.model !== undefined || v.backend !== undefined || v["memory-budget"] !== undefined)) {
+    throw new ServeUsageError("--remote: an edge with no weights takes no --model, --backend or --memory-budget (the hosts run every step)");
+  }
   if (v.part !== undefined && v.part !== (role === "host" ? "decode" : "encode")) {
     throw new ServeUsageError(`--part: a ${role} of the unet cut holds ${role === "host" ? "decode" : "encode"} (or give no --part for every tensor), got ${JSON.stringify(v.part)}`);
   }
@@ -170,7 +177,10 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     return new Promise<never>(() => {});
   }
   const part = v.part as "encode" | "decode" | undefined;
-  const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256 });
+  const budgetMb = v["memory-budget"];
+  if (budgetMb !== undefined && !(DECIMAL_MB.test(budgetMb) && Number(budgetMb) > 0)) throw new ServeUsageError(`--memory-budget: expected a number of MiB > 0, got "${budgetMb}"`);
+  const memoryBudget = budgetMb === undefined ? undefined : Math.floor(Number(budgetMb) * 1024 * 1024);
+  const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256, memoryBudget });
   const info = model.model.loadInfo;
   if (info?.notice && !v.quiet) io.err(`dic: note: ${info.notice}`);
   let vae: VAEModel | undefined;

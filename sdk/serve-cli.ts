@@ -28,6 +28,8 @@ export interface ServeFlags {
   "vae-memory"?: string;
   /** Edge with no weights: the model's identity comes from the upstreams' /v1/info; the `remote` cut only. */
   remote?: boolean;
+  /** Most MiB the wasm backend's memory may take (weights stored compactly where the fast form does not fit). */
+  "memory-budget"?: string;
   /** Only one side's tensors of the unet cut: "decode" (host) or "encode" (edge). */
   part?: string;
   /** The weights file's SHA-256 as published (with --part: read only the part, the hash taken as given). */
@@ -84,7 +86,11 @@ export const SERVE_FLAGS: FlagTable = {
   "max-queue": { type: "string", value: "N", help: "edge: generations waiting, then 503 busy (default 64)" },
   deadline: { type: "string", value: "SECONDS", help: "edge: per-request deadline, then 504 (default 300)" },
   "max-body": { type: "string", value: "BYTES", help: "edge: largest JSON request body, then 413 (default 1048576)" },
+  "memory-budget": { type: "string", value: "MB", help: "wasm: most MiB its memory may take (weights stored compactly where the fast form does not fit)" },
 };
+
+/** A decimal number of MiB (no hex, no blanks). */
+const DECIMAL_MB = /^(\d+\.?\d*|\.\d+)$/;
 
 /** A `dic serve` usage error (one line, status 1). */
 export class ServeUsageError extends Error {}
@@ -170,7 +176,9 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
   }
   if (v.remote && role !== "edge") throw new ServeUsageError("--remote is for --role edge (an edge with no weights)");
-  if (v.remote && (v.model !== undefined || v.backend !== undefined)) throw new ServeUsageError("--remote: an edge with no weights takes no --model or --backend (the hosts run every step)");
+  if (v.remote && (v.model !== undefined || v.backend !== undefined || v["memory-budget"] !== undefined)) {
+    throw new ServeUsageError("--remote: an edge with no weights takes no --model, --backend or --memory-budget (the hosts run every step)");
+  }
   if (v.part !== undefined && v.part !== (role === "host" ? "decode" : "encode")) {
     throw new ServeUsageError(`--part: a ${role} of the unet cut holds ${role === "host" ? "decode" : "encode"} (or give no --part for every tensor), got ${JSON.stringify(v.part)}`);
   }
@@ -185,7 +193,10 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     return new Promise<never>(() => {});
   }
   const part = v.part as "encode" | "decode" | undefined;
-  const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256 });
+  const budgetMb = v["memory-budget"];
+  if (budgetMb !== undefined && !(DECIMAL_MB.test(budgetMb) && Number(budgetMb) > 0)) throw new ServeUsageError(`--memory-budget: expected a number of MiB > 0, got "${budgetMb}"`);
+  const memoryBudget = budgetMb === undefined ? undefined : Math.floor(Number(budgetMb) * 1024 * 1024);
+  const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256, memoryBudget });
   const info = model.model.loadInfo;
   if (info?.notice && !v.quiet) io.err(`dic: note: ${info.notice}`);
   let vae: VAEModel | undefined;

@@ -52,6 +52,8 @@ export interface ServingLoadOptions {
   weightsSha256?: string;
   /** For http(s) URLs: progress and abort (and, with `weightsSha256`, the range cache; see `LoadModelOptions.download`). */
   download?: DownloadOptions;
+  /** Most bytes the backend's memory may take (wasm; see `LoadModelOptions.memoryBudget`). */
+  memoryBudget?: number;
 }
 
 /**
@@ -77,11 +79,11 @@ export async function loadServingModel(source?: ModelSource, backend: BackendNam
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
     const weightsSha256 = checked(await sha256(bytes));
-    return { model: await loadModel(bytes, { backend, part }), weightsSha256 };
+    return { model: await loadModel(bytes, { backend, part, memoryBudget: options.memoryBudget }), weightsSha256 };
   }
   // A part with its hash given: only the part is read (by Range, or through a file handle); the hash is taken as given.
   if (hex !== undefined && part !== "full") {
-    const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download });
+    const model = await loadModel(source ?? await defaultModelUrl(), { backend, part, download: options.download, memoryBudget: options.memoryBudget });
     return { model, weightsSha256: new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16))) };
   }
   // Otherwise the file is read once, start to end, through an incremental hash while the part's tensors are
@@ -91,7 +93,7 @@ export async function loadServingModel(source?: ModelSource, backend: BackendNam
     src.verify = async () => void checked(await digest());
   }
   try {
-    const model = await loadModelFrom(src, { backend, part });
+    const model = await loadModelFrom(src, { backend, part, memoryBudget: options.memoryBudget });
     return { model, weightsSha256: hex === undefined ? await digest() : new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16))) };
   } finally {
     await src.close();

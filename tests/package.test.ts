@@ -50,9 +50,9 @@ test("npm pack: the tarball holds the built code, types, browser bundle and defa
     const size = readFileSync(repoRoot + path).length;
     assert.ok(size < 16_000, `${path} is ${size} bytes`);
   }
-  // The model is most of it; the code stays small.
-  // (1.6 MB: the dist/ modules, the browser bundle, README and docs/protocol.md, which README links.)
-  assert.ok(packed.unpackedSize - model < 1.6e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
+  // The model is most of it; the code stays small (1.57 MB with the .wasm builds shipped as files beside
+  // their base64 embedding, compact storage, the streaming loader and the server limits).
+  assert.ok(packed.unpackedSize - model < 1.8e6, `code and docs take ${packed.unpackedSize - model} bytes unpacked`);
 });
 
 if (runtimeName === "node") {

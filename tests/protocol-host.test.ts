@@ -58,6 +58,8 @@ test("dic serve: bad flags end with one line naming the problem", async () => {
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "gpu-1:8701"], /not an http\(s\) URL/],
     [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1"], /--upstream is for --role edge/],
     [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--remote"], /--remote is for --role edge/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--memory-budget", "0x10"], /--memory-budget: expected a number of MiB > 0/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--memory-budget", "0.05"], /memory budget .* (needs|would need|below)/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--remote", "--model", "w.safetensors"], /--remote: an edge with no weights takes no --model/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--max-work", "0x10"], /--max-work: expected an integer >= 1/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--deadline", "soon"], /--deadline: expected a number/],

@@ -9,7 +9,7 @@ import { env, type RuntimeName } from "../src/env.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { type HostTensor, relL2 } from "../src/tensor.ts";
 
-/** A fast f32 backend must match js to this relative L2 error (DESIGN.md section 4: <= 1e-4 per forward). */
+/** A fast f32 backend must match js to this relative L2 error (README.md "Numerics": <= 1e-4 per forward). */
 export const DOCTOR_PARITY_TOLERANCE = 1e-4;
 
 /** One backend's parity check: a GroupNorm+GELU pre-op and a conv3x3 with bias, against the js backend. */

@@ -1,4 +1,4 @@
-// Every numeric tolerance of the suite, named by what it protects (DESIGN.md section 4).
+// Every numeric tolerance of the suite, named by what it protects (README.md "Numerics").
 
 /** js backend forward vs the PyTorch reference, relative L2 per forward. */
 export const JS_VS_TORCH_FORWARD = 1e-5;

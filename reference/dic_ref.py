@@ -1,4 +1,4 @@
-"""PyTorch reference of the DiC network (DESIGN.md section 1), written from the description.
+"""PyTorch reference of the DiC network (README.md "Weights and configuration"), written from the description.
 
 Module names follow the official release so that official state_dicts load unchanged
 (`x_embedder.proj`, `t_embedder_ls.i.mlp`, `enc_blocks.i.b.conv.*`, `final_layer.*`).

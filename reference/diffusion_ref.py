@@ -1,4 +1,4 @@
-"""PyTorch reference of the DiC diffusion (DESIGN.md sections 1 and 4), written from the description.
+"""PyTorch reference of the DiC diffusion (README.md "Numerics"), written from the description.
 
 Linear betas, timestep respacing, DDPM with learned-range (or fixed-large) variance, DDIM with eta,
 DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2), classifier-free guidance in

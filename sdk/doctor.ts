@@ -6,11 +6,12 @@ import { loadDefaultModel } from "./default-model.ts";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { type Capabilities, probeCapabilities, probeWebGpu, type WebGpuReport } from "../src/capabilities.ts";
 import { env, type RuntimeName, suppressedOutput } from "../src/env.ts";
+import { FAST_F32_VS_JS } from "../src/numerics.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { type HostTensor, relL2 } from "../src/tensor.ts";
 
-/** A fast f32 backend must match js to this relative L2 error (DESIGN.md section 4: <= 1e-4 per forward). */
-export const DOCTOR_PARITY_TOLERANCE = 1e-4;
+/** A fast f32 backend must match js to this relative L2 error: the policy's FAST_F32_VS_JS (src/numerics.ts). */
+export const DOCTOR_PARITY_TOLERANCE = FAST_F32_VS_JS;
 
 /** One backend's parity check: a GroupNorm+GELU pre-op and a conv3x3 with bias, against the js backend. */
 export interface ParityCheck {

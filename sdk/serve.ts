@@ -468,6 +468,13 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
     g: GenerationRequest, session: string, ctrl: AbortController, cancel: () => void, clientGone: () => boolean, done: () => void,
   ): Promise<Response> {
     log(`edge: ${session} ${g.cut} ${g.settings.steps} steps labels ${g.settings.labels.join(",")} seed ${g.settings.seed}`);
+    const t0 = performance.now();
+    // What the generation cost here: the whole request, the hosts' share, and the rest, which is this
+    // edge's own time (to hold against a platform's CPU limit).
+    const timing = (r: { remoteMs: number[] }) => {
+      const total = performance.now() - t0, remote = r.remoteMs.reduce((a, b) => a + b, 0);
+      return { total, remote, edge: Math.max(0, total - remote) };
+    };
     const names = model.classNames;
     const base = { v: PROTOCOL_VERSION, session };
     let seq = 0;
@@ -505,7 +512,13 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
         const png = await encodePNG(single ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: imgs.length === 1 ? 0 : 2, scale: g.scale }), {
           text: { software: "dic-sdk", seed: String(g.settings.seed), cut: g.cut, steps: String(g.settings.steps) },
         });
-        return new Response(png, { headers: { "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session } });
+        const tm = timing(r);
+        return new Response(png, {
+          headers: {
+            "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session,
+            "server-timing": `total;dur=${tm.total.toFixed(1)}, upstream;dur=${tm.remote.toFixed(1)}, edge;dur=${tm.edge.toFixed(1)}`,
+          },
+        });
       } catch (e) {
         return errorResponseJson(errorOf(e), session);
       } finally {
@@ -547,7 +560,11 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
         images.push({ label: g.settings.labels[i], label_name: names ? names[g.settings.labels[i]] : null, png_base64: pngBase64(await encodePNG(img)) });
         await yieldToEventLoop(); // many images: the event loop runs between them
       }
-      line({ type: "result", session, seed: g.settings.seed, cut: g.cut, steps: g.settings.steps, sampler: g.settings.sampler, images, remote_ms: r.remoteMs.map((x) => Math.round(x * 10) / 10) });
+      const tm = timing(r);
+      line({
+        type: "result", session, seed: g.settings.seed, cut: g.cut, steps: g.settings.steps, sampler: g.settings.sampler, images,
+        remote_ms: r.remoteMs.map((x) => Math.round(x * 10) / 10), edge_ms: Math.round(tm.edge * 10) / 10, total_ms: Math.round(tm.total * 10) / 10,
+      });
     }).catch((e) => {
       line(errorJson(errorOf(e)));
     }).finally(() => {

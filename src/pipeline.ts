@@ -1,4 +1,4 @@
-// The sampling loop, the only one in the product (DESIGN.md section 2): noise, guidance, sampler
+// The sampling loop, the only one in the product (docs/ARCHITECTURE.md): noise, guidance, sampler
 // steps and cut points. Mirrors the official p_sample_loop / ddim_sample_loop with forward_with_cfg.
 
 import { GaussianRng, randomSeed, type RngState } from "./rng.ts";

@@ -1,4 +1,4 @@
-// Seeded Gaussian noise that is bit-identical on Node, Deno, Bun and browsers (DESIGN.md section 2).
+// Seeded Gaussian noise that is bit-identical on Node, Deno, Bun and browsers (README.md "Using it").
 // Uniforms: xoshiro128** (Blackman & Vigna 2018) seeded by SplitMix64; normals: Marsaglia's polar
 // method with our own logarithm, so only IEEE-exact operations (+ - * / sqrt, integer ops) are used.
 

@@ -1,4 +1,4 @@
-// Letting the event loop run during long computations (DESIGN.md section 8: the library never blocks
+// Letting the event loop run during long computations (the library never blocks
 // its caller). Imports nothing: the graph, the pipeline and the servers share it.
 
 type Scheduler = { yield?: () => Promise<void> };

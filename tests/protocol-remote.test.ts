@@ -70,6 +70,8 @@ test("remote cut: an edge with no weights serves the host's model, bit for bit s
     const png = await edge(new Request("http://edge.test/v1/generate?label=sneaker&steps=3&seed=1&format=png"));
     assert.equal(png.status, 200);
     assert.equal(png.headers.get("content-type"), "image/png");
+    // What the request cost: in all, on the hosts, and on this edge.
+    assert.match(png.headers.get("server-timing") ?? "", /^total;dur=[\d.]+, upstream;dur=[\d.]+, edge;dur=[\d.]+$/);
     // The other cuts need weights on the edge.
     for (const cut of ["unet", "handoff", "vae"]) {
       const r = await edge(post({ labels, steps, seed, cut }));

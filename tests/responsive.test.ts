@@ -1,4 +1,4 @@
-// The library never blocks its caller (DESIGN.md section 8): timers run during generate(), and an
+// The library never blocks its caller: timers run during generate(), and an
 // AbortSignal that fires mid-run stops it before it completes. Bounds are generous: they prove the
 // mechanism, bench/responsive.bench.ts measures it.
 import assert from "node:assert/strict";

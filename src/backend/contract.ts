@@ -1,4 +1,4 @@
-// The Backend contract: the small set of fused ops the DiC graph needs (DESIGN.md section 2).
+// The Backend contract: the small set of fused ops the DiC graph needs (docs/ARCHITECTURE.md: layers, and how to add an op).
 // A backend owns device memory; tensors are opaque handles and only `download` moves data home.
 //
 // How to add an op: declare it here, implement it in the js reference (src/backend/js/),

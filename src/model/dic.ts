@@ -1,4 +1,4 @@
-// The DiC network as a graph over the Backend contract (DESIGN.md section 1; official dic_models.DiC).
+// The DiC network as a graph over the Backend contract (README.md "Weights and configuration", docs/ARCHITECTURE.md; official dic_models.DiC).
 // The forward pass is split at the bottleneck: `encode` (embeddings, encoder, latent stage) and
 // `decode` (decoder, head), so the streaming protocol can cut there. forward = decode(encode(x)).
 import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
@@ -200,7 +200,7 @@ export class DiCGraph {
     return drain(this.encodeSteps(x, t, y));
   }
 
-  /** `encode`, giving the event loop a turn between ops (DESIGN.md section 8). */
+  /** `encode`, giving the event loop a turn between ops (so the library never blocks its caller). */
   encodeAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<EncodeOutput> {
     return drainAsync(this.encodeSteps(x, t, y));
   }

@@ -1,4 +1,4 @@
-// Edge admission control (DESIGN.md section 8): a concurrency limit with a bounded queue, and a JSON
+// Edge admission control (docs/protocol.md section 10.1): a concurrency limit with a bounded queue, and a JSON
 // body read under a byte limit and a nesting limit. Refusals are ProtocolErrors with stable codes.
 import { ProtocolError } from "./errors.ts";
 

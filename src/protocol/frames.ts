@@ -10,7 +10,7 @@ import type { Bytes } from "../bytes.ts";
 export const PROTOCOL_VERSION = 1;
 /** Every version this implementation speaks (negotiation picks the highest common one). */
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
-/** The three cut points (DESIGN.md section 3). */
+/** The three cut points (docs/protocol.md section 1). */
 export const CUTS = ["unet", "handoff", "vae"] as const;
 /** One of CUTS. */
 export type Cut = (typeof CUTS)[number];

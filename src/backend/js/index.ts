@@ -1,5 +1,5 @@
 // The `js` backend: plain TypeScript over Float32Array, the readable reference every fast backend
-// is tested against (DESIGN.md section 4: <= 1e-5 relative L2 vs PyTorch per forward).
+// is tested against (README.md "Numerics": <= 1e-5 relative L2 vs PyTorch per forward).
 import type { Backend, ChannelSlice, NormPreOp, Tensor } from "../contract.ts";
 import { checkFactor, checkPreOp, expectShape } from "../contract.ts";
 import type { HostTensor } from "../../tensor.ts";

@@ -1,4 +1,4 @@
-// Weight storage of the wasm backend and the memory budget that picks it (DESIGN.md section 7).
+// Weight storage of the wasm backend and the memory budget that picks it (README.md "Memory budget and weight storage").
 //
 // A conv3x3 weight is kept in one of three forms:
 //   "winograd-f32": the Winograd F(4x4,3x3) form U = G g G^T, f32 (36 values per kernel: 4x a 3x3 kernel);

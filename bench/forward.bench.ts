@@ -11,7 +11,7 @@ import { env, processArgs } from "../src/env.ts";
 import { parseConfigArg, resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
 import { forwardMacs, paramCount } from "../src/model/params.ts";
-import { randomWeights } from "../src/model/random.ts";
+import { randomWeights } from "./lib/random-dic.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { bindDiC } from "../src/model/load.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";

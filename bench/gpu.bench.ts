@@ -17,7 +17,7 @@ import { env, processArgs } from "../src/env.ts";
 import { type DiCConfig, parseConfigArg, resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
 import { forwardMacs } from "../src/model/params.ts";
-import { randomWeights } from "../src/model/random.ts";
+import { randomWeights } from "./lib/random-dic.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { repoRoot } from "./root.ts";
 

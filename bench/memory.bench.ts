@@ -63,7 +63,7 @@ function fillUniform(out: Float32Array, seed: number): Float32Array {
 }
 
 /**
- * A SafetensorsFile whose tensors are made when read: random (uniform, variance 1), fan-in scaled, non-zero (as src/model/random.ts).
+ * A SafetensorsFile whose tensors are made when read: random (uniform, variance 1), fan-in scaled, non-zero (as bench/lib/random-dic.ts).
  * `reuse`: every tensor is returned in the same buffer (valid until the next read), as a streaming loader that
  * reads each tensor into one buffer would hand them to the backend (which copies what it keeps).
  */

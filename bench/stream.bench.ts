@@ -1,9 +1,11 @@
 // bench/stream: the latent streaming protocol (docs/protocol.md) — validate a remote generation
 // against a local one, then (1) bytes per step and per image for each cut point and dtype at DiC-S
 // and DiC-XL shapes, (2) codec encode/decode MB/s, (3) unet step latency p50/p99 on loopback with 1,
-// 4 and 16 concurrent sessions against a `dic serve --role host` process. `--json` prints JSON too.
-// Run: node dist/bench/stream.bench.js [--steps 50] [--sessions 1,4,16] [--session-steps 8] [--json]
+// 16 and 64 concurrent sessions against a `dic serve --role host` process, with the peak RSS of the edge
+// (this process) and of the host after each. `--json` prints JSON too.
+// Run: node dist/bench/stream.bench.js [--steps 50] [--sessions 1,16,64] [--session-steps 8] [--json]
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { BackendName } from "../src/backend/registry.ts";
 import { env, processArgs } from "../src/env.ts";
@@ -22,7 +24,7 @@ import { repoRoot } from "./root.ts";
 const { values } = parseArgs({
   args: processArgs(),
   options: {
-    steps: { type: "string", default: "50" }, sessions: { type: "string", default: "1,4,16" },
+    steps: { type: "string", default: "50" }, sessions: { type: "string", default: "1,16,64" },
     "session-steps": { type: "string", default: "8" }, json: { type: "boolean" }, backend: { type: "string", default: "wasm" },
   },
 });
@@ -67,6 +69,16 @@ async function wireBytes(cfg: DiCConfig, dtype: WireDtype) {
 }
 
 const MiB = 2 ** 20;
+
+/** Peak resident memory (VmHWM) of a process in MiB, from /proc (Linux); null where that is not readable. */
+function peakRssMiB(pid: number | "self"): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
 const fmt = (b: number) => (b >= MiB ? `${(b / MiB).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
 // 0. Validate: a unet generation through a host process equals the local loop.
@@ -154,7 +166,7 @@ try {
     const wall = performance.now() - t0;
     const all = runs.flatMap((r) => r.remoteMs).sort((a, b) => a - b);
     const q = (p: number) => all[Math.min(all.length - 1, Math.floor(p * all.length))];
-    latency.push({ sessions: n, steps: all.length, p50: q(0.5), p99: q(0.99), stepsPerSec: all.length / (wall / 1000) });
+    latency.push({ sessions: n, steps: all.length, p50: q(0.5), p99: q(0.99), stepsPerSec: all.length / (wall / 1000), edgeRssMiB: peakRssMiB("self"), hostRssMiB: peakRssMiB(host.pid!) });
   }
 
   const os = await import("node:os");
@@ -175,10 +187,11 @@ try {
   }
   console.log(`CRC-32 alone: ${crcMBs.toFixed(0)} MB/s`);
   console.log(`\nunet step latency, default model (28x28), loopback, ${sessionSteps} steps per session (ms, remote request incl. auth + decode):`);
-  console.log("| sessions | steps | p50 ms | p99 ms | steps/s |");
-  console.log("| --- | --- | --- | --- | --- |");
-  for (const l of latency as { sessions: number; steps: number; p50: number; p99: number; stepsPerSec: number }[]) {
-    console.log(`| ${l.sessions} | ${l.steps} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.stepsPerSec.toFixed(1)} |`);
+  console.log("| sessions | steps | p50 ms | p99 ms | steps/s | edge peak RSS MiB | host peak RSS MiB |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const l of latency as { sessions: number; steps: number; p50: number; p99: number; stepsPerSec: number; edgeRssMiB: number | null; hostRssMiB: number | null }[]) {
+    const mib = (v: number | null) => (v === null ? "n/a" : v.toFixed(0));
+    console.log(`| ${l.sessions} | ${l.steps} | ${l.p50.toFixed(1)} | ${l.p99.toFixed(1)} | ${l.stepsPerSec.toFixed(1)} | ${mib(l.edgeRssMiB)} | ${mib(l.hostRssMiB)} |`);
   }
   if (values.json) console.log(JSON.stringify({ runtime: env.runtime, version: env.version, validation, bytes, codec, crcMBs, latency }));
 } finally {

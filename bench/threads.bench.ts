@@ -10,7 +10,7 @@ import { parseConfigArg, resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
 import { roleOf } from "../src/model/load.ts";
 import { forwardMacs } from "../src/model/params.ts";
-import { randomWeights } from "../src/model/random.ts";
+import { randomWeights } from "./lib/random-dic.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { median, relL2 } from "./peers.ts";
 

@@ -9,7 +9,7 @@ import type { MemoryStats } from "../src/backend/wasm/allocator.ts";
 import { env, processArgs } from "../src/env.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { bindVAE, decodeLatents, estimateDecodeBytes, resolveVAEConfig, vaeDecodeMacs, vaeParamCount, VAEDecoderGraph } from "../src/vae/index.ts";
-import { randomVAEWeights } from "../src/vae/random.ts";
+import { randomVAEWeights } from "./lib/random-vae.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { repoRoot } from "./root.ts";
 

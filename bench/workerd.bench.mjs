@@ -64,7 +64,7 @@ const { generate, loadDefaultModel, loadModel } = await dist("sdk/index.js");
 // 2. The edge part of a unet-cut generation of a preset with random weights.
 {
   const { PRESETS, resolveConfig } = await dist("src/model/config.js");
-  const { randomWeights } = await dist("src/model/random.js");
+  const { randomWeights } = await dist("bench/lib/random-dic.js");
   const { writeSafetensors } = await dist("src/weights/safetensors.js");
   const { runEdgeGeneration } = await dist("src/protocol/edge.js");
   const { encodeTensor } = await dist("src/protocol/tensor-codec.js");

@@ -1,5 +1,5 @@
-"""Fixtures of tests/classifier.test.ts: the quality classifier in PyTorch vs src/eval/classifier.ts, and the
-Frechet distance in numpy (eigh) vs src/eval/frechet.ts.
+"""Fixtures of tests/classifier.test.ts: the quality classifier in PyTorch vs bench/lib/classifier.ts, and the
+Frechet distance in numpy (eigh) vs bench/lib/frechet.ts.
 
   classifier_parity.safetensors  the shipped models/fashion-classifier.safetensors on 8 real test images and
                                  one uniform-noise image: images, labels, logits, features; metadata sha256

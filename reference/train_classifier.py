@@ -1,6 +1,6 @@
 """Train the Fashion-MNIST classifier that scores generated images (bench/quality, tests/quality.test.ts).
 
-The network uses only ops of the SDK's Backend contract, so src/eval/classifier.ts runs exactly this graph:
+The network uses only ops of the SDK's Backend contract, so bench/lib/classifier.ts runs exactly this graph:
   stem: Conv3x3(in -> C0, bias)                                     28x28
   stage i: [i > 0] PixelUnshuffle(2); Conv3x3(GELU(GroupNorm(h)), 4*C(i-1) -> Ci)   28 -> 14 -> 7
            then blocks[i] times  h = h + Conv3x3(GELU(GroupNorm(h)))

@@ -180,7 +180,7 @@ async function generateOn(model: DiCModel, options: GenerateOptions, settings: G
   const cfgMode: CfgMode = settings.cfgMode ?? d.cfgMode ?? "standard";
   const steps = settings.steps ?? d.steps ?? 50;
   // A lost GPU device fails the forward of the step in flight; the sampler has not moved yet, so the
-  // same forward reruns on wasm and the run goes on from there.
+  // same forward reruns on the backend's deviceLossFallback (wasm) and the run goes on from there.
   const fallback = options.fallbackOnDeviceLoss ?? model.backendReason.includes("auto");
   let current = model;
   let step = 0;
@@ -189,9 +189,10 @@ async function generateOn(model: DiCModel, options: GenerateOptions, settings: G
     try {
       return await current.forward(x, t, y);
     } catch (e) {
-      if (!fallback || !(e as { deviceLost?: boolean }).deviceLost || !current.rebind || deviceLost) throw e;
-      const { backend } = await createBackend("wasm");
-      current = current.rebind(backend, `wasm (the ${current.backend.name} device was lost at step ${step})`);
+      const to = current.backend.deviceLossFallback;
+      if (!fallback || !(e as { deviceLost?: boolean }).deviceLost || !current.rebind || !to || deviceLost) throw e;
+      const { backend } = await createBackend(to as BackendName); // a registry name (the contract cannot import the registry)
+      current = current.rebind(backend, `${to} (the ${current.backend.name} device was lost at step ${step})`);
       deviceLost = { step, message: (e as Error).message, continuedOn: backend.description };
       return await current.forward(x, t, y);
     }

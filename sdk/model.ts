@@ -281,9 +281,9 @@ export async function loadModelFrom(src: WeightSource, options: Omit<LoadModelOp
   const header = await src.header();
   const config = configForFile(header, overrides);
   const { backend, reason } = await resolveBackend(options.backend, options.memoryBudget, undefined, { threads: options.threads, f16: options.f16 });
-  // A webgpu model keeps the raw tensor bytes (an int8 weight's values) so that generate() can continue on
-  // wasm if the device is lost.
-  const kept = backend.name === "webgpu" ? new Map<string, Uint8Array | Float32Array>() : null;
+  // A model on a backend that can lose its device (webgpu) keeps the raw tensor bytes (an int8 weight's
+  // values) so that generate() can continue on the backend's deviceLossFallback.
+  const kept = backend.deviceLossFallback ? new Map<string, Uint8Array | Float32Array>() : null;
   const owned = typeof options.backend !== "object";
   let model: DiCModel;
   try {

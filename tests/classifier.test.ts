@@ -1,11 +1,11 @@
-// The quality classifier (src/eval/classifier.ts) vs PyTorch (reference/fixtures_classifier.py) on every
+// The quality classifier (bench/lib/classifier.ts) vs PyTorch (reference/fixtures_classifier.py) on every
 // available backend, its accuracy on real Fashion-MNIST test images, and the Frechet distance vs numpy.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
-import { accuracy, argmaxRows, asStoredPixels, loadClassifier } from "../src/eval/classifier.ts";
-import { loadFashionMnist } from "../src/eval/fashion-mnist.ts";
-import { featureStats, frechetDistance, symmetricEigen } from "../src/eval/frechet.ts";
+import { accuracy, argmaxRows, asStoredPixels, loadClassifier } from "../bench/lib/classifier.ts";
+import { loadFashionMnist } from "../bench/lib/fashion-mnist.ts";
+import { featureStats, frechetDistance, symmetricEigen } from "../bench/lib/frechet.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { writeSafetensors } from "../src/weights/safetensors.ts";
 import { fixturesDir, relL2, test } from "./harness.ts";

@@ -20,7 +20,7 @@ import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
 import { COMPACT_F16_VS_JS_OP, COMPACT_INT8_VS_JS_OP, FAST_F32_VS_JS, FUSED_PREOP_VS_UNFUSED, JS_VS_TORCH_OP } from "./tolerances.ts";
 import { createWasmBackend, probeWasm } from "../src/backend/wasm/index.ts";
 
-type OpName = Exclude<keyof Backend, "name" | "description" | "upload" | "download" | "free" | "close" | "planStorage" | "uploadInt8" | "storageReport">;
+type OpName = Exclude<keyof Backend, "name" | "description" | "deviceLossFallback" | "upload" | "download" | "free" | "close" | "planStorage" | "uploadInt8" | "storageReport">;
 
 // ----- fixture cases: params as reference/fixtures_ops.py writes them -------------------------------------
 interface SliceSpec { tensor: string; offset: number }

@@ -14,12 +14,13 @@ import { createEdgeHandler, createHostHandler, type Handler, loadServingModel } 
 import { loadVAE } from "../sdk/vae.ts";
 import { encodePNG, toRGBA } from "../src/image.ts";
 import { resolveConfig } from "../src/model/config.ts";
-import { randomWeights } from "../src/model/random.ts";
+import { randomWeights } from "../bench/lib/random-dic.ts";
 import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
 import { FrameReader } from "../src/protocol/stream.ts";
 import { decodeTensor } from "../src/protocol/tensor-codec.ts";
 import type { HostTensor } from "../src/tensor.ts";
-import { expectedVAEParams, randomVAEWeights, resolveVAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
+import { randomVAEWeights } from "../bench/lib/random-vae.ts";
+import { expectedVAEParams, resolveVAEConfig, type VAEConfigInput } from "../src/vae/index.ts";
 import { type TensorToWrite, writeSafetensors } from "../src/weights/safetensors.ts";
 import { relL2, runtimeName, test } from "./harness.ts";
 import { modelPath, SECRET } from "./protocol-refusals.ts";

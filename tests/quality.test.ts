@@ -7,7 +7,7 @@ import { generate } from "../sdk/generate.ts";
 import { loadModel } from "../sdk/model.ts";
 import { createBackend } from "../src/backend/registry.ts";
 import { readEnv } from "../src/env.ts";
-import { accuracy, argmaxRows, asStoredPixels, loadClassifier } from "../src/eval/classifier.ts";
+import { accuracy, argmaxRows, asStoredPixels, loadClassifier } from "../bench/lib/classifier.ts";
 import { runtimeName, test } from "./harness.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -12,8 +12,9 @@ import { join } from "node:path";
 import * as sdk from "../sdk/index.ts";
 import { runCli } from "../sdk/cli.ts";
 import { resolveConfig } from "../src/model/config.ts";
-import { randomWeights } from "../src/model/random.ts";
-import { expectedVAEParams, randomVAEWeights, resolveVAEConfig } from "../src/vae/index.ts";
+import { randomWeights } from "../bench/lib/random-dic.ts";
+import { randomVAEWeights } from "../bench/lib/random-vae.ts";
+import { expectedVAEParams, resolveVAEConfig } from "../src/vae/index.ts";
 import { type TensorToWrite, writeSafetensors } from "../src/weights/safetensors.ts";
 import { runtimeName, test } from "./harness.ts";
 

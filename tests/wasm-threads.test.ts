@@ -9,7 +9,7 @@ import { OP_GEMM } from "../src/backend/wasm/threads.ts";
 import { createBackend } from "../src/backend/registry.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
-import { randomWeights } from "../src/model/random.ts";
+import { randomWeights } from "../bench/lib/random-dic.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { numel } from "../src/tensor.ts";
 import { runCli } from "../sdk/cli.ts";

@@ -73,6 +73,11 @@ export interface Backend {
   readonly name: string;
   /** One line saying what runs (variant, threads, adapter). */
   readonly description: string;
+  /**
+   * Set by backends that can lose their device (a GPU): the name of the backend a run continues on when
+   * that happens (generate() rebinds the weights there and reruns the step in flight). Absent: cannot.
+   */
+  readonly deviceLossFallback?: string;
 
   upload(t: HostTensor, role?: TensorRole): Tensor;
   /**

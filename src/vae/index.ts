@@ -6,4 +6,3 @@ export { VAEDecoderGraph } from "./decoder.ts";
 export { bindVAE, bindVAEFrom, checkVAETensors, vaeConfigForFile } from "./load.ts";
 export { type DecodeOptions, decodeLatents, type DecodeResult, estimateDecodeBytes } from "./tiled.ts";
 export { latentPreview, SD_LATENT_RGB_BIAS, SD_LATENT_RGB_FACTORS } from "./preview.ts";
-export { randomVAEWeights } from "./random.ts";

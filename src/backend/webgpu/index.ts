@@ -81,6 +81,8 @@ interface PreparedPre {
 /** The WebGPU backend (see the file comment). */
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
+  /** A lost GPU device: generate() continues on wasm. */
+  readonly deviceLossFallback = "wasm";
   readonly description: string;
 
   constructor(readonly rt: GpuRuntime, readonly conv3x3Path: "gemm" | "rows" = "gemm") {

@@ -1,11 +1,11 @@
 // The quality classifier (reference/train_classifier.py `Classifier`) as a graph over the Backend contract:
 // conv3x3 stages with a fused GroupNorm+GELU pre-op, PixelUnshuffle(2) between stages, a linear head.
 // Its `features` (the input of the last linear layer) are what the Frechet distance of bench/quality uses.
-import type { Backend, NormPreOp, Tensor, TensorRole } from "../backend/contract.ts";
-import { toRGBA } from "../image.ts";
-import { type HostTensor, hostTensor, shapeStr } from "../tensor.ts";
-import { readSafetensorsFile } from "../weights/read-file.ts";
-import { checkTensors, parseSafetensors, type SafetensorsFile, type SafetensorsHeader, WeightsError } from "../weights/safetensors.ts";
+import type { Backend, NormPreOp, Tensor, TensorRole } from "../../src/backend/contract.ts";
+import { toRGBA } from "../../src/image.ts";
+import { type HostTensor, hostTensor, shapeStr } from "../../src/tensor.ts";
+import { readSafetensorsFile } from "../../src/weights/read-file.ts";
+import { checkTensors, parseSafetensors, type SafetensorsFile, type SafetensorsHeader, WeightsError } from "../../src/weights/safetensors.ts";
 
 /** `__metadata__.format` of a classifier file. */
 export const CLASSIFIER_FORMAT = "dic-sdk-classifier/1";

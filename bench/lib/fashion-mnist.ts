@@ -1,7 +1,7 @@
 // Reads Fashion-MNIST from its idx files (Debian's dataset-fashion-mnist, gzip) into [-1, 1] images:
 // x / 127.5 - 1, the range of the diffusion model (reference/train.py `load_fashion_mnist`, `to_model_range`).
 // NOTE: gunzip uses the web-standard DecompressionStream (Node 20, Deno, Bun, browsers): no node:zlib.
-import type { HostTensor } from "../tensor.ts";
+import type { HostTensor } from "../../src/tensor.ts";
 
 /** Where Debian installs the dataset. */
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";

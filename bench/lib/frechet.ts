@@ -1,7 +1,7 @@
 // Frechet distance between two Gaussians fitted to feature sets (Heusel et al. 2017, the FID formula):
 // d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}), in f64. Tr (S1 S2)^{1/2} = Tr (sqrt(S1) S2 sqrt(S1))^{1/2},
 // a symmetric PSD matrix, so both square roots come from symmetric (cyclic Jacobi) eigendecompositions.
-import type { HostTensor } from "../tensor.ts";
+import type { HostTensor } from "../../src/tensor.ts";
 
 /** Mean [d] and covariance [d, d] (row-major, divided by n - 1 like numpy.cov) of n feature vectors. */
 export interface FeatureStats {

@@ -1,8 +1,8 @@
 // Random non-zero VAE decoder weights for any configuration (benchmarks): fan-in scaled convolutions and
 // projections, norm weights near 1, small biases; attention projections already in 1x1-conv shape.
-import { GaussianRng } from "../rng.ts";
-import type { VAEConfig } from "./config.ts";
-import { expectedVAEParams } from "./params.ts";
+import { GaussianRng } from "../../src/rng.ts";
+import type { VAEConfig } from "../../src/vae/config.ts";
+import { expectedVAEParams } from "../../src/vae/params.ts";
 
 /** name -> f32 values of every decoder parameter (current diffusers names), reproducible from `seed`. */
 export function randomVAEWeights(config: VAEConfig, seed = 0): Map<string, { shape: number[]; data: Float32Array }> {

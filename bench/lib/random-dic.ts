@@ -1,8 +1,8 @@
 // Random non-zero weights for any configuration (benchmarks and tests; the official init zeroes
 // gates and the head, which would hide bugs). Fan-in scaled so activations stay O(1).
-import { GaussianRng } from "../rng.ts";
-import type { DiCConfig } from "./config.ts";
-import { expectedParams } from "./params.ts";
+import { GaussianRng } from "../../src/rng.ts";
+import type { DiCConfig } from "../../src/model/config.ts";
+import { expectedParams } from "../../src/model/params.ts";
 
 /** name -> f32 values of every parameter of `config`, reproducible from `seed`. */
 export function randomWeights(config: DiCConfig, seed = 0, scale = 1): Map<string, { shape: number[]; data: Float32Array }> {

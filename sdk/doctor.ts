@@ -3,8 +3,8 @@
 // check of each available backend against the js reference. `dic doctor` prints it.
 import type { Backend, StorageReport, Tensor } from "../src/backend/contract.ts";
 import { loadDefaultModel } from "./default-model.ts";
-import { createBackend, listBackends } from "../src/backend/registry.ts";
-import { type Capabilities, probeCapabilities, probeWebGpu, type WebGpuReport } from "../src/capabilities.ts";
+import { createBackend, listBackends, webGpuReport } from "../src/backend/registry.ts";
+import { type Capabilities, probeCapabilities, type WebGpuReport } from "../src/capabilities.ts";
 import { env, type RuntimeName, suppressedOutput } from "../src/env.ts";
 import { FAST_F32_VS_JS } from "../src/numerics.ts";
 import { GaussianRng } from "../src/rng.ts";
@@ -96,7 +96,7 @@ async function conv(b: Backend, inputs: HostTensor[]): Promise<Float32Array> {
  * console.log(formatDoctorReport(report)); // or inspect report.backends, report.auto, report.parity
  */
 export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport> {
-  const [webgpu, backends] = await Promise.all([probeWebGpu(), listBackends()]);
+  const [webgpu, backends] = await Promise.all([webGpuReport(), listBackends()]);
   let auto: DoctorReport["auto"];
   try {
     const choice = await createBackend("auto");

@@ -1,7 +1,7 @@
 // What the engine can do, probed without running anything heavy: WebAssembly SIMD / relaxed SIMD / threads
 // (by validating tiny hand-assembled modules, WebAssembly binary spec section 5), SharedArrayBuffer and
-// cross-origin isolation, core count, and the WebGPU adapter with its limits. Used by `doctor()`.
-import { quietGpuEnvironment } from "./env.ts";
+// cross-origin isolation and core count. Used by `doctor()` (the WebGPU adapter it reports comes from the webgpu
+// backend itself, webGpuReport, so the two always agree).
 
 /** Facts about the engine that decide which backends and options can run. */
 export interface Capabilities {
@@ -85,7 +85,7 @@ export function probeCapabilities(): Capabilities {
   };
 }
 
-/** The WebGPU adapter as `navigator.gpu` reports it, or why there is none. */
+/** The WebGPU adapter the webgpu backend would run on (navigator.gpu, or the `webgpu` npm package under Node and Bun), or why there is none. */
 export interface WebGpuReport {
   available: boolean;
   /** Why not, when unavailable. */
@@ -97,42 +97,3 @@ export interface WebGpuReport {
   features?: string[];
 }
 
-const LIMITS = [
-  "maxBufferSize", "maxStorageBufferBindingSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupStorageSize",
-  "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxComputeWorkgroupsPerDimension",
-];
-
-interface GpuLike {
-  requestAdapter(): Promise<{
-    info?: Record<string, unknown>;
-    limits: Record<string, number>;
-    features: Iterable<string>;
-    isFallbackAdapter?: boolean;
-  } | null>;
-}
-
-/** Asks `navigator.gpu` for an adapter (no device is created). */
-export async function probeWebGpu(): Promise<WebGpuReport> {
-  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
-  if (!gpu) return { available: false, why: "navigator.gpu is absent in this runtime" };
-  quietGpuEnvironment();
-  let adapter;
-  try {
-    adapter = await gpu.requestAdapter();
-  } catch (e) {
-    return { available: false, why: `requestAdapter() failed: ${(e as Error).message}` };
-  }
-  if (!adapter) return { available: false, why: "navigator.gpu.requestAdapter() returned null (no usable GPU or driver)" };
-  const info = adapter.info ?? {};
-  const str = (k: string) => (typeof info[k] === "string" ? info[k] as string : "");
-  const fallback = typeof info.isFallbackAdapter === "boolean" ? info.isFallbackAdapter
-    : typeof adapter.isFallbackAdapter === "boolean" ? adapter.isFallbackAdapter : null;
-  const limits: Record<string, number> = {};
-  for (const k of LIMITS) if (typeof adapter.limits[k] === "number") limits[k] = adapter.limits[k];
-  return {
-    available: true,
-    adapter: { vendor: str("vendor"), architecture: str("architecture"), device: str("device"), description: str("description"), isFallbackAdapter: fallback },
-    limits,
-    features: [...adapter.features].sort(),
-  };
-}

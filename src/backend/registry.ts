@@ -6,6 +6,8 @@ import { createWasmBackend, probeWasm, type WasmModules } from "./wasm/index.ts"
 
 export { setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "./wasm/index.ts";
 import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts } from "./webgpu/index.ts";
+
+export { webGpuReport } from "./webgpu/index.ts";
 import { readEnv } from "../env.ts";
 
 /** Names accepted by `backend` options and `--backend`. */

@@ -4,6 +4,7 @@
 // until `download`. Parity with the js reference: tests/ops.test.ts, tests/webgpu.test.ts.
 import type { Backend, ChannelSlice, NormPreOp, Tensor, TensorRole } from "../contract.ts";
 import { checkFactor, checkPreOp, expectShape } from "../contract.ts";
+import type { WebGpuReport } from "../../capabilities.ts";
 import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
 import { decodeHalf, encodeHalf } from "./f16.ts";
@@ -32,6 +33,39 @@ export async function probeWebGpu(): Promise<string | null> {
   } catch (e) {
     return `WebGPU probe failed: ${(e as Error).message}`;
   }
+}
+
+/** Adapter limits that matter for compute (bytes or counts), as doctor reports them. */
+const REPORTED_LIMITS = [
+  "maxBufferSize", "maxStorageBufferBindingSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxComputeWorkgroupsPerDimension",
+] as const;
+
+/**
+ * The adapter this backend would run on, as `doctor()` reports it: the same lookup as the backend's own
+ * (navigator.gpu, else the `webgpu` npm package under Node and Bun), so the report and the backend list
+ * always agree. No device is created. Never throws.
+ */
+export async function webGpuReport(): Promise<WebGpuReport> {
+  let found;
+  try {
+    found = await requestAdapter();
+  } catch (e) {
+    return { available: false, why: `WebGPU probe failed: ${(e as Error).message}` };
+  }
+  const adapter = found.adapter;
+  if (!adapter) return { available: false, why: found.why };
+  const info = ((adapter as unknown as { info?: Record<string, unknown> }).info ?? {});
+  const str = (k: string) => (typeof info[k] === "string" ? info[k] as string : "");
+  const limits: Record<string, number> = {};
+  const all = adapter.limits as unknown as Record<string, number>;
+  for (const k of REPORTED_LIMITS) if (typeof all[k] === "number") limits[k] = all[k];
+  return {
+    available: true,
+    adapter: { vendor: str("vendor"), architecture: str("architecture"), device: str("device"), description: str("description"), isFallbackAdapter: adapterFacts(adapter).fallback },
+    limits,
+    features: [...adapter.features].sort(),
+  };
 }
 
 /** The adapter auto-selection would get, or null: its name and whether it is a fallback (software) adapter. */

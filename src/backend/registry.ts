@@ -5,9 +5,8 @@ import { JsBackend } from "./js/index.ts";
 import { createWasmBackend, probeWasm, type WasmModules } from "./wasm/index.ts";
 
 export { setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "./wasm/index.ts";
-import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts } from "./webgpu/index.ts";
-
-export { webGpuReport } from "./webgpu/index.ts";
+import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts, webGpuReport as webgpuAdapterReport } from "./webgpu/index.ts";
+import type { WebGpuReport } from "../capabilities.ts";
 import { readEnv } from "../env.ts";
 
 /** Names accepted by `backend` options and `--backend`. */
@@ -104,4 +103,12 @@ export async function createBackend(requested?: BackendName, options: BackendOpt
     skipped.push(`${e.name}: ${why}`);
   }
   throw new Error(`backend: none available (${skipped.join("; ")})`);
+}
+
+/**
+ * The WebGPU adapter as the webgpu backend finds it (doctor's report: the same lookup as the backend's, so
+ * the two agree). A wrapper, so that the published types name no WebGPU type.
+ */
+export function webGpuReport(): Promise<WebGpuReport> {
+  return webgpuAdapterReport();
 }

@@ -6,7 +6,7 @@ import type { BackendName } from "../src/backend/registry.ts";
 import { encodePNG, makeGrid, toRGBA } from "../src/image.ts";
 import { randomSeed } from "../src/rng.ts";
 import { DicError } from "../src/errors.ts";
-import { validateSettings } from "../src/settings.ts";
+import { DECIMAL_TEXT, validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { Admission, readJsonObject, type Release } from "../src/protocol/admission.ts";
 import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
@@ -257,8 +257,6 @@ function badField(field: string, message: string): ProtocolError {
   return new ProtocolError("bad_request", `${field}: ${message}`, { field });
 }
 
-/** Decimal number text (query strings carry numbers as text): no hex, no blanks, no booleans. */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept: string, weightless: boolean): GenerationRequest {
   const cfg = model.config;
@@ -297,7 +295,7 @@ function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept
   const number = (k: string, fallback: number, ok: (n: number) => boolean, what: string): number => {
     const v = body[k];
     if (v === undefined || v === null || v === "") return fallback;
-    const n = typeof v === "number" ? v : typeof v === "string" && DECIMAL.test(v) ? Number(v) : NaN;
+    const n = typeof v === "number" ? v : typeof v === "string" && DECIMAL_TEXT.test(v) ? Number(v) : NaN;
     if (!Number.isFinite(n) || !ok(n)) throw badField(k, `expected ${what}, got ${JSON.stringify(v)}`);
     return n;
   };

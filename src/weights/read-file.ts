@@ -10,21 +10,8 @@ import {
   type SafetensorsHeader,
 } from "./safetensors.ts";
 
-import { openFile, type ReadableFile } from "../fs.ts";
-
-// Reads are chunked: one read() call may return fewer bytes than asked, and runtimes cap a single read.
-const CHUNK = 64 * 1024 * 1024;
-
-async function readAt(fh: ReadableFile, into: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < into.length) {
-    const len = Math.min(CHUNK, into.length - done);
-    const bytesRead = await fh.read(into, done, len, position + done);
-    if (bytesRead === 0) break; // end of file: the caller's size checks report it
-    done += bytesRead;
-  }
-  return done;
-}
+import { openFile } from "../fs.ts";
+import { readAt } from "./source.ts";
 
 /**
  * Reads and validates a safetensors file. The header is read and checked first (and, when `expected` is

@@ -211,7 +211,8 @@ export function memorySource(bytes: Uint8Array, name = "<bytes>"): WeightSource 
 // File reads are chunked: one read() may return fewer bytes than asked, and runtimes cap a single read.
 const FILE_CHUNK = 64 * 1024 * 1024;
 
-async function readAt(fh: ReadableFile, into: Uint8Array, position: number): Promise<number> {
+/** Reads into `into` from `position` (chunked); returns the bytes read, fewer at the end of the file. */
+export async function readAt(fh: ReadableFile, into: Uint8Array, position: number): Promise<number> {
   let done = 0;
   while (done < into.length) {
     const len = Math.min(FILE_CHUNK, into.length - done);

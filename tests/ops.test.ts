@@ -11,7 +11,7 @@
 // `listBackends()` reports available is then checked against js with no further change, on the ops its
 // `supports` declaration names.
 import assert from "node:assert/strict";
-import { type Backend, type ChannelSlice, checked, isChecked, type NormPreOp, OP_NAMES, type OpName, type Tensor, type TensorRole, UnsupportedOpError } from "../src/backend/contract.ts";
+import { type Backend, type ChannelSlice, checked, isChecked, isFreed, scope as tensorScope, type NormPreOp, OP_NAMES, type OpName, type Tensor, type TensorRole, UnsupportedOpError } from "../src/backend/contract.ts";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { type HostTensor, numel, shapeStr } from "../src/tensor.ts";
@@ -379,4 +379,27 @@ test("ops: the registry reads supports declarations (option ops)", async () => {
   const { backend } = await createBackend("js", { ops: ["conv3x3", "attention"] });
   assert.equal(backend.name, "js");
   await assert.rejects(createBackend("js", { ops: ["nope" as OpName] }), /does not support nope/);
+});
+
+test("ops: scope frees what it made except its result, on success and on a throw, and never twice", async () => {
+  for (const b of all) {
+    const made: Tensor[] = [];
+    const h = { shape: [1, 2, 2, 2], data: new Float32Array(8).fill(1) };
+    const kept = await tensorScope(b, (s) => {
+      const x = s.upload(h);
+      const y = s.track(b.add(x, x));
+      const z = s.track(b.add(y, x));
+      b.free(y); // freed inside: the scope must not free it again
+      made.push(x, y, z);
+      return z;
+    });
+    assert.deepEqual([isFreed(made[0]), isFreed(made[1]), isFreed(kept)], [true, true, false], `${b.name}: scope result`);
+    assert.deepEqual([...(await b.download(kept)).data], new Array(8).fill(3));
+    b.free(kept);
+    await assert.rejects(tensorScope(b, (s) => {
+      made.push(s.upload(h));
+      throw new Error("halfway");
+    }), /halfway/);
+    assert.ok(isFreed(made[3]), `${b.name}: scope after a throw`);
+  }
 });

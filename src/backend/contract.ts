@@ -72,7 +72,15 @@ export interface StorageReport {
   plan: string;
 }
 
-/** The ops a backend implements. All image tensors are NCHW f32 (backends may store them otherwise). */
+/**
+ * The ops a backend implements. All image tensors are NCHW f32 (backends may store them otherwise).
+ *
+ * Ownership, the one rule: whoever makes a tensor (upload, or an op's result) owns it and frees it; an op
+ * never frees its inputs. Code above the backend that takes tensors says in its doc comment whether it
+ * consumes them (the graph's decode consumes its EncodeOutput, and a stage its input, so memory drops as
+ * they run; forward and encode keep their input). Sequences that may throw halfway run in a `scope`, which
+ * frees what they made except what they return; the graph's *Host methods do this for host data.
+ */
 export interface Backend {
   /** Short name used to select it: "js", "wasm", "webgpu". */
   readonly name: string;
@@ -306,6 +314,14 @@ export function checkUpload(t: HostTensor): void {
 
 const CHECKED = Symbol("dic.checked");
 
+/** Tensors freed through a checked backend (so that a scope never frees one twice). */
+const FREED = new WeakSet<Tensor>();
+
+/** Whether a tensor was freed through a checked backend. */
+export function isFreed(t: Tensor): boolean {
+  return FREED.has(t);
+}
+
 /** Whether `checked` has been applied to a backend. */
 export function isChecked(b: Backend): boolean {
   return (b as unknown as Record<symbol, unknown>)[CHECKED] === true;
@@ -321,7 +337,9 @@ export function checked<B extends Backend>(b: B): B {
   if (isChecked(b)) return b;
   const self = b as unknown as Record<string | symbol, unknown>;
   const upload = (b.upload as Backend["upload"]).bind(b);
+  const free = (b.free as Backend["free"]).bind(b);
   Object.defineProperty(b, "upload", { value: (t: HostTensor, role?: TensorRole) => (checkUpload(t), upload(t, role)), configurable: true, writable: true });
+  Object.defineProperty(b, "free", { value: (t: Tensor) => (free(t), FREED.add(t)), configurable: true, writable: true });
   for (const op of OP_NAMES) {
     const inner = (self[op] as (...a: unknown[]) => Tensor).bind(b);
     const rule = OP_RULES[op] as (...a: unknown[]) => number[];
@@ -338,4 +356,46 @@ export function checked<B extends Backend>(b: B): B {
   }
   Object.defineProperty(b, CHECKED, { value: true });
   return b;
+}
+
+// ----- scopes: tensor lifetimes for sequences that may throw halfway ------------------------------------
+
+/** The tensors one `scope` run owns. */
+export interface Scope {
+  /** Uploads a host tensor that the scope owns. */
+  upload(t: HostTensor, role?: TensorRole): Tensor;
+  /** Hands a tensor to the scope (an op's result, a graph's output); returns it. */
+  track<T extends Tensor>(t: T): T;
+  /** Downloads a tensor; the scope still frees it at its end (unless it is returned). */
+  download(t: Tensor): Promise<HostTensor>;
+}
+
+/** The tensors inside a scope's result: a tensor, or an array or plain object of them (one level). */
+function returned(v: unknown, into: Set<unknown>): void {
+  if (v === null || typeof v !== "object") return;
+  if ("shape" in v) into.add(v);
+  else for (const x of Array.isArray(v) ? v : Object.values(v)) if (x !== null && typeof x === "object") into.add(x);
+}
+
+/**
+ * Runs `fn` and then frees every tensor it uploaded or tracked through its Scope, except those in its result
+ * (a tensor, or an array or object of them), and except those freed already, on success and on a throw alike.
+ * Tensors are named explicitly (not caught by watching the backend), so scopes on one backend may run
+ * concurrently (two sessions of one server). Applies the checked layer to `b` if it lacks it.
+ */
+export async function scope<T>(b: Backend, fn: (s: Scope) => T | Promise<T>): Promise<T> {
+  checked(b); // its `free` marks what is freed inside
+  const owned: Tensor[] = [];
+  const track = <U extends Tensor>(t: U): U => (owned.push(t), t);
+  let keep = new Set<unknown>();
+  try {
+    const out = await fn({ upload: (t, role) => track(b.upload(t, role)), track, download: (t) => b.download(t) });
+    returned(out, keep);
+    return out;
+  } catch (e) {
+    keep = new Set();
+    throw e;
+  } finally {
+    for (const t of new Set(owned)) if (!keep.has(t) && !FREED.has(t)) b.free(t);
+  }
 }

@@ -1,7 +1,7 @@
 // The DiC network as a graph over the Backend contract (README.md "Weights and configuration", docs/ARCHITECTURE.md; official dic_models.DiC).
 // The forward pass is split at the bottleneck: `encode` (embeddings, encoder, latent stage) and
 // `decode` (decoder, head), so the streaming protocol can cut there. forward = decode(encode(x)).
-import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
+import { type Backend, type NormPreOp, scope, type Tensor } from "../backend/contract.ts";
 import type { HostTensor } from "../tensor.ts";
 import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
 import { blockInputs, blockPrefix, type ModelPart, partConditionLevels, stageConditionLevel } from "./params.ts";
@@ -34,6 +34,12 @@ async function drainAsync<T>(g: Steps<T>): Promise<T> {
 export interface EncodeOutput {
   bottleneck: Tensor;
   skips: Tensor[];
+}
+
+/** An EncodeOutput in host memory (what the `unet` cut sends). */
+export interface HostEncodeOutput {
+  bottleneck: HostTensor;
+  skips: HostTensor[];
 }
 
 const FREQ_DIM = 256;
@@ -311,20 +317,27 @@ export class DiCGraph {
 
   /**
    * `forward` from and to host memory: uploads x, runs the network (giving the event loop a turn
-   * between ops), downloads the output, frees both.
+   * between ops), downloads the output; frees everything it made, also on a throw.
    */
-  async forwardHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
-    const b = this.backend;
-    const xt = b.upload(x);
-    try {
-      const out = await this.forwardAsync(xt, t, y);
-      try {
-        return await b.download(out);
-      } finally {
-        b.free(out);
-      }
-    } finally {
-      b.free(xt);
-    }
+  forwardHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
+    return scope(this.backend, async (s) => s.download(s.track(await this.forwardAsync(s.upload(x), t, y))));
+  }
+
+  /** `encode` from and to host memory: the bottleneck and skips downloaded; frees everything it made, also on a throw. */
+  encodeHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostEncodeOutput> {
+    return scope(this.backend, async (s) => {
+      const enc = await this.encodeAsync(s.upload(x), t, y);
+      const all = [enc.bottleneck, ...enc.skips].map(s.track);
+      const [bottleneck, ...skips] = await Promise.all(all.map(s.download));
+      return { bottleneck, skips };
+    });
+  }
+
+  /** `decode` from and to host memory: uploads the bottleneck and skips, downloads the output; frees everything it made, also on a throw. */
+  decodeHost(enc: HostEncodeOutput, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
+    return scope(this.backend, async (s) => {
+      const dev = { bottleneck: s.upload(enc.bottleneck), skips: enc.skips.map((k) => s.upload(k)) };
+      return s.download(s.track(await this.decodeAsync(dev, t, y)));
+    });
   }
 }

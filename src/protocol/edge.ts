@@ -101,18 +101,8 @@ export async function runEdgeGeneration(model: ServedModel | ModelIdentity, pool
     const r = await loop({
       model: async (x, t, y, loopStep) => {
         const step = loopStep ?? 0; // NOTE: runSampler always passes it
-        const b = graph!.backend;
-        const xt = b.upload(x);
-        let enc;
-        try {
-          enc = await graph!.encodeAsync(xt, t, y);
-        } finally {
-          b.free(xt);
-        }
-        const tensors = [enc.bottleneck, ...enc.skips];
-        const host = await Promise.all(tensors.map((tt) => b.download(tt)));
-        for (const tt of tensors) b.free(tt);
-        const [bottleneck, ...skips] = host.map((h) => encodeTensor(h, dtype));
+        const enc = await graph!.encodeHost(x, t, y);
+        const [bottleneck, ...skips] = [enc.bottleneck, ...enc.skips].map((h) => encodeTensor(h, dtype));
         const frames = await timed(() => pool.request([hello(), { ...header(), type: "step", step, t, y, bottleneck, skips }], `${gen.session} step ${step}`, gen.signal));
         const res = expectFrame(frames[0], "step_result", "unet answer");
         if (res.step !== step) throw new ProtocolError("bad_frame", `unet answer is for step ${res.step}, expected ${step}`);

@@ -134,12 +134,9 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
     const want = [shapes.bottleneck, ...shapes.skips].map((s) => [rows, ...s]);
     wires.forEach((w, i) => checkTensorLayout(w, want[i], i === 0 ? "step.bottleneck" : `step.skips[${i - 1}]`));
     const host = wires.map((w, i) => decodeTensor(w, want[i], i === 0 ? "step.bottleneck" : `step.skips[${i - 1}]`));
-    const b = model.graph.backend;
-    const [bottleneck, ...skips] = host.map((t) => b.upload(t));
-    return model.graph.decodeAsync({ bottleneck, skips }, f.t, f.y).then((out) => b.download(out).then((res) => {
-      b.free(out);
-      return { v: f.v, type: "step_result", session: f.session, seq: f.seq, step: f.step, out: encodeTensor(res, hello.dtype as WireDtype) };
-    }));
+    const [bottleneck, ...skips] = host;
+    return model.graph.decodeHost({ bottleneck, skips }, f.t, f.y).then((res) => (
+      { v: f.v, type: "step_result", session: f.session, seq: f.seq, step: f.step, out: encodeTensor(res, hello.dtype as WireDtype) }));
   }
 
   async function pixels(x: HostTensor): Promise<{ image: HostTensor; range: [number, number] }> {

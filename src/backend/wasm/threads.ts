@@ -11,20 +11,10 @@
 // import(). Idle workers are unref'd: they never keep a process alive.
 import type { Kernels } from "./module.ts";
 
-/** Op codes of wasm/assembly/parallel.ts. */
-export const OP_WINOGRAD_INPUT = 1, OP_WINOGRAD_GEMM = 2, OP_WINOGRAD_OUTPUT = 3, OP_GEMM = 4, OP_DIRECT = 5, OP_PRE = 6, OP_WINOGRAD_COMPACT = 7;
-const OP_EXIT = -1;
-/**
- * Control block: i32 slots (0 generation, 1 chunks done, 2 op, 3 claim word, 4 chunks wanted, 5..31 arguments,
- * 32 + i chunks run by worker i, last: fault flag); room for 256 threads.
- */
-export const CONTROL_BYTES = 2048;
-const ARGS = 5;
+// Op codes and control block slots: wasm/pool-layout.mjs, the one definition the kernels share.
+import { CONTROL_BYTES, OP_EXIT, SLOT_ARGS as ARGS, SLOT_CHUNKS, SLOT_CLAIM, SLOT_COUNTS as COUNTS, SLOT_DONE, SLOT_FAULT as FAULT, SLOT_GENERATION, SLOT_OP } from "./pool-layout.ts";
 
-/** Slot a worker sets when a chunk failed (a trap): the caller then throws instead of waiting forever. */
-const FAULT = CONTROL_BYTES / 4 - 1;
-/** Slots where worker i (1-based) publishes the chunks it has run (ThreadPool.chunksRun). */
-const COUNTS = 32;
+export { CONTROL_BYTES, OP_DIRECT, OP_GEMM, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout.ts";
 const MAX_ARGS = COUNTS - ARGS;
 /** Chunks per thread and command: enough that a slow thread does not hold the others up. */
 const CHUNKS_PER_THREAD = 4;
@@ -36,18 +26,18 @@ const run = async (d, post) => {
   const k = instance.exports;
   k.setScratch(d.scratch);
   const c = new Int32Array(d.memory.buffer, d.ctl, ${CONTROL_BYTES / 4});
-  let gen = Atomics.load(c, 0);
+  let gen = Atomics.load(c, ${SLOT_GENERATION});
   post("ready");
   for (;;) {
-    Atomics.wait(c, 0, gen);
-    gen = Atomics.load(c, 0);
-    if (Atomics.load(c, 2) < 0) break;
+    Atomics.wait(c, ${SLOT_GENERATION}, gen);
+    gen = Atomics.load(c, ${SLOT_GENERATION});
+    if (Atomics.load(c, ${SLOT_OP}) < 0) break;
     try {
       k.task(d.ctl, gen);
       Atomics.store(c, ${COUNTS} + d.index, k.chunksDone());
     } catch (e) {
       Atomics.store(c, ${FAULT}, 1); // the caller stops waiting for the chunk that will never finish
-      Atomics.notify(c, 1);
+      Atomics.notify(c, ${SLOT_DONE});
       throw e;
     }
   }
@@ -143,7 +133,7 @@ export class ThreadPool {
     this.c = new Int32Array(k.memory.buffer, ctl, CONTROL_BYTES / 4);
     let canWait = true;
     try {
-      Atomics.wait(this.c, 1, -1, 0); // throws where this thread may not block (a browser's main thread)
+      Atomics.wait(this.c, SLOT_DONE, -1, 0); // throws where this thread may not block (a browser's main thread)
     } catch {
       canWait = false;
     }
@@ -189,16 +179,16 @@ export class ThreadPool {
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${args.length} arguments exceed the control block`);
     const c = this.c;
     // The claim word first: a worker still waking from the last command must not claim from this one.
-    Atomics.store(c, 3, -1);
-    c[2] = op;
-    c[4] = this.threads * CHUNKS_PER_THREAD;
+    Atomics.store(c, SLOT_CLAIM, -1);
+    c[SLOT_OP] = op;
+    c[SLOT_CHUNKS] = this.threads * CHUNKS_PER_THREAD;
     for (let i = 0; i < args.length; i++) c[ARGS + i] = args[i];
     const chunks = this.k.chunkCount(this.ctl);
-    const gen = (Atomics.load(c, 0) + 1) & 0x7fff;
-    Atomics.store(c, 1, 0);
-    Atomics.store(c, 3, gen << 16);
-    Atomics.store(c, 0, gen);
-    Atomics.notify(c, 0);
+    const gen = (Atomics.load(c, SLOT_GENERATION) + 1) & 0x7fff;
+    Atomics.store(c, SLOT_DONE, 0);
+    Atomics.store(c, SLOT_CLAIM, gen << 16);
+    Atomics.store(c, SLOT_GENERATION, gen);
+    Atomics.notify(c, SLOT_GENERATION);
     try {
       this.k.task(this.ctl, gen);
     } catch (e) {
@@ -206,13 +196,13 @@ export class ThreadPool {
       throw e;
     }
     for (;;) {
-      const done = Atomics.load(c, 1);
+      const done = Atomics.load(c, SLOT_DONE);
       if (done >= chunks) break;
       if (Atomics.load(c, FAULT)) {
         this.close();
         throw new Error("wasm backend: a worker thread failed (see its error); the backend is closed");
       }
-      if (this.canWait) Atomics.wait(c, 1, done);
+      if (this.canWait) Atomics.wait(c, SLOT_DONE, done);
     }
   }
 
@@ -226,10 +216,10 @@ export class ThreadPool {
     if (this.closed) return;
     this.closed = true;
     const c = this.c;
-    Atomics.store(c, 3, -1);
-    Atomics.store(c, 2, OP_EXIT);
-    Atomics.add(c, 0, 1);
-    Atomics.notify(c, 0);
+    Atomics.store(c, SLOT_CLAIM, -1);
+    Atomics.store(c, SLOT_OP, OP_EXIT);
+    Atomics.add(c, SLOT_GENERATION, 1);
+    Atomics.notify(c, SLOT_GENERATION);
     for (const w of this.workers) w.terminate();
   }
 }

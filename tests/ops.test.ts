@@ -2,7 +2,8 @@
 // Backend contract, on the js reference vs PyTorch fp32 fixtures (reference/fixtures_ops.py), then every
 // other available backend vs js on the same inputs, plus fixture-free properties and contract errors.
 //
-// How to add an op: (1) declare it in src/backend/contract.ts (the `Backend` interface; `RUNNERS` below
+// How to add an op (docs/ARCHITECTURE.md): (1) declare it in src/backend/contract.ts (the `Backend` interface,
+// `OP_NAMES` and its rule in `OP_RULES`; `RUNNERS` below
 // then stops compiling until step 4); (2) implement it in the js reference, src/backend/js/; (3) implement
 // it in each fast backend (src/backend/wasm/, src/backend/webgpu/, ...); (4) add its PyTorch cases to
 // `CASES` in reference/fixtures_ops.py (non-zero data, odd sizes, batch 1 and 3, channels not multiples of

@@ -157,6 +157,12 @@ export const OP_NAMES = [
 /** One of OP_NAMES. */
 export type OpName = (typeof OP_NAMES)[number];
 
+/** The members of Backend that are not compute ops. */
+type NonOpMember = "name" | "description" | "deviceLossFallback" | "supports" | "upload" | "planStorage" | "uploadInt8" | "storageReport" | "download" | "free" | "close";
+/** Fails to compile when a compute method of Backend is missing from OP_NAMES (and so from OP_RULES). */
+const EVERY_OP_NAMED: [Exclude<keyof Backend, NonOpMember>] extends [OpName] ? true : never = true;
+void EVERY_OP_NAMED;
+
 /** A backend was asked for an op it does not declare in `supports` (code "op_unsupported"). */
 export class UnsupportedOpError extends Error {
   override readonly name = "UnsupportedOpError";

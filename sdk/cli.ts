@@ -16,7 +16,7 @@ import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetenso
 import { makeGrid, encodePNG } from "../src/image.ts";
 import { type Flag, type FlagTable, type FlagValues, formatHelp, numberFlag, parseFlags, UsageError, wrap } from "./cli-args.ts";
 import { loadDefaultModel } from "./default-model.ts";
-import type { DownloadOptions } from "../src/download.ts";
+import type { DownloadOptions } from "../src/weights/download.ts";
 import { doctor, formatDoctorReport, storageLines } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";

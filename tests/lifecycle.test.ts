@@ -1,11 +1,16 @@
 // Models and backends release what they hold: DiCModel.dispose() (and Symbol.asyncDispose) frees the
-// weights and closes the backend loadModel created, so repeated load/dispose grows no threads.
+// weights and closes the backend loadModel created, so repeated load/dispose grows no threads; the graph's
+// *Host methods free what they make, also when they throw halfway.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { loadDefaultModel, loadModel } from "../sdk/index.ts";
 import { createBackend } from "../src/backend/registry.ts";
+import { createWasmBackend, probeWasm } from "../src/backend/wasm/index.ts";
+import { resolveConfig } from "../src/model/config.ts";
+import { DiCGraph } from "../src/model/dic.ts";
+import { randomWeights } from "../bench/lib/random-dic.ts";
 import { test } from "./harness.ts";
 import { modelPath } from "./protocol-refusals.ts";
 
@@ -76,4 +81,31 @@ test("a disposed model refuses to run; loadDefaultModel loads a fresh one; Symbo
   mine.dispose();
   const t = backend.upload({ shape: [1], data: new Float32Array([2]) });
   assert.deepEqual([...(await backend.download(t)).data], [2]);
+});
+
+test("forwardHost, encodeHost and decodeHost free every tensor they make, on success and on a throw", async () => {
+  if (probeWasm() !== null) return; // live bytes are counted by the wasm backend
+  const config = resolveConfig({ input_size: 8, in_channels: 3, hidden_size: 12, depth: [1, 1, 1, 1, 1], num_classes: 5 });
+  const b = await createWasmBackend({ threads: 1 });
+  try {
+    const g = new DiCGraph(b, config, new Map([...randomWeights(config, 3)].map(([k, v]) => [k, b.upload(v)])));
+    const live = () => b.memoryStats().liveBytes;
+    const x = { shape: [2, 3, 8, 8], data: new Float32Array(2 * 3 * 64).fill(0.5) };
+    const [t, y] = [[10, 500], [1, 4]];
+    await g.decodeHost(await g.encodeHost(x, t, y), t, y); // weights get the packed forms they run in on first use
+    const base = live();
+    const full = await g.forwardHost(x, t, y);
+    assert.equal(live(), base, "forwardHost");
+    const enc = await g.encodeHost(x, t, y);
+    assert.equal(live(), base, "encodeHost");
+    const out = await g.decodeHost(enc, t, y);
+    assert.equal(live(), base, "decodeHost");
+    assert.deepEqual([...out.data], [...full.data], "encodeHost then decodeHost == forwardHost");
+    await assert.rejects(g.encodeHost({ shape: [2, 3, 8, 4], data: new Float32Array(2 * 3 * 32) }, t, y));
+    assert.equal(live(), base, "encodeHost that throws");
+    await assert.rejects(g.decodeHost({ bottleneck: enc.bottleneck, skips: enc.skips.slice(1) }, t, y));
+    assert.equal(live(), base, "decodeHost that throws halfway");
+  } finally {
+    b.close();
+  }
 });

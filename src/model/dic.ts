@@ -252,6 +252,10 @@ export class DiCGraph {
 
   private *decodeSteps(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Steps<Tensor> {
     this.needPart("decode", "decode");
+    // Checked before any op runs, so that a wrong count never throws halfway with intermediates alive.
+    let need = 0;
+    for (let j = 0; j < 2; j++) need += Math.ceil(this.config.depth[3 + j] / this.config.skip_stride);
+    if (enc.skips.length !== need) throw new Error(`DiC decode: ${enc.skips.length} skip tensors, the decoder takes ${need}`);
     const cs = this.conditions(t, y, "decode");
     try {
       return yield* this.decodeWith(enc, cs);

@@ -28,10 +28,6 @@ export const JS_OPS: readonly OpName[] = OP_NAMES;
 
 /** The plain TypeScript reference backend. */
 export class JsBackend implements Backend {
-  /** Whether this backend computes `op` (its supports declaration). */
-  supports(op: OpName): boolean {
-    return JS_OPS.includes(op);
-  }
   readonly name = "js";
   readonly description = "js: plain TypeScript reference (f32 storage, f64 accumulation, single thread)";
 
@@ -41,6 +37,11 @@ export class JsBackend implements Backend {
 
   /** Nothing to release: js tensors are garbage collected. */
   close(): void {}
+
+  /** Whether this backend computes `op` (its supports declaration). */
+  supports(op: OpName): boolean {
+    return JS_OPS.includes(op);
+  }
 
   upload(t: HostTensor): Tensor {
     return new JsTensor([...t.shape], new Float32Array(t.data));

@@ -116,10 +116,6 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
 export const WASM_OPS: readonly OpName[] = OP_NAMES;
 
 export class WasmBackend implements Backend {
-  /** Whether this backend computes `op` (its supports declaration). */
-  supports(op: OpName): boolean {
-    return WASM_OPS.includes(op);
-  }
   readonly name = "wasm";
   readonly description: string;
 
@@ -206,6 +202,11 @@ export class WasmBackend implements Backend {
   /** Memory counters (the wasm memory never shrinks: committedBytes is the peak). */
   memoryStats(): MemoryStats {
     return this.core.heap.stats();
+  }
+
+  /** Whether this backend computes `op` (its supports declaration). */
+  supports(op: OpName): boolean {
+    return WASM_OPS.includes(op);
   }
 
   upload(t: HostTensor, role: TensorRole = "activation"): Tensor {

@@ -117,10 +117,6 @@ export const WEBGPU_OPS: readonly OpName[] = OP_NAMES;
 
 /** The WebGPU backend (see the file comment). */
 export class WebGpuBackend implements Backend {
-  /** Whether this backend computes `op` (its supports declaration). */
-  supports(op: OpName): boolean {
-    return WEBGPU_OPS.includes(op);
-  }
   readonly name = "webgpu";
   /** A lost GPU device: generate() continues on wasm. */
   readonly deviceLossFallback = "wasm";
@@ -178,6 +174,11 @@ export class WebGpuBackend implements Backend {
 
   private make(shape: readonly number[]): GpuTensor {
     return new GpuTensor([...shape], this.rt.acquire(numel(shape) * this.rt.elementBytes), this.rt);
+  }
+
+  /** Whether this backend computes `op` (its supports declaration). */
+  supports(op: OpName): boolean {
+    return WEBGPU_OPS.includes(op);
   }
 
   upload(t: HostTensor, _role?: TensorRole): Tensor {

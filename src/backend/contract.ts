@@ -386,7 +386,7 @@ export interface Scope {
 
 /** The tensors inside a scope's result: a tensor, or an array or plain object of them (one level). */
 function returned(v: unknown, into: Set<unknown>): void {
-  if (v === null || typeof v !== "object") return;
+  if (v === null || typeof v !== "object" || ArrayBuffer.isView(v)) return;
   if ("shape" in v) into.add(v);
   else for (const x of Array.isArray(v) ? v : Object.values(v)) if (x !== null && typeof x === "object") into.add(x);
 }

@@ -104,7 +104,28 @@ test("forwardHost, encodeHost and decodeHost free every tensor they make, on suc
     await assert.rejects(g.encodeHost({ shape: [2, 3, 8, 4], data: new Float32Array(2 * 3 * 32) }, t, y));
     assert.equal(live(), base, "encodeHost that throws");
     await assert.rejects(g.decodeHost({ bottleneck: enc.bottleneck, skips: enc.skips.slice(1) }, t, y));
-    assert.equal(live(), base, "decodeHost that throws halfway");
+    assert.equal(live(), base, "decodeHost with a skip missing");
+    // An op that fails halfway through a run (as a memory budget would): the run frees its intermediates.
+    const conv = b.conv3x3;
+    for (const failAt of [3, 7]) {
+      let calls = 0;
+      b.conv3x3 = (...a) => {
+        if (++calls === failAt) throw new Error("conv3x3 failed");
+        return conv(...a);
+      };
+      await assert.rejects(g.forwardHost(x, t, y), /conv3x3 failed/);
+      assert.equal(live(), base, `forwardHost failing at conv3x3 call ${failAt}`);
+      calls = 0;
+      await assert.rejects(g.decodeHost(enc, t, y), /conv3x3 failed/);
+      assert.equal(live(), base, `decodeHost failing at conv3x3 call ${failAt}`);
+      calls = 0;
+      const xt = b.upload(x);
+      assert.throws(() => g.forward(xt, t, y), /conv3x3 failed/);
+      b.free(xt);
+      assert.equal(live(), base, `forward failing at conv3x3 call ${failAt}`);
+    }
+    b.conv3x3 = conv;
+    assert.deepEqual([...(await g.forwardHost(x, t, y)).data], [...full.data], "the graph still runs after the failures");
   } finally {
     b.close();
   }

@@ -320,6 +320,40 @@ export function checkUpload(t: HostTensor): void {
 
 const CHECKED = Symbol("dic.checked");
 
+/** Where `collect` puts the tensors checked backends make right now, or null. */
+let collector: Tensor[] | null = null;
+
+/**
+ * Runs the synchronous `fn`, appending to `into` every tensor a checked backend makes meanwhile (uploads
+ * and op results). Code that runs in synchronous slices with the event loop between them (the graph's
+ * steps) collects slice by slice, so runs that interleave on one backend never see each other's tensors;
+ * on a throw it frees what it collected and did not free (freeCollected).
+ */
+export function collect<T>(into: Tensor[], fn: () => T): T {
+  const outer = collector;
+  collector = into;
+  try {
+    return fn();
+  } finally {
+    collector = outer;
+  }
+}
+
+/**
+ * Frees the tensors of a `collect` list that are still alive, after a throw. A free that fails too (a lost
+ * device) is passed over: the error being thrown is the one to report.
+ */
+export function freeCollected(b: Backend, made: readonly Tensor[]): void {
+  for (const t of new Set(made)) {
+    if (FREED.has(t)) continue;
+    try {
+      b.free(t);
+    } catch {
+      // see above
+    }
+  }
+}
+
 /** Tensors freed through a checked backend (so that a scope never frees one twice). */
 const FREED = new WeakSet<Tensor>();
 
@@ -347,7 +381,12 @@ export function checked<B extends Backend>(b: B): B {
   const define = (m: string, value: unknown) => Object.defineProperty(b, m, { value, configurable: true, writable: true });
   if (has("upload")) {
     const upload = (b.upload as Backend["upload"]).bind(b);
-    define("upload", (t: HostTensor, role?: TensorRole) => (checkUpload(t), upload(t, role)));
+    define("upload", (t: HostTensor, role?: TensorRole) => {
+      checkUpload(t);
+      const u = upload(t, role);
+      collector?.push(u);
+      return u;
+    });
   }
   if (has("free")) {
     const free = (b.free as Backend["free"]).bind(b);
@@ -364,6 +403,7 @@ export function checked<B extends Backend>(b: B): B {
       if (out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i])) {
         throw new Error(`${op}: the ${b.name} backend returned shape ${shapeStr(out.shape)}, the contract says ${shapeStr(want)}`);
       }
+      collector?.push(out);
       return out;
     };
     define(op, wrapped);

@@ -1,7 +1,7 @@
 // The DiC network as a graph over the Backend contract (README.md "Weights and configuration", docs/ARCHITECTURE.md; official dic_models.DiC).
 // The forward pass is split at the bottleneck: `encode` (embeddings, encoder, latent stage) and
 // `decode` (decoder, head), so the streaming protocol can cut there. forward = decode(encode(x)).
-import { type Backend, type NormPreOp, scope, type Tensor } from "../backend/contract.ts";
+import { type Backend, collect, freeCollected, isFreed, type NormPreOp, scope, type Tensor } from "../backend/contract.ts";
 import type { HostTensor } from "../tensor.ts";
 import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
 import { blockInputs, blockPrefix, type ModelPart, partConditionLevels, stageConditionLevel } from "./params.ts";
@@ -14,19 +14,42 @@ import { yieldSlice } from "../yield.ts";
  */
 type Steps<T> = Generator<void, T, void>;
 
-function drain<T>(g: Steps<T>): T {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
+/** Drops the tensors freed since from a `collect` list, in place. */
+function forgetFreed(made: Tensor[]): void {
+  let j = 0;
+  for (const t of made) if (!isFreed(t)) made[j++] = t;
+  made.length = j;
+}
+
+// The graph's runs are generators: each slice between two yields runs synchronously inside `collect`, so
+// a run that throws halfway frees the intermediates it made (and only its own, when runs interleave).
+function drain<T>(b: Backend, g: Steps<T>): T {
+  const made: Tensor[] = [];
+  try {
+    for (;;) {
+      const r = collect(made, () => g.next());
+      if (r.done) return r.value;
+      forgetFreed(made);
+    }
+  } catch (e) {
+    freeCollected(b, made);
+    throw e;
   }
 }
 
-async function drainAsync<T>(g: Steps<T>): Promise<T> {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    const p = yieldSlice();
-    if (p) await p;
+async function drainAsync<T>(b: Backend, g: Steps<T>): Promise<T> {
+  const made: Tensor[] = [];
+  try {
+    for (;;) {
+      const r = collect(made, () => g.next());
+      if (r.done) return r.value;
+      forgetFreed(made); // (the js backend's freed tensors keep their arrays while referenced)
+      const p = yieldSlice();
+      if (p) await p;
+    }
+  } catch (e) {
+    freeCollected(b, made);
+    throw e;
   }
 }
 
@@ -203,12 +226,12 @@ export class DiCGraph {
    * The caller owns the returned tensors; `x` is not consumed.
    */
   encode(x: Tensor, t: readonly number[], y: readonly number[]): EncodeOutput {
-    return drain(this.encodeSteps(x, t, y));
+    return drain(this.backend, this.encodeSteps(x, t, y));
   }
 
   /** `encode`, giving the event loop a turn between ops (so the library never blocks its caller). */
   encodeAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<EncodeOutput> {
-    return drainAsync(this.encodeSteps(x, t, y));
+    return drainAsync(this.backend, this.encodeSteps(x, t, y));
   }
 
   private *encodeSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<EncodeOutput> {
@@ -242,12 +265,12 @@ export class DiCGraph {
 
   /** Decoder stages and head on an `encode` result. Consumes (frees) the bottleneck and skips. */
   decode(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Tensor {
-    return drain(this.decodeSteps(enc, t, y));
+    return drain(this.backend, this.decodeSteps(enc, t, y));
   }
 
   /** `decode`, giving the event loop a turn between ops. */
   decodeAsync(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Promise<Tensor> {
-    return drainAsync(this.decodeSteps(enc, t, y));
+    return drainAsync(this.backend, this.decodeSteps(enc, t, y));
   }
 
   private *decodeSteps(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Steps<Tensor> {
@@ -300,12 +323,12 @@ export class DiCGraph {
 
   /** Full forward: model output [N, out_channels, S, S] (eps, then variance values with learned sigma). */
   forward(x: Tensor, t: readonly number[], y: readonly number[]): Tensor {
-    return drain(this.forwardSteps(x, t, y));
+    return drain(this.backend, this.forwardSteps(x, t, y));
   }
 
   /** `forward`, giving the event loop a turn between ops. */
   forwardAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<Tensor> {
-    return drainAsync(this.forwardSteps(x, t, y));
+    return drainAsync(this.backend, this.forwardSteps(x, t, y));
   }
 
   private *forwardSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<Tensor> {

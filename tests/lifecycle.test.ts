@@ -11,6 +11,9 @@ import { createWasmBackend, probeWasm } from "../src/backend/wasm/index.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
 import { randomWeights } from "../bench/lib/random-dic.ts";
+import { randomVAEWeights } from "../bench/lib/random-vae.ts";
+import { resolveVAEConfig } from "../src/vae/index.ts";
+import { VAEDecoderGraph } from "../src/vae/decoder.ts";
 import { test } from "./harness.ts";
 import { modelPath } from "./protocol-refusals.ts";
 
@@ -126,6 +129,30 @@ test("forwardHost, encodeHost and decodeHost free every tensor they make, on suc
     }
     b.conv3x3 = conv;
     assert.deepEqual([...(await g.forwardHost(x, t, y)).data], [...full.data], "the graph still runs after the failures");
+  } finally {
+    b.close();
+  }
+});
+
+test("a VAE decode that fails halfway frees its intermediates", async () => {
+  if (probeWasm() !== null) return;
+  const config = resolveVAEConfig({ block_out_channels: [8, 8, 16, 16], layers_per_block: 1, norm_groups: 4 });
+  const b = await createWasmBackend({ threads: 1 });
+  try {
+    const vae = new VAEDecoderGraph(b, config, new Map([...randomVAEWeights(config, 9)].map(([k, v]) => [k, b.upload(v)])));
+    const z = b.upload({ shape: [1, config.latent_channels, 3, 3], data: new Float32Array(config.latent_channels * 9).fill(0.3) });
+    b.free(vae.decode(z)); // weights get the packed forms they run in on first use
+    const base = b.memoryStats().liveBytes;
+    const conv = b.conv3x3;
+    let calls = 0;
+    b.conv3x3 = (...a) => {
+      if (++calls === 6) throw new Error("conv3x3 failed");
+      return conv(...a);
+    };
+    assert.throws(() => vae.decode(z), /conv3x3 failed/);
+    b.conv3x3 = conv;
+    assert.equal(b.memoryStats().liveBytes, base);
+    b.free(z);
   } finally {
     b.close();
   }

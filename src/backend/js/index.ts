@@ -14,7 +14,7 @@ import { upsampleNearest } from "./upsample.ts";
 
 class JsTensor implements Tensor {
   freed = false;
-  constructor(readonly shape: readonly number[], readonly data: Float32Array) {}
+  constructor(readonly shape: readonly number[], public data: Float32Array) {}
 }
 
 function js(t: Tensor, op: string): JsTensor {
@@ -53,7 +53,9 @@ export class JsBackend implements Backend {
   }
 
   free(t: Tensor): void {
-    js(t, "free").freed = true;
+    const v = js(t, "free");
+    v.freed = true;
+    v.data = new Float32Array(0); // the memory goes now, even while the handle is still referenced
   }
 
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor {

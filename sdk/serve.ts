@@ -151,6 +151,12 @@ export interface HostOptions {
   secret: string | Uint8Array;
   maxFrameBytes?: number;
   authWindowMs?: number;
+  /**
+   * The names this host answers to (docs/protocol.md section 6); a request signed for another is
+   * refused (`misdirected`). Hosts behind one load balancer may share one. Default: the name the request
+   * was addressed by (its Host), which the sender chooses: hosts that share a secret should each have one.
+   */
+  audience?: string | readonly string[];
   log?: (line: string) => void;
   /** Decoder of the `vae` cut for latent models (pixel-space models need none); takes precedence over `vae`. */
   decodePixels?: ServedModel["decodePixels"];
@@ -195,7 +201,7 @@ export async function createHostHandler(opts: HostOptions): Promise<Handler> {
   const decodePixels = opts.decodePixels ?? (opts.vae === undefined ? undefined : await vaePixels(m, opts.vae, opts.vaeMemoryBudget));
   return hostHandler({
     model: { ...served(m), decodePixels }, key: await importSecret(opts.secret),
-    maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log,
+    maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log, audience: opts.audience,
   });
 }
 
@@ -210,6 +216,11 @@ export interface EdgeOptions {
   /** Base URLs of the hosts, or of a load balancer in front of them; tried in turn. */
   upstreams: string[];
   secret: string | Uint8Array;
+  /**
+   * The audience requests are signed for (the hosts' `audience`): one name for every upstream, or one per
+   * upstream. Default: each upstream URL's host (`host:port`).
+   */
+  audience?: string | readonly string[];
   /** A host request fails when no frame arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
   log?: (line: string) => void;
@@ -393,7 +404,7 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
   };
   const maxWork = limit("maxWork", 1), deadlineMs = limit("deadlineMs", 1), maxBodyBytes = limit("maxBodyBytes", 2);
   const admission = new Admission(limit("maxConcurrent", 1), limit("maxQueue", 0));
-  const pool = new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), idleTimeoutMs: opts.idleTimeoutMs, log: opts.log });
+  const pool = new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), audience: opts.audience, idleTimeoutMs: opts.idleTimeoutMs, log: opts.log });
   const sm: ServedModel | ModelIdentity = weightless ? { config: model.config, weightsSha256: m.weightsSha256, pixelRange: model.pixelRange } : served(m);
   const log = opts.log ?? (() => {});
   const pixels = model.config.input_size ** 2;

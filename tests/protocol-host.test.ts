@@ -12,7 +12,7 @@ const handler = await createHostHandler({ model: served, secret: SECRET });
 const send = (body: Uint8Array) => handler(new Request("http://host.test/v1/run", { method: "POST", body: body as Uint8Array<ArrayBuffer> }));
 
 test("host handler: every refusal has its error frame and status, and the host keeps serving", async () => {
-  await checkRefusals(send);
+  await checkRefusals(send, "host.test");
 });
 
 test("host handler: a unet step returns the decoder output of the graph", async () => {
@@ -34,7 +34,7 @@ test("host handler: a unet step returns the decoder output of the graph", async 
 
 test("host handler: info, unknown paths and methods", async () => {
   const info = await (await handler(new Request("http://host.test/v1/info"))).json();
-  assert.deepEqual(info.versions, [1]);
+  assert.deepEqual(info.versions, [2]);
   assert.equal(info.model.weights_sha256.length, 64);
   assert.equal((await handler(new Request("http://host.test/nope"))).status, 404);
   assert.equal((await handler(new Request("http://host.test/v1/run"))).status, 405);

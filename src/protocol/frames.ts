@@ -1,4 +1,4 @@
-// Frames of protocol v1 (docs/protocol.md sections 2-5): plain MessagePack maps behind a 4-byte
+// Frames of protocol v2 (docs/protocol.md sections 2-5): plain MessagePack maps behind a 4-byte
 // big-endian length, encoded with msgpackr without its extensions, validated field by field.
 import { Packr, Unpackr } from "msgpackr";
 import { ProtocolError } from "./errors.ts";
@@ -7,9 +7,9 @@ import { checkWireTensor, type WireTensor } from "./tensor-codec.ts";
 import type { Bytes } from "../bytes.ts";
 
 /** The protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Every version this implementation speaks (negotiation picks the highest common one). */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_VERSIONS: readonly number[] = [2];
 /** The three cut points (docs/protocol.md section 1). */
 export const CUTS = ["unet", "handoff", "vae"] as const;
 /** One of CUTS. */
@@ -48,9 +48,9 @@ export interface WireSamplerState {
   history: { step: number; x0: WireTensor } | null;
 }
 
-/** A frame of protocol v1. */
+/** A frame of protocol v2. */
 export type Frame = FrameHeader & (
-  | { type: "auth"; ts: number; nonce: string; digest: Uint8Array; mac: Uint8Array }
+  | { type: "auth"; ts: number; nonce: string; length: number; audience: string; digest: Uint8Array; mac: Uint8Array }
   | {
     type: "hello";
     versions: number[];
@@ -101,6 +101,8 @@ export function concatBytes(parts: readonly Uint8Array[]): Bytes {
 
 const SESSION_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
+/** An audience: 1..255 visible ASCII characters (no spaces or line breaks, so the MAC input is unambiguous). */
+export const AUDIENCE_RE = /^[\x21-\x7e]{1,255}$/;
 
 type Obj = Record<string, unknown>;
 
@@ -159,7 +161,8 @@ export function decodeFrame(body: Uint8Array): Frame {
   const w = type;
   const v = uint(o, "v", w);
   if (!SUPPORTED_VERSIONS.includes(v)) {
-    throw new ProtocolError("unsupported_version", `frame version ${v}; this peer speaks ${SUPPORTED_VERSIONS.join(", ")}`, { versions: [...SUPPORTED_VERSIONS] });
+    // `peerVersion` lets the refusal be written in the sender's version, so that it can read it.
+    throw new ProtocolError("unsupported_version", `frame version ${v}; this peer speaks ${SUPPORTED_VERSIONS.join(", ")}`, { versions: [...SUPPORTED_VERSIONS], peerVersion: v });
   }
   const session = str(o, "session", w, 64);
   if (!SESSION_RE.test(session)) bad(`${w}.session: expected 1..64 characters of [A-Za-z0-9._-]`);
@@ -169,7 +172,9 @@ export function decodeFrame(body: Uint8Array): Frame {
     case "auth": {
       const nonce = str(o, "nonce", w, 64);
       if (!NONCE_RE.test(nonce)) bad("auth.nonce: expected 16..64 characters of [A-Za-z0-9_-]");
-      return { ...h, type, ts: uint(o, "ts", w), nonce, digest: bin(o, "digest", w, 32), mac: bin(o, "mac", w, 32) };
+      const audience = str(o, "audience", w, 255);
+      if (!AUDIENCE_RE.test(audience)) bad("auth.audience: expected 1..255 visible ASCII characters");
+      return { ...h, type, ts: uint(o, "ts", w), nonce, length: uint(o, "length", w), audience, digest: bin(o, "digest", w, 32), mac: bin(o, "mac", w, 32) };
     }
     case "hello": {
       const model = o.model;

@@ -7,10 +7,10 @@ import { checkCfgMode } from "../samplers/guidance.ts";
 import { validateSettings } from "../settings.ts";
 import { checkSamplerName } from "../samplers/index.ts";
 import type { HostTensor } from "../tensor.ts";
-import { checkDigest, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuthFrame } from "./auth.ts";
+import { BodyDigest, checkDigest, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuthFrame } from "./auth.ts";
 import { ProtocolError } from "./errors.ts";
 import {
-  concatBytes, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
+  AUDIENCE_RE, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
   FRAMES_MEDIA_TYPE, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 } from "./frames.ts";
 import { checkHello, PUBLISHED_METADATA, sampleShapes, type ServedModel, unetCutShapes } from "./session.ts";
@@ -36,6 +36,14 @@ export interface HostHandlerOptions {
   authTimeoutMs?: number;
   /** Once authenticated, each read of the body must deliver within this long (default 30 s): `timeout`. */
   readTimeoutMs?: number;
+  /**
+   * The names this host answers to (docs/protocol.md section 6): a request signed for another audience is
+   * `misdirected`, so one captured on its way to another host sharing the secret is refused here. Hosts
+   * behind one load balancer may share one. Default: the name the request was addressed by (its URL's
+   * host, from the Host header), which the sender chooses; hosts that share a secret with others should
+   * each be given their own.
+   */
+  audience?: string | readonly string[];
 }
 
 /** Largest auth frame: the only bytes a host reads before it knows who is asking. */
@@ -43,6 +51,15 @@ export const MAX_AUTH_FRAME_BYTES = 4096;
 
 /** Frames a request may hold after the auth frame: hello and one work frame. */
 const MAX_REQUEST_FRAMES = 2;
+
+/** The audiences of `opts.audience`, checked (an Error naming the bad one). */
+export function hostAudiences(audience: string | readonly string[] | undefined): readonly string[] | null {
+  if (audience === undefined) return null;
+  const list = typeof audience === "string" ? [audience] : [...audience];
+  if (list.length === 0) throw new Error("audience: give at least one name (or none for the default)");
+  for (const a of list) if (typeof a !== "string" || !AUDIENCE_RE.test(a)) throw new Error(`audience: ${JSON.stringify(a)} is not 1..255 visible ASCII characters`);
+  return list;
+}
 
 /** An error frame and its HTTP response. */
 export function errorResponse(e: unknown, session = "-", step: number | null = null): Response {
@@ -54,8 +71,11 @@ export function errorResponse(e: unknown, session = "-", step: number | null = n
 /** The bytes of an error frame for `e`. */
 export function errorFrameBytes(e: ProtocolError, session = "-", step: number | null = null): Bytes {
   const versions = Array.isArray(e.extra.versions) ? (e.extra.versions as number[]) : null;
+  // A v1 request is refused in a v1 error frame (its fields are the same in v1 and v2), so that a v1
+  // sender can read which versions are spoken here.
+  const v = e.code === "unsupported_version" && e.extra.peerVersion === 1 ? 1 : PROTOCOL_VERSION;
   return encodeFrame({
-    v: PROTOCOL_VERSION, type: "error", session, seq: 0, code: e.code, status: e.status,
+    v, type: "error", session, seq: 0, code: e.code, status: e.status,
     message: e.message.replace(/^[a-z_]+: /, ""), step, versions,
   });
 }
@@ -87,6 +107,14 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
   const part = model.graph.part;
   const servedCuts = CUTS.filter((c) => (c !== "vae" || canDecode) && (c !== "unet" || part !== "encode") && (c !== "handoff" || part === "full"));
 
+  const audiences = hostAudiences(opts.audience);
+
+  /**
+   * Reads and authenticates a request body (docs/protocol.md section 6): the auth frame alone, within a
+   * short deadline and a few KiB; its MAC, audience and nonce; only then the body, frame by frame up to
+   * the declared length, each frame hashed as it arrives; the digest at the end. Returns the frames,
+   * decoded only once the body matches what was signed.
+   */
   async function readRequest(req: Request): Promise<Frame[]> {
     const declared = Number(req.headers.get("content-length") ?? NaN);
     if (declared > maxBody) throw new ProtocolError("too_large", `request body of ${declared} bytes exceeds the limit of ${maxBody}`);
@@ -102,22 +130,36 @@ export function createHostHandler(opts: HostHandlerOptions): (req: Request) => P
       const head = decodeFrame(first.body);
       if (head.type !== "auth") throw new ProtocolError("unauthenticated", `the first frame must be "auth", got "${head.type}"`);
       const auth = head;
-      // NOTE: the MAC covers the declared digest of the body, so the sender is known before the body is read.
-      await verifyAuthFrame(opts.key, auth, nonces, now(), startedAt);
-      const raws: Uint8Array[] = [];
-      let total = first.wire.length;
-      for (let raw = await reader.nextRaw(); raw; raw = await reader.nextRaw()) {
-        total += raw.wire.length;
-        if (total > maxBody) throw new ProtocolError("too_large", `request body exceeds the limit of ${maxBody} bytes`);
-        if (raws.length >= MAX_REQUEST_FRAMES) throw new ProtocolError("bad_frame", `more than ${MAX_REQUEST_FRAMES} frames after auth`);
-        raws.push(raw.wire);
+      // NOTE: the MAC covers the declared length and digest of the body, so the sender is known before the body is read.
+      const names = audiences ?? [new URL(req.url).host];
+      await verifyAuthFrame(opts.key, auth, nonces, { now: now(), notBefore: startedAt, audiences: names });
+      if (first.wire.length + auth.length > maxBody) throw new ProtocolError("too_large", `request body of ${first.wire.length + auth.length} bytes exceeds the limit of ${maxBody}`);
+      if (Number.isFinite(declared) && declared !== first.wire.length + auth.length) {
+        throw new ProtocolError("unauthenticated", `Content-Length ${declared} differs from the length the auth frame declares (${first.wire.length + auth.length})`);
       }
-      // NOTE: nothing after the auth frame is decoded before the body matches the authenticated digest.
-      await checkDigest(auth, concatBytes(raws));
-      return raws.map((w) => decodeFrame(w.subarray(4)));
+      return await readSignedBody(reader, auth);
     } finally {
       await reader.cancel();
     }
+  }
+
+  /** The frames after an authenticated auth frame: exactly `auth.length` bytes, hashed frame by frame, then checked. */
+  async function readSignedBody(reader: FrameReader, auth: FrameOf<"auth">): Promise<Frame[]> {
+    const raws: Uint8Array[] = [];
+    const digest = new BodyDigest();
+    let total = 0;
+    while (total < auth.length) {
+      if (raws.length >= MAX_REQUEST_FRAMES) throw new ProtocolError("bad_frame", `more than ${MAX_REQUEST_FRAMES} frames after auth`);
+      const raw = await reader.nextRaw(maxFrame, auth.length - total);
+      if (!raw) throw new ProtocolError("unauthenticated", `the body ends after ${total} of the ${auth.length} bytes the auth frame declares`);
+      total += raw.wire.length;
+      digest.add(raw.wire);
+      raws.push(raw.wire);
+    }
+    if (!(await reader.ended())) throw new ProtocolError("unauthenticated", `the body is longer than the ${auth.length} bytes the auth frame declares`);
+    // NOTE: nothing after the auth frame is decoded before the body matches the authenticated digest.
+    checkDigest(auth, await digest.digest());
+    return raws.map((w) => decodeFrame(w.subarray(4)));
   }
 
   function runUnet(hello: FrameOf<"hello">, f: FrameOf<"step">): Promise<Frame> {

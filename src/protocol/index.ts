@@ -1,5 +1,5 @@
-// Latent streaming protocol v1 (docs/protocol.md): frames, tensors, authentication, host and edge.
-export { checkDigest, DEFAULT_AUTH_WINDOW_MS, importSecret, NonceCache, sha256, signFrames, toHex, verifyAuth, verifyAuthFrame } from "./auth.ts";
+// Latent streaming protocol v2 (docs/protocol.md): frames, tensors, authentication, host and edge.
+export { BodyDigest, bodyDigest, checkDigest, DEFAULT_AUTH_WINDOW_MS, importSecret, NonceCache, sha256, signFrames, type SignOptions, toHex, verifyAuth, verifyAuthFrame, type VerifyOptions } from "./auth.ts";
 export { Admission, readJsonObject } from "./admission.ts";
 export { crc32 } from "../crc32.ts";
 export { EDGE_CUTS, type EdgeCut, type EdgeGeneration, type EdgeResult, runEdgeGeneration } from "./edge.ts";

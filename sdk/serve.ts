@@ -12,10 +12,11 @@ import { Admission, readJsonObject, type Release } from "../src/protocol/admissi
 import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
 import type { DownloadOptions } from "../src/download.ts";
 import type { ModelPart } from "../src/model/params.ts";
+import { CUT_TABLE } from "../src/protocol/cuts/index.ts";
 import { EDGE_CUTS, type EdgeCut, runEdgeGeneration } from "../src/protocol/edge.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
-import { createHostHandler as hostHandler } from "../src/protocol/host.ts";
+import { hostProtocolHandler } from "../src/protocol/host.ts";
 import { type ModelIdentity, parseHostModelInfo, type ServedModel } from "../src/protocol/session.ts";
 import { frameStream, yieldToEventLoop } from "../src/protocol/stream.ts";
 import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
@@ -199,7 +200,7 @@ async function vaePixels(m: ServingModel, source: VAEModel | ModelSource, budget
 export async function createHostHandler(opts: HostOptions): Promise<Handler> {
   const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
   const decodePixels = opts.decodePixels ?? (opts.vae === undefined ? undefined : await vaePixels(m, opts.vae, opts.vaeMemoryBudget));
-  return hostHandler({
+  return hostProtocolHandler({
     model: { ...served(m), decodePixels }, key: await importSecret(opts.secret),
     maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log, audience: opts.audience,
   });
@@ -325,13 +326,13 @@ function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept
   if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw badField(guidanceKey, "this model has no null class, so guidance must be 1");
   const steps = v.steps ?? d.steps ?? 50;
   const cut = choice("cut", EDGE_CUTS, weightless ? "remote" : "unet");
-  if (weightless && cut !== "remote") throw badField("cut", `this edge holds no weights; it serves cut=remote only, not ${cut}`);
+  if (weightless && !CUT_TABLE[cut].edgeParts.includes("none")) throw badField("cut", `this edge holds no weights; it serves cut=remote only, not ${cut}`);
   const handoff = body.handoff_step;
   const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
   const format = choice("format", ["frames", "json", "png"] as const, fmt as "json");
   // A latent model's samples become pictures only through a host's VAE (the vae cut); the other cuts
   // end in latents, which only the frames format carries.
-  if (model.pixelRange === null && cut !== "vae" && format !== "frames") {
+  if (model.pixelRange === null && CUT_TABLE[cut].endsIn !== "pixels" && format !== "frames") {
     throw badField("cut", `this is a latent model (in_channels ${cfg.in_channels}): cut=${cut} ends in latents, not pictures; ` +
       `use cut=vae (a host decodes them with its VAE) for ${format === "png" ? "a PNG" : "JSON images"}, or format=frames for the latents`);
   }

@@ -234,7 +234,7 @@ if (netAllowed) {
 }
 
 test("host: authenticates before it buffers; pre-auth reads are capped and bounded in time; stalled bodies time out", async () => {
-  const { createHostHandler: hostHandler } = await import("../src/protocol/host.ts");
+  const { hostProtocolHandler: hostHandler } = await import("../src/protocol/host.ts");
   const key = await importSecret(SECRET);
   const sm = { graph: served.model.graph, weightsSha256: served.weightsSha256, pixelRange: served.model.pixelRange };
   const handler = hostHandler({ model: sm, key, authTimeoutMs: 300, readTimeoutMs: 300 });

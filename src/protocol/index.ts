@@ -8,7 +8,7 @@ export {
   CUTS, type Cut, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings,
   PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 } from "./frames.ts";
-export { createHostHandler, errorFrameBytes, errorResponse, type HostHandlerOptions, MAX_AUTH_FRAME_BYTES } from "./host.ts";
+export { errorFrameBytes, errorResponse, hostProtocolHandler, type HostProtocolOptions, MAX_AUTH_FRAME_BYTES } from "./host.ts";
 export { checkHello, type ModelIdentity, type ServedModel, unetCutShapes } from "./session.ts";
 export { FrameReader, frameStream } from "./stream.ts";
 export { decodeTensor, encodeTensor, type WireDtype, type WireTensor } from "./tensor-codec.ts";

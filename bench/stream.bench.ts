@@ -52,10 +52,10 @@ async function wireBytes(cfg: DiCConfig, dtype: WireDtype) {
     bottleneck: encodeTensor(zeros([rows, ...sh.bottleneck]), dtype), skips: sh.skips.map((s) => encodeTensor(zeros([rows, ...s]), dtype)),
   }], { audience: "bench-host" })).length;
   const stepRes = encodeFrame({ ...hdr, type: "step_result", step: 0, out: encodeTensor(zeros([rows, outChannels(cfg), S, S]), dtype) }).length;
-  // handoff state always travels as f32 (x and, for dpmpp2m, the history x0); previews without x.
+  // handoff state always travels as f32 (x and, for dpmpp2m, its saved x0 prediction); previews without x.
   const handoffReq = (await signFrames(key, [hello(cfg, "handoff", dtype), {
     ...hdr, type: "handoff", preview_every: 0,
-    state: { x: encodeTensor(zeros(x)), next_step: STEPS / 2, rng: null, history: { step: STEPS / 2 - 1, x0: encodeTensor(zeros(x)) } },
+    state: { x: encodeTensor(zeros(x)), next_step: STEPS / 2, rng: null, sampler_state: new Uint8Array(4 + 4 * x.reduce((a, b) => a * b, 1)) },
   }], { audience: "bench-host" })).length;
   const preview = encodeFrame({ ...hdr, type: "preview", step: 1, total_steps: STEPS, t: 500, x: null }).length;
   const handoffRes = encodeFrame({ ...hdr, type: "final", x: encodeTensor(zeros(x), dtype), image: null, pixel_range: null }).length + (STEPS / 2) * preview;

@@ -65,7 +65,7 @@ test("every frame type survives encode -> decode", () => {
     },
     { ...hdr, type: "step", step: 3, t: [999, 999], y: [1, 10], bottleneck: t, skips: [t, t] },
     { ...hdr, type: "step_result", step: 3, out: t },
-    { ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 0xffffffff, 4], spare: 0.25 }, history: { step: 3, x0: t } } },
+    { ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 0xffffffff, 4], spare: 0.25 }, sampler_state: new Uint8Array([3, 0, 0, 0, 1, 2, 3, 4]) } },
     { ...hdr, type: "latent", x: t },
     { ...hdr, type: "preview", step: 1, total_steps: 6, t: 799, x: null },
     { ...hdr, type: "final", x: null, image: t, pixel_range: [-1, 1] },
@@ -213,7 +213,7 @@ test("fuzz: 12,000 mutated and truncated frames never crash, hang or allocate wi
   const t = encodeTensor(tensor([2, 3, 4, 4]));
   const seeds = [
     encodeFrame({ ...hdr, type: "step", step: 3, t: [999, 999], y: [1, 10], bottleneck: t, skips: [t, t] }),
-    encodeFrame({ ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 3, 4], spare: null }, history: null } }),
+    encodeFrame({ ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 3, 4], spare: null }, sampler_state: null } }),
     encodeFrame({ ...hdr, type: "hello", versions: [2], cut: "handoff", dtype: "f32", model: { config: { a: 1 }, weights_sha256: new Uint8Array(32) }, generation: { labels: [1], steps: 4, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: null } }),
     encodeFrame({ ...hdr, type: "auth", ts: 1, nonce: "abcdefghijklmnopq", length: 10, audience: "host.test:8701", digest: new Uint8Array(32), mac: new Uint8Array(32) }),
   ].map((w) => w.subarray(4));

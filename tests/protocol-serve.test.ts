@@ -114,7 +114,7 @@ if (runtimeName !== "node") {
     const host = await serve("bun", ["--role", "host", "--backend", "js"]);
     const edge = await serve("deno", ["--role", "edge", "--backend", "js", "--upstream", host.url]);
     try {
-      // Model defaults: dpmpp2m (handoff carries its history), guidance 2 (doubled batch on the wire).
+      // Model defaults: dpmpp2m (handoff carries its saved state), guidance 2 (doubled batch on the wire).
       const labels = [7], steps = 4, seed = 11;
       const want = await reference("js", labels, steps, seed);
       for (const [cut, extra] of [["unet", {}], ["handoff", { handoff_step: 2 }], ["handoff", { handoff_step: 1 }], ["vae", {}]] as const) {

@@ -45,7 +45,8 @@ export interface WireSamplerState {
   x: WireTensor;
   next_step: number;
   rng: { algorithm: string; version: number; words: number[]; spare: number | null } | null;
-  history: { step: number; x0: WireTensor } | null;
+  /** What the sampler carries to the next step, serialised by the sampler (docs/protocol.md section 5.4); opaque here. */
+  sampler_state: Uint8Array | null;
 }
 
 /** A frame of protocol v2. */
@@ -218,14 +219,14 @@ export function decodeFrame(body: Uint8Array): Frame {
         if (words.length !== 4) bad(`${sw}.rng.words: expected 4 unsigned 32-bit integers`);
         return { algorithm: str(r, "algorithm", `${sw}.rng`, 64), version: uint(r, "version", `${sw}.rng`), words, spare };
       });
-      const history = optional(s, "history", () => {
-        const hh = s.history;
-        if (!isObj(hh)) bad(`${sw}.history: expected a map`);
-        return { step: uint(hh, "step", `${sw}.history`, 999), x0: tensor("x0", `${sw}.history`, hh) };
+      const samplerState = optional(s, "sampler_state", () => {
+        const b = s.sampler_state;
+        if (!(b instanceof Uint8Array)) bad(`${sw}.sampler_state: expected bytes (MessagePack bin)`);
+        return b;
       });
       return {
         ...h, type, preview_every: uint(o, "preview_every", w, 1000),
-        state: { x: tensor("x", sw, s), next_step: uint(s, "next_step", sw, 1000), rng, history },
+        state: { x: tensor("x", sw, s), next_step: uint(s, "next_step", sw, 1000), rng, sampler_state: samplerState },
       };
     }
     case "latent":

@@ -3,7 +3,7 @@
 import { runSampler } from "../../pipeline.ts";
 import { GaussianRng, type RngState } from "../../rng.ts";
 import { checkCfgMode } from "../../samplers/guidance.ts";
-import { checkSamplerName } from "../../samplers/index.ts";
+import { checkSamplerName, getSampler } from "../../samplers/index.ts";
 import { validateSettings } from "../../settings.ts";
 import { ProtocolError } from "../errors.ts";
 import { expectFrame, type Frame, type FrameOf, FRAMES_MEDIA_TYPE } from "../frames.ts";
@@ -25,7 +25,7 @@ export async function handoffAt(e: EdgeRun, k: number, what: string): Promise<Ed
   const state = {
     x: encodeTensor(st.x, "f32"), next_step: st.nextStep,
     rng: st.rngState ? { ...st.rngState, words: [...st.rngState.words] } : null,
-    history: st.history ? { step: st.history.step, x0: encodeTensor(st.history.x0, "f32") } : null,
+    sampler_state: st.samplerState,
   };
   let lastStep = k - 1;
   const frames = await e.timed(() => e.pool.request(
@@ -53,15 +53,16 @@ function runEdge(e: EdgeRun): Promise<EdgeResult> {
 }
 
 /** What the host checks of a handoff before its answer starts (so that a refusal gets its status). */
-function checkHandoff(hello: FrameOf<"hello">, f: FrameOf<"handoff">): void {
+function checkHandoff(hello: FrameOf<"hello">, f: FrameOf<"handoff">, elements: number): void {
   const g = hello.generation;
   try {
     checkSamplerName(g.sampler);
     checkCfgMode(g.cfg_mode);
     if (f.state.rng) GaussianRng.fromState(f.state.rng as RngState);
-    if (f.state.history && f.state.history.step !== f.state.next_step - 1) {
-      throw new Error(`history.step ${f.state.history.step} must be next_step - 1 = ${f.state.next_step - 1}`);
-    }
+    // The sampler reads its own state: a throwaway one checks it here, before the answer starts.
+    const sampler = getSampler(g.sampler, g.eta), index = g.steps - 1 - f.state.next_step;
+    if (f.state.sampler_state) sampler.loadState(f.state.sampler_state, index, elements);
+    else if (f.state.next_step > 0 && sampler.needsState(index, g.steps)) throw new Error(`resuming ${g.sampler} at step ${f.state.next_step} needs state.sampler_state`);
     validateSettings({ eta: g.eta, cfgScale: g.cfg_scale, steps: g.steps }, { names: { eta: "generation.eta", cfgScale: "generation.cfg_scale", steps: "generation.steps" } });
   } catch (e) {
     throw new ProtocolError("bad_request", `handoff: ${(e as Error).message}`);
@@ -79,10 +80,8 @@ async function runHost(h: HostRun, hello: FrameOf<"hello">, f: FrameOf<"handoff"
   // next_step 0 is the `remote` cut: the edge drew x_T, this host runs every step.
   if (s.next_step < 0 || s.next_step >= g.steps) throw new ProtocolError("bad_request", `handoff.state.next_step ${s.next_step} must be in [0, ${g.steps - 1}]`);
   checkTensorLayout(s.x, [n, ...shapes.x], "handoff.state.x");
-  if (s.history) checkTensorLayout(s.history.x0, [n, ...shapes.x], "handoff.state.history.x0");
   const x = decodeTensor(s.x, [n, ...shapes.x], "handoff.state.x");
-  const history = s.history ? { step: s.history.step, x0: decodeTensor(s.history.x0, [n, ...shapes.x], "handoff.state.history.x0") } : null;
-  checkHandoff(hello, f);
+  checkHandoff(hello, f, x.data.length);
   const ctrl = new AbortController();
   h.req.signal?.addEventListener("abort", () => ctrl.abort(), { once: true });
   const out = frameStream(() => ctrl.abort());
@@ -93,7 +92,7 @@ async function runHost(h: HostRun, hello: FrameOf<"hello">, f: FrameOf<"handoff"
     model: (xx, t, y) => model.graph.forwardHost(xx, t, y),
     learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels, shape: [cfg.in_channels, cfg.input_size, cfg.input_size],
     steps: g.steps, sampler: g.sampler, eta: g.eta, cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined,
-    initNoise: x, rngState: (s.rng ?? undefined) as RngState | undefined, history, startStep: s.next_step, signal: ctrl.signal,
+    initNoise: x, rngState: (s.rng ?? undefined) as RngState | undefined, samplerState: s.sampler_state, startStep: s.next_step, signal: ctrl.signal,
     onProgress: (p) => {
       // One preview per step; it carries x every preview_every steps (0: never).
       const withX = f.preview_every > 0 && (p.step + 1) % f.preview_every === 0;

@@ -3,6 +3,7 @@
 // HMAC-SHA256 over those, with Web Crypto (every runtime).
 import { ProtocolError } from "./errors.ts";
 import { concatBytes, encodeFrame, type Frame, type FrameOf, PROTOCOL_VERSION } from "./frames.ts";
+import { yieldSlice } from "../yield.ts";
 
 /** Default accepted clock difference between the signer and the host, in milliseconds. */
 export const DEFAULT_AUTH_WINDOW_MS = 60_000;
@@ -96,15 +97,22 @@ export interface SignOptions {
  * declares the length and digest of the bytes after it and the audience, and the MAC covers them.
  */
 export async function signFrames(key: CryptoKey, frames: Frame[], opts: SignOptions): Promise<Uint8Array> {
-  const wires = frames.map(encodeFrame);
-  const rest = concatBytes(wires);
+  // NOTE: a step's frame is megabytes; the event loop gets a turn between the frames' encodings, and the
+  // body is joined once (auth frame included).
+  const wires: Uint8Array[] = [];
+  for (const f of frames) {
+    wires.push(encodeFrame(f));
+    await yieldSlice();
+  }
+  let length = 0;
+  for (const w of wires) length += w.length;
   const first = frames[0];
   const a: SignedFields = {
     v: first?.v ?? PROTOCOL_VERSION, session: first?.session ?? "-", seq: 0, ts: Math.floor(opts.now ?? Date.now()), nonce: opts.nonce ?? newNonce(),
-    length: rest.length, audience: opts.audience, digest: await bodyDigest(wires),
+    length, audience: opts.audience, digest: await bodyDigest(wires),
   };
   const mac = new Uint8Array(await subtle().sign("HMAC", key, macInput(a) as Uint8Array<ArrayBuffer>));
-  return concatBytes([encodeFrame({ ...a, type: "auth", mac }), rest]);
+  return concatBytes([encodeFrame({ ...a, type: "auth", mac }), ...wires]);
 }
 
 /** Remembers nonces for the auth window so that a request cannot be replayed; bounded in size. */

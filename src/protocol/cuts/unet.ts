@@ -5,6 +5,7 @@ import { ProtocolError } from "../errors.ts";
 import { encodeFrame, expectFrame, type FrameOf, FRAMES_MEDIA_TYPE } from "../frames.ts";
 import { unetCutShapes } from "../session.ts";
 import { checkTensorLayout, decodeTensor, encodeTensor, type WireDtype } from "../tensor-codec.ts";
+import { yieldSlice } from "../../yield.ts";
 import type { CutModule, EdgeRun, HostCut, HostRun } from "./cut.ts";
 
 /** Edge: the sampling loop, with a host request per step in place of the decoder. */
@@ -25,7 +26,13 @@ async function runEdge(e: EdgeRun) {
       const tensors = [enc.bottleneck, ...enc.skips];
       const host = await Promise.all(tensors.map((tt) => b.download(tt)));
       for (const tt of tensors) b.free(tt);
-      const [bottleneck, ...skips] = host.map((h) => encodeTensor(h, dtype));
+      // Each tensor is checksummed and copied (megabytes at 128 rows): the event loop gets turns between them.
+      const wire = [];
+      for (const h of host) {
+        wire.push(encodeTensor(h, dtype));
+        await yieldSlice();
+      }
+      const [bottleneck, ...skips] = wire;
       const frames = await e.timed(() => e.pool.request([e.hello(), { ...e.header(), type: "step", step, t, y, bottleneck, skips }], `${e.session} step ${step}`, e.signal));
       const res = expectFrame(frames[0], "step_result", "unet answer");
       if (res.step !== step) throw new ProtocolError("bad_frame", `unet answer is for step ${res.step}, expected ${step}`);

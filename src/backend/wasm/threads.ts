@@ -188,6 +188,8 @@ class WorkerSet {
   private nextId = 1;
   /** Attaches waiting for the workers' answers. */
   private attaching = 0;
+  /** The workers were stopped (the last backend closed): a backend that got this set late starts another. */
+  stopped = false;
   /** A worker failed: no new backend attaches here (the attached ones go on with the others). */
   broken = false;
   private readonly waiters = new Map<string, (m: string) => void>();
@@ -281,6 +283,7 @@ class WorkerSet {
 
   /** Stops the workers (each leaves its wait loop, then is terminated). */
   stop(): void {
+    this.stopped = true;
     for (const [k, set] of SETS) if (set === this) SETS.delete(k);
     this.bump(KIND_EXIT << 29);
     for (const w of this.workers) w.terminate();
@@ -294,7 +297,7 @@ const STARTING = new Map<number, Promise<WorkerSet>>();
 
 async function workerSet(threads: number): Promise<WorkerSet> {
   const have = SETS.get(threads);
-  if (have && !have.broken) return have;
+  if (have && !have.broken && !have.stopped) return have;
   let starting = STARTING.get(threads);
   if (!starting) {
     starting = WorkerSet.start(threads - 1).finally(() => STARTING.delete(threads));
@@ -343,7 +346,9 @@ export class ThreadPool {
   static async start(k: Kernels, bytes: Uint8Array, threads: number, ctl: number, scratch: (i: number) => number): Promise<ThreadPool> {
     const c = new Int32Array(k.memory.buffer, ctl, CONTROL_BYTES / 4);
     c.fill(0);
-    const set = await workerSet(threads);
+    let set = await workerSet(threads);
+    // NOTE: the last backend of a set may close between the lookup and the attach: then start a new set.
+    while (set.stopped) set = await workerSet(threads);
     const id = await set.attach(bytes, k.memory, ctl, scratch);
     return new ThreadPool(k, ctl, set, id);
   }

@@ -30,18 +30,9 @@ export interface ProgressInfo {
 }
 
 /**
- * What a multistep sampler (dpmpp2m) carries from one step to the next: the data prediction x0
- * [N, C, H, W] made at step `step` (0-based loop step), which the following step extrapolates from.
- */
-export interface SamplerHistory {
-  step: number;
-  x0: HostTensor;
-}
-
-/**
  * Where a (partial) run stopped: pass `x` as `initNoise`, `nextStep` as `startStep`, `rngState` as
- * `rngState` and `history` as `history` (with the same other options) to finish the run, here or
- * elsewhere, bit-identically.
+ * `rngState` and `samplerState` as `samplerState` (with the same other options) to finish the run, here
+ * or elsewhere, bit-identically.
  */
 export interface SamplerState {
   x: HostTensor;
@@ -50,10 +41,11 @@ export interface SamplerState {
   /** Position of the noise stream, or null when this run used no generator. */
   rngState: RngState | null;
   /**
-   * Multistep samplers (dpmpp2m): the x0 prediction of step nextStep - 1, needed to resume; null for
-   * single-step samplers (ddpm, ddim) and once the run is complete.
+   * What the sampler carries from step nextStep - 1 to nextStep, serialised by the sampler itself
+   * (multistep samplers, e.g. dpmpp2m's x0 prediction); opaque here. Null for single-step samplers
+   * (ddpm, ddim) and once the run is complete.
    */
-  history: SamplerHistory | null;
+  samplerState: Uint8Array | null;
 }
 
 /** Options of {@link runSampler}. */
@@ -89,11 +81,8 @@ export interface RunSamplerOptions {
   noiseFn?: (stepIndex: number, shape: number[]) => HostTensor;
   /** First step to run (0-based, default 0); > 0 resumes a SamplerState. */
   startStep?: number;
-  /**
-   * Resuming a multistep sampler (dpmpp2m): SamplerState.history, the x0 prediction of step
-   * startStep - 1. Required when the step at startStep is second order; there is no silent restart.
-   */
-  history?: SamplerHistory | null;
+  /** Resuming a multistep sampler (dpmpp2m): SamplerState.samplerState of the run that stopped at startStep - 1. */
+  samplerState?: Uint8Array | null;
   /**
    * Last step to run (inclusive, default steps - 1); the result's state resumes after it. startStep - 1
    * runs no step (the `remote` cut: the state at step 0, x_T drawn, for a host to run every step).
@@ -171,9 +160,8 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
     x = await runStep(opts, run, x, k, rng, timings);
   }
   timings.totalMs = performance.now() - t0;
-  const { sampler, steps, stop, xShape } = run;
-  const last = stop + 1 < steps ? sampler.getHistory() : null;
-  const history = last ? { step: steps - 1 - last.index, x0: hostTensor(xShape, last.x0, "history x0") } : null;
+  const { sampler, steps, stop } = run;
+  const samplerState = stop + 1 < steps ? sampler.saveState() : null;
   return {
     x,
     seed,
@@ -181,7 +169,7 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
     steps,
     timesteps: run.timesteps,
     timings,
-    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null, history },
+    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null, samplerState },
   };
 }
 
@@ -242,7 +230,7 @@ function planRun(opts: RunSamplerOptions): RunPlan {
 
 /**
  * The noise generator (needed for x_T without initNoise, or for step noise without noiseFn) and the seed,
- * after checking that a resumed run brings what it needs (initNoise, rngState, the sampler's history).
+ * after checking that a resumed run brings what it needs (initNoise, rngState, the sampler's saved state).
  */
 function noiseSource(opts: RunSamplerOptions, run: RunPlan): { rng: GaussianRng | null; seed: number | bigint | null } {
   const { sampler, steps, start, stop } = run;
@@ -251,13 +239,10 @@ function noiseSource(opts: RunSamplerOptions, run: RunPlan): { rng: GaussianRng 
   const needsRng = !opts.initNoise || (needsStepNoise && !opts.noiseFn);
   if (start > 0 && !opts.initNoise) throw new Error(`startStep ${start}: resuming needs initNoise (the x of the SamplerState)`);
   if (start > 0 && needsRng && !opts.rngState) throw new Error(`startStep ${start}: resuming a run that draws noise needs rngState`);
-  if (opts.history) {
-    const h = opts.history;
-    if (h.step !== start - 1) throw new Error(`history: holds the x0 prediction of step ${h.step}, but resuming at startStep ${start} needs step ${start - 1}`);
-    checkShape(h.x0, run.xShape, "history.x0");
-    sampler.setHistory({ index: steps - 1 - h.step, x0: h.x0.data });
-  } else if (start > 0 && sampler.needsHistory(steps - 1 - start, steps)) {
-    throw new Error(`startStep ${start}: resuming a ${sampler.name} run at this step needs history (SamplerState.history, the x0 prediction of step ${start - 1})`);
+  if (opts.samplerState) {
+    sampler.loadState(opts.samplerState, steps - 1 - start, numel(run.xShape));
+  } else if (start > 0 && sampler.needsState(steps - 1 - start, steps)) {
+    throw new Error(`startStep ${start}: resuming a ${sampler.name} run at this step needs samplerState (SamplerState.samplerState of the run that stopped after step ${start - 1})`);
   }
   if (opts.rngState) return { rng: GaussianRng.fromState(opts.rngState), seed: opts.seed ?? null };
   if (needsRng || opts.seed !== undefined) {

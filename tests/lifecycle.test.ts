@@ -155,5 +155,40 @@ test("a VAE decode that fails halfway frees its intermediates", async () => {
     b.free(z);
   } finally {
     b.close();
+
+test("models share one worker pool: three threaded wasm models start one set of workers; it stops with the last", async () => {
+  const { sharedWorkerCount } = await import("../src/backend/wasm/threads.ts");
+  const probe = await createBackend("wasm", { threads: 3 });
+  const threaded = (probe.backend as { threads?: number }).threads === 3;
+  probe.backend.close();
+  if (!threaded) {
+    console.log("lifecycle: no wasm threads here; checking dispose only");
+    return;
+  }
+  assert.equal(sharedWorkerCount(), 0, "no workers while no threaded backend is open");
+  const x = { shape: [1, 1, 28, 28], data: new Float32Array(784).fill(0.1) };
+  const before = await settle(() => true);
+  const one = await loadModel(bytes, { backend: "wasm", threads: 3 });
+  const want = await one.forward(x, [10], [1]);
+  const withOne = await settle(() => true);
+  // Two more, one of them loaded while another loads: still the same two workers.
+  const [two, three] = await Promise.all([loadModel(bytes, { backend: "wasm", threads: 3 }), loadModel(bytes, { backend: "wasm", threads: 3 })]);
+  assert.equal(sharedWorkerCount(), 2, "three models with 3 threads share 2 workers");
+  if (withOne !== null) {
+    const withThree = await settle(() => true);
+    assert.ok(withThree! <= withOne + 1, `threads ${before} -> ${withOne} with one model -> ${withThree} with three`);
+  }
+  for (const m of [one, two, three]) assert.equal((m.backend as { threads?: number }).threads, 3);
+  // Disposing one leaves the workers to the others, which compute as before.
+  one.dispose();
+  assert.equal(sharedWorkerCount(), 2);
+  assert.deepEqual((await two.forward(x, [10], [1])).data, want.data);
+  assert.deepEqual((await three.forward(x, [10], [1])).data, want.data);
+  two.dispose();
+  three.dispose();
+  assert.equal(sharedWorkerCount(), 0, "the last dispose stops the workers");
+  if (before !== null) {
+    const after = await settle((n) => n <= before + 1);
+    assert.ok(after! <= before + 1, `threads ${before} -> ${after} after disposing all three`);
   }
 });

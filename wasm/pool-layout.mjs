@@ -11,7 +11,6 @@ export const OPS = [
   { name: "DIRECT", code: 5, doc: "Direct conv3x3 (im2col + GEMM), split by output pixel. Args as directConv." },
   { name: "PRE", code: 6, doc: "The fused pre-op pass (norm, modulate, GELU into the padded conv input), split by image row. Args as preApply." },
   { name: "WINOGRAD_COMPACT", code: 7, doc: "The 36 Winograd GEMMs of a compact weight, split by chunk of output channels. Args as winogradGemmCompactRange (less j0, j1)." },
-  { name: "EXIT", code: -1, doc: "Workers leave their loop (ThreadPool.close)." },
 ];
 
 /** Bytes of the control block: room for 256 threads' counters. */
@@ -19,7 +18,7 @@ export const CONTROL_BYTES = 2048;
 
 /** The control block's i32 slots, by index. */
 export const SLOTS = [
-  { name: "GENERATION", slot: 0, doc: "Bumped per command; workers sleep on it." },
+  { name: "GENERATION", slot: 0, doc: "Bumped per command (the claim word's generation); workers sleep on their worker set's wake block (threads.ts)." },
   { name: "DONE", slot: 1, doc: "Chunks done; the thread that finishes the last one wakes the caller." },
   { name: "OP", slot: 2, doc: "The command's op code (OPS)." },
   { name: "CLAIM", slot: 3, doc: "Claim word: generation << 16 | next chunk." },

@@ -5,6 +5,11 @@
 // until the last chunk is done (Atomics.wait; a spin where the caller may not block, i.e. a browser's main
 // thread).
 //
+// Backends share their workers: one set of N - 1 workers per thread count and JS realm, counted by the
+// backends attached to it. Each backend (each memory) attaches: every worker instantiates the kernels over
+// that memory too. The workers sleep on a small wake block of their own (WAKE_* below) that names the
+// attachment a command is for; a backend's close() detaches it, and the last one stops the workers.
+//
 // Workers are inline: their source is the string below, started with `eval` by node:worker_threads (reached
 // through process.getBuiltinModule: Node >= 20.16, Deno, Bun) or from a Blob URL as a Web Worker (browsers),
 // so they work the same from dist/ and from the TypeScript sources, with no worker file and no dynamic
@@ -12,56 +17,96 @@
 import type { Kernels } from "./module.ts";
 
 // Op codes and control block slots: wasm/pool-layout.mjs, the one definition the kernels share.
-import { CONTROL_BYTES, OP_EXIT, SLOT_ARGS as ARGS, SLOT_CHUNKS, SLOT_CLAIM, SLOT_COUNTS as COUNTS, SLOT_DONE, SLOT_FAULT as FAULT, SLOT_GENERATION, SLOT_OP } from "./pool-layout.ts";
+import { CONTROL_BYTES, SLOT_ARGS as ARGS, SLOT_CHUNKS, SLOT_CLAIM, SLOT_COUNTS as COUNTS, SLOT_DONE, SLOT_FAULT as FAULT, SLOT_GENERATION, SLOT_OP } from "./pool-layout.ts";
 
 export { CONTROL_BYTES, OP_DIRECT, OP_GEMM, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout.ts";
 const MAX_ARGS = COUNTS - ARGS;
 /** Chunks per thread and command: enough that a slow thread does not hold the others up. */
 const CHUNKS_PER_THREAD = 4;
 
+/**
+ * Wake block of a shared worker set (i32 slots): 0 a sequence number the workers wait on, 1 the command word
+ * (kind << 29 | attachment << 15 | generation), 2 + i attachments pending for worker i, then a bitmap of
+ * detached attachments.
+ */
+const WAKE_SEQ = 0, WAKE_WORD = 1, WAKE_PENDING = 2, WAKE_DETACHED = WAKE_PENDING + 256;
+const MAX_ATTACHMENTS = 1 << 14;
+const WAKE_SLOTS = WAKE_DETACHED + MAX_ATTACHMENTS / 32;
+const KIND_RUN = 0, KIND_ATTACH = 1, KIND_DETACH = 2, KIND_EXIT = 3;
+
 /** The worker's source; `node`: started by node:worker_threads (else a Web Worker). */
 const workerSource = (node: boolean) => `const NODE = ${node};
-const run = async (d, post) => {
-  const { instance } = await WebAssembly.instantiate(d.bytes, { env: { memory: d.memory } });
-  const k = instance.exports;
-  k.setScratch(d.scratch);
-  const c = new Int32Array(d.memory.buffer, d.ctl, ${CONTROL_BYTES / 4});
-  let gen = Atomics.load(c, ${SLOT_GENERATION});
-  post("ready");
+const inbox = [];
+let waiting = null;
+const deliver = (m) => { if (waiting) { const w = waiting; waiting = null; w(m); } else inbox.push(m); };
+const nextMessage = () => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => (waiting = r)));
+const run = async (post) => {
+  const first = await nextMessage();
+  const wake = new Int32Array(first.wake);
+  const index = first.index;
+  const attached = new Map();
+  let seq = Atomics.load(wake, ${WAKE_SEQ});
+  post("up");
   for (;;) {
-    Atomics.wait(c, ${SLOT_GENERATION}, gen);
-    gen = Atomics.load(c, ${SLOT_GENERATION});
-    if (Atomics.load(c, ${SLOT_OP}) < 0) break;
+    Atomics.wait(wake, ${WAKE_SEQ}, seq);
+    seq = Atomics.load(wake, ${WAKE_SEQ});
+    for (const id of attached.keys()) if (Atomics.load(wake, ${WAKE_DETACHED} + (id >> 5)) & (1 << (id & 31))) attached.delete(id);
+    while (Atomics.load(wake, ${WAKE_PENDING} + index) > 0) {
+      const d = await nextMessage();
+      try {
+        const { instance } = await WebAssembly.instantiate(d.bytes, { env: { memory: d.memory } });
+        instance.exports.setScratch(d.scratch);
+        attached.set(d.id, { k: instance.exports, ctl: d.ctl, c: new Int32Array(d.memory.buffer, d.ctl, ${CONTROL_BYTES / 4}) });
+        post("ready " + d.id);
+      } catch (e) {
+        post("failed " + d.id + " " + (e && e.stack || e));
+      }
+      Atomics.sub(wake, ${WAKE_PENDING} + index, 1);
+    }
+    const word = Atomics.load(wake, ${WAKE_WORD});
+    const kind = word >>> 29;
+    if (kind === ${KIND_EXIT}) break;
+    if (kind !== ${KIND_RUN}) continue;
+    const a = attached.get((word >>> 15) & ${MAX_ATTACHMENTS - 1});
+    if (!a) continue;
     try {
-      k.task(d.ctl, gen);
-      Atomics.store(c, ${COUNTS} + d.index, k.chunksDone());
+      a.k.task(a.ctl, word & 0x7fff);
+      Atomics.store(a.c, ${COUNTS} + index, a.k.chunksDone());
     } catch (e) {
-      Atomics.store(c, ${FAULT}, 1); // the caller stops waiting for the chunk that will never finish
-      Atomics.notify(c, ${SLOT_DONE});
-      throw e;
+      // The caller stops waiting for the chunk that will never finish and closes its backend; the other
+      // backends sharing this worker go on.
+      Atomics.store(a.c, ${FAULT}, 1);
+      Atomics.notify(a.c, ${SLOT_DONE});
+      attached.delete((word >>> 15) & ${MAX_ATTACHMENTS - 1});
+      post("fault " + (e && e.stack || e));
     }
   }
 };
 const fail = (post) => (e) => post("error: " + (e && e.stack || e));
 if (!NODE) {
-  self.onmessage = (e) => { self.onmessage = null; const post = (m) => self.postMessage(m); run(e.data, post).catch(fail(post)); };
+  self.onmessage = (e) => deliver(e.data);
+  const post = (m) => self.postMessage(m);
+  run(post).catch(fail(post));
 } else {
   const { parentPort } = globalThis.process.getBuiltinModule("node:worker_threads");
-  parentPort.once("message", (d) => { const post = (m) => parentPort.postMessage(m); run(d, post).catch(fail(post)); });
+  parentPort.on("message", deliver);
+  const post = (m) => parentPort.postMessage(m);
+  run(post).catch(fail(post)); // after EXIT the caller terminates this worker
 }
 `;
 
 /** A started worker: post its start message, and stop it. */
 interface WorkerHandle {
   post(msg: unknown): void;
-  /** Lets the process exit while this worker idles (node:worker_threads; a no-op for Web Workers). */
+  /** Lets the process exit while this worker idles (node:worker_threads; a no-op for Web Workers); `ref` undoes it. */
   unref(): void;
+  ref(): void;
   terminate(): void;
 }
 
 type NodeWorkerThreads = {
   Worker: new (src: string, o: { eval: true }) => {
-    postMessage(m: unknown): void; terminate(): Promise<number>; unref(): void;
+    postMessage(m: unknown): void; terminate(): Promise<number>; unref(): void; ref(): void;
     on(ev: string, f: (v: unknown) => void): void;
   };
 };
@@ -102,7 +147,7 @@ function startWorker(onMessage: (m: string) => void): WorkerHandle {
     const w = new wt.Worker(workerSource(true), { eval: true });
     w.on("message", (m) => onMessage(String(m)));
     w.on("error", (e) => onMessage(`error: ${(e as Error).message}`));
-    return { post: (m) => w.postMessage(m), unref: () => w.unref(), terminate: () => void w.terminate() };
+    return { post: (m) => w.postMessage(m), unref: () => w.unref(), ref: () => w.ref(), terminate: () => void w.terminate() };
   }
   const WebWorker = (globalThis as { Worker?: new (url: string, o: { type: "module"; name: string }) => Worker }).Worker;
   if (typeof WebWorker !== "function") throw new Error("wasm backend: no Worker and no node:worker_threads");
@@ -116,6 +161,7 @@ function startWorker(onMessage: (m: string) => void): WorkerHandle {
   return {
     post: (m) => w.postMessage(m),
     unref: () => {},
+    ref: () => {},
     terminate: () => {
       w.terminate();
       URL.revokeObjectURL(url);
@@ -123,13 +169,150 @@ function startWorker(onMessage: (m: string) => void): WorkerHandle {
   };
 }
 
-/** The worker pool of one backend; `threads` counts the caller. */
+/** One set of workers, shared by the backends (memories) attached to it. */
+class WorkerSet {
+  readonly wake = new Int32Array(new SharedArrayBuffer(WAKE_SLOTS * 4));
+  readonly workers: WorkerHandle[] = [];
+  /** Attachments in use; the last detach stops the workers. */
+  refs = 0;
+  private nextId = 1;
+  /** Attaches waiting for the workers' answers. */
+  private attaching = 0;
+  /** The workers were stopped (the last backend closed): a backend that got this set late starts another. */
+  stopped = false;
+  /** A worker failed: no new backend attaches here (the attached ones go on with the others). */
+  broken = false;
+  private readonly waiters = new Map<string, (m: string) => void>();
+
+  private constructor() {}
+
+  /** Starts `count` workers and waits until each is up. */
+  static async start(count: number): Promise<WorkerSet> {
+    const set = new WorkerSet();
+    const up: Promise<void>[] = [];
+    try {
+      for (let i = 1; i <= count; i++) {
+        up.push(new Promise<void>((resolve, reject) => {
+          set.waiters.set(`up ${i}`, (m) => (m === "up" ? resolve() : reject(new Error(`wasm backend: worker ${i} failed: ${m}`))));
+        }));
+        const w = startWorker((m) => set.onMessage(i, m));
+        set.workers.push(w);
+        w.post({ wake: set.wake.buffer, index: i });
+      }
+      await Promise.all(up);
+      for (const w of set.workers) w.unref();
+    } catch (e) {
+      set.stop();
+      throw e;
+    }
+    return set;
+  }
+
+  private onMessage(worker: number, m: string): void {
+    const [word, id] = m.split(" ", 2);
+    if (word === "up") return this.settle(`up ${worker}`, m);
+    if (word === "ready" || word === "failed") return this.settle(`${id} ${worker}`, m);
+    // A worker that failed outside a command ("error: ..."): it is gone; waiters for it are told.
+    if (word === "error:") {
+      this.broken = true;
+      for (const [k, f] of [...this.waiters]) if (k.endsWith(` ${worker}`)) {
+        this.waiters.delete(k);
+        f(m);
+      }
+    }
+  }
+
+  private settle(key: string, m: string): void {
+    const f = this.waiters.get(key);
+    this.waiters.delete(key);
+    f?.(m);
+  }
+
+  private bump(word: number): void {
+    Atomics.store(this.wake, WAKE_WORD, word);
+    Atomics.add(this.wake, WAKE_SEQ, 1);
+    Atomics.notify(this.wake, WAKE_SEQ);
+  }
+
+  /** Attaches a memory: every worker instantiates `bytes` over it. Returns the attachment's id. */
+  async attach(bytes: Uint8Array, memory: WebAssembly.Memory, ctl: number, scratch: (i: number) => number): Promise<number> {
+    if (this.nextId >= MAX_ATTACHMENTS) throw new Error("wasm backend: worker set has no attachment ids left");
+    const id = this.nextId++;
+    this.refs++;
+    const ready = this.workers.map((w, j) => new Promise<void>((resolve, reject) => {
+      this.waiters.set(`${id} ${j + 1}`, (m) => (m.startsWith("ready") ? resolve() : reject(new Error(`wasm backend: worker ${j + 1} failed: ${m}`))));
+      w.post({ id, bytes, memory, ctl, scratch: scratch(j + 1) });
+      Atomics.add(this.wake, WAKE_PENDING + j + 1, 1);
+    }));
+    // NOTE: idle workers are unref'd; while any attach waits for them, they keep the process (and Deno's test) alive.
+    if (this.attaching++ === 0) for (const w of this.workers) w.ref();
+    this.bump(KIND_ATTACH << 29);
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      this.broken = true;
+      this.detach(id);
+      throw e;
+    } finally {
+      if (--this.attaching === 0) for (const w of this.workers) w.unref();
+    }
+    return id;
+  }
+
+  /** Wakes the workers for a command of attachment `id` at generation `gen` (of that memory's control block). */
+  run(id: number, gen: number): void {
+    this.bump((KIND_RUN << 29) | (id << 15) | gen);
+  }
+
+  /** Detaches `id` (the workers drop their instance when they next wake, which is now); the last one stops them. */
+  detach(id: number): void {
+    Atomics.or(this.wake, WAKE_DETACHED + (id >> 5), 1 << (id & 31));
+    this.bump(KIND_DETACH << 29);
+    if (--this.refs === 0) this.stop();
+  }
+
+  /** Stops the workers (each leaves its wait loop, then is terminated). */
+  stop(): void {
+    this.stopped = true;
+    for (const [k, set] of SETS) if (set === this) SETS.delete(k);
+    this.bump(KIND_EXIT << 29);
+    for (const w of this.workers) w.terminate();
+  }
+}
+
+/** The worker sets of this realm, by thread count (the caller included). */
+const SETS = new Map<number, WorkerSet>();
+/** Sets being started, so that backends created at once share one. */
+const STARTING = new Map<number, Promise<WorkerSet>>();
+
+async function workerSet(threads: number): Promise<WorkerSet> {
+  const have = SETS.get(threads);
+  if (have && !have.broken && !have.stopped) return have;
+  let starting = STARTING.get(threads);
+  if (!starting) {
+    starting = WorkerSet.start(threads - 1).finally(() => STARTING.delete(threads));
+    STARTING.set(threads, starting);
+    const set = await starting;
+    SETS.set(threads, set);
+    return set;
+  }
+  return starting;
+}
+
+/** Workers running for the backends of this realm (tests: models share them). */
+export function sharedWorkerCount(): number {
+  let n = 0;
+  for (const set of SETS.values()) n += set.workers.length;
+  return n;
+}
+
+/** The worker pool of one backend (its attachment to a shared set of workers); `threads` counts the caller. */
 export class ThreadPool {
   private readonly c: Int32Array;
   private readonly canWait: boolean;
   private closed = false;
 
-  private constructor(private readonly k: Kernels, private readonly ctl: number, private readonly workers: WorkerHandle[]) {
+  private constructor(private readonly k: Kernels, private readonly ctl: number, private readonly set: WorkerSet, private readonly id: number) {
     this.c = new Int32Array(k.memory.buffer, ctl, CONTROL_BYTES / 4);
     let canWait = true;
     try {
@@ -142,35 +325,22 @@ export class ThreadPool {
 
   /** Number of threads that share each op (the caller included). */
   get threads(): number {
-    return this.workers.length + 1;
+    return this.set.workers.length + 1;
   }
 
   /**
-   * Starts `threads - 1` workers on the threads build `bytes` over k.memory. `ctl`: CONTROL_BYTES of the
-   * memory for the control block; `scratch(i)`: a block of k.scratchBytes() for worker i.
+   * Attaches k.memory to the shared set of `threads - 1` workers (starting it if this is the first backend
+   * with that many threads). `bytes`: the threads build; `ctl`: CONTROL_BYTES of the memory for the control
+   * block; `scratch(i)`: a block of k.scratchBytes() for worker i.
    */
   static async start(k: Kernels, bytes: Uint8Array, threads: number, ctl: number, scratch: (i: number) => number): Promise<ThreadPool> {
     const c = new Int32Array(k.memory.buffer, ctl, CONTROL_BYTES / 4);
     c.fill(0);
-    const workers: WorkerHandle[] = [];
-    const ready: Promise<void>[] = [];
-    try {
-      for (let i = 1; i < threads; i++) {
-        let settle!: (m: string) => void;
-        ready.push(new Promise<void>((resolve, reject) => {
-          settle = (m) => (m === "ready" ? resolve() : reject(new Error(`wasm backend: worker ${i} failed: ${m}`)));
-        }));
-        const w = startWorker((m) => settle(m));
-        workers.push(w);
-        w.post({ bytes, memory: k.memory, ctl, scratch: scratch(i), index: i });
-      }
-      await Promise.all(ready);
-      for (const w of workers) w.unref();
-    } catch (e) {
-      for (const w of workers) w.terminate();
-      throw e;
-    }
-    return new ThreadPool(k, ctl, workers);
+    let set = await workerSet(threads);
+    // NOTE: the last backend of a set may close between the lookup and the attach: then start a new set.
+    while (set.stopped) set = await workerSet(threads);
+    const id = await set.attach(bytes, k.memory, ctl, scratch);
+    return new ThreadPool(k, ctl, set, id);
   }
 
   /** Runs op on every thread (this one included) and returns when all its chunks are done. */
@@ -188,7 +358,7 @@ export class ThreadPool {
     Atomics.store(c, SLOT_DONE, 0);
     Atomics.store(c, SLOT_CLAIM, gen << 16);
     Atomics.store(c, SLOT_GENERATION, gen);
-    Atomics.notify(c, SLOT_GENERATION);
+    this.set.run(this.id, gen);
     try {
       this.k.task(this.ctl, gen);
     } catch (e) {
@@ -208,18 +378,14 @@ export class ThreadPool {
 
   /** Chunks each thread has run so far, the caller first (shows whether every worker takes part). */
   chunksRun(): number[] {
-    return [this.k.chunksDone(), ...this.workers.map((_, i) => Atomics.load(this.c, COUNTS + i + 1))];
+    return [this.k.chunksDone(), ...this.set.workers.map((_, i) => Atomics.load(this.c, COUNTS + i + 1))];
   }
 
-  /** Stops the workers (each leaves its wait loop, then is terminated). Idempotent. */
+  /** Detaches this backend from the shared workers (the last backend stops them). Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const c = this.c;
-    Atomics.store(c, SLOT_CLAIM, -1);
-    Atomics.store(c, SLOT_OP, OP_EXIT);
-    Atomics.add(c, SLOT_GENERATION, 1);
-    Atomics.notify(c, SLOT_GENERATION);
-    for (const w of this.workers) w.terminate();
+    Atomics.store(this.c, SLOT_CLAIM, -1);
+    this.set.detach(this.id);
   }
 }

@@ -14,11 +14,9 @@ export const OP_DIRECT = 5;
 export const OP_PRE = 6;
 /** The 36 Winograd GEMMs of a compact weight, split by chunk of output channels. Args as winogradGemmCompactRange (less j0, j1). */
 export const OP_WINOGRAD_COMPACT = 7;
-/** Workers leave their loop (ThreadPool.close). */
-export const OP_EXIT = -1;
 /** Bytes of the control block. */
 export const CONTROL_BYTES = 2048;
-/** Byte offset: Bumped per command; workers sleep on it. */
+/** Byte offset: Bumped per command (the claim word's generation); workers sleep on their worker set's wake block (threads.ts). */
 export const GENERATION = 0;
 /** Byte offset: Chunks done; the thread that finishes the last one wakes the caller. */
 export const DONE = 4;

@@ -155,6 +155,8 @@ test("a VAE decode that fails halfway frees its intermediates", async () => {
     b.free(z);
   } finally {
     b.close();
+  }
+});
 
 test("models share one worker pool: three threaded wasm models start one set of workers; it stops with the last", async () => {
   const { sharedWorkerCount } = await import("../src/backend/wasm/threads.ts");

@@ -136,6 +136,25 @@ export async function listen(handler: Handler, port: number, hostname: string, l
 }
 
 /**
+ * The default audiences of a host bound to `hostname`:`port` (docs/protocol.md section 6.1): the
+ * `host:port` an edge's upstream URL names it by (without the port too where it is 80 or 443, which a
+ * URL leaves out; `localhost` beside a loopback address). Undefined for a wildcard address
+ * (0.0.0.0, ::), which names no one host: the handler then answers to the name each request is addressed by.
+ */
+export function boundAudiences(hostname: string, port: number): string[] | undefined {
+  const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "0.0.0.0" || h === "::" || h === "") return undefined;
+  const hosts = [h.includes(":") ? `[${h}]` : h];
+  if (h === "127.0.0.1" || h === "::1") hosts.push("localhost");
+  const names: string[] = [];
+  for (const x of hosts) {
+    names.push(`${x}:${port}`);
+    if (port === 80 || port === 443) names.push(x);
+  }
+  return names;
+}
+
+/**
  * Runs `dic serve`: reads the secret, loads the model, starts the server and prints one line
  * `dic serve: <role> listening on http://HOST:PORT ...`; the returned promise never settles.
  */
@@ -203,10 +222,21 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     if (model.model.pixelRange !== null) throw new ServeUsageError(`--vae: ${v.model ?? "the embedded model"} is a pixel-space model, it takes no VAE`);
     vae = await loadVAE(v.vae, { backend: model.model.backend }); // createHostHandler checks its latent channels
   }
-  const handler = role === "host"
-    ? await createHostHandler({ model, secret, log, audience, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
+  // The server starts first, so that a host with no --audience can answer to the address it is bound to
+  // (the port may be any free one); requests before the handler exists get 503.
+  let handler: Handler = () => Promise.resolve(Response.json({ type: "error", code: "busy", status: 503, message: "starting" }, { status: 503, headers: { "retry-after": "1" } }));
+  const bound = await listen((req) => handler(req), port, hostname, log);
+  let hostAudience: string | readonly string[] | undefined = audience;
+  if (role === "host" && audience === undefined) {
+    hostAudience = boundAudiences(hostname, bound);
+    if (hostAudience === undefined && !v.quiet) {
+      io.err(`dic: note: --listen ${hostname} names no one address, so this host answers to whatever name a request is addressed by; give --audience NAME (and the same to its edges) so that a request captured on its way to another host sharing the secret is refused here`);
+    }
+  }
+  handler = role === "host"
+    ? await createHostHandler({ model, secret, log, audience: hostAudience, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, audience, log, ...limits });
-  const bound = await listen(handler, port, hostname, log);
-  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
+  const names = role === "host" && hostAudience !== undefined ? `, audience ${[hostAudience].flat().join(" ")}` : "";
+  io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${names}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});
 }

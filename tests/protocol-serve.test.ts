@@ -275,6 +275,28 @@ if (runtimeName !== "node") {
     }
   });
 
+  /** POST `body` to `url`/v1/run with the Host header `host` (fetch may not set it): [status, frame type or code]. */
+  const sendWithHost = async (url: string, host: string, body: Uint8Array): Promise<[number, string]> => {
+    const http = await import("node:http");
+    const u = new URL(`${url}/v1/run`);
+    const bytes = await new Promise<[number, Uint8Array]>((resolve, reject) => {
+      const req = http.request({ hostname: u.hostname, port: u.port, path: u.pathname, method: "POST", headers: { host, "content-length": body.length } }, (res) => {
+        const parts: Uint8Array[] = [];
+        res.on("data", (d: Uint8Array) => parts.push(d));
+        res.on("end", () => {
+          const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+          let at = 0;
+          for (const p of parts) (out.set(p, at), at += p.length);
+          resolve([res.statusCode ?? 0, out]);
+        });
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    const f = decodeFrame(bytes[1].subarray(4));
+    return [bytes[0], f.type === "error" ? f.code : f.type];
+  };
+
   test("a request captured on its way to one host is refused by another sharing the secret (audience)", async () => {
     const a = await serve("deno", ["--role", "host", "--backend", "js"]);
     const b = await serve("bun", ["--role", "host", "--backend", "js", "--audience", "gpu-b.test"]);
@@ -293,6 +315,16 @@ if (runtimeName !== "node") {
       assert.deepEqual(await send(b.url, forB), [200, "step_result"]);
       // b no longer answers to the name it is addressed by.
       assert.deepEqual(await send(b.url, await validBody("s-b-by-port", new URL(b.url).host)), [421, "misdirected"]);
+      // A replay with a forged Host header: a host of dic serve answers to the address it is bound to, not to
+      // the name a request claims, so the request captured on its way to a is refused by c too.
+      const c = await serve("deno", ["--role", "host", "--backend", "js"]);
+      try {
+        const forged = await validBody("s-forged-host", new URL(a.url).host);
+        assert.deepEqual(await sendWithHost(c.url, new URL(a.url).host, forged), [421, "misdirected"]);
+        assert.deepEqual(await sendWithHost(c.url, new URL(c.url).host, await validBody("s-c-own", new URL(c.url).host)), [200, "step_result"]);
+      } finally {
+        c.stop();
+      }
     } finally {
       a.stop();
       b.stop();

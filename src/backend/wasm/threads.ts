@@ -203,17 +203,20 @@ export class ThreadPool {
     return new ThreadPool(k, ctl, workers);
   }
 
-  /** Runs op on every thread (this one included) and returns when all its chunks are done. */
-  run(op: number, args: readonly number[]): void {
+  /**
+   * Runs op on every thread (this one included) and returns when all its chunks are done. `chunks`: how many
+   * chunks to split it into (at most its units; default CHUNKS_PER_THREAD per thread).
+   */
+  run(op: number, args: readonly number[], chunks = this.threads * CHUNKS_PER_THREAD): void {
     if (this.closed) throw new Error("wasm backend: used after close()");
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${args.length} arguments exceed the control block`);
     const c = this.c;
     // The claim word first: a worker still waking from the last command must not claim from this one.
     Atomics.store(c, 3, -1);
     c[2] = op;
-    c[4] = this.threads * CHUNKS_PER_THREAD;
+    c[4] = Math.max(1, chunks);
     for (let i = 0; i < args.length; i++) c[ARGS + i] = args[i];
-    const chunks = this.k.chunkCount(this.ctl);
+    const count = this.k.chunkCount(this.ctl);
     const gen = (Atomics.load(c, 0) + 1) & 0x7fff;
     Atomics.store(c, 1, 0);
     Atomics.store(c, 3, gen << 16);
@@ -228,7 +231,7 @@ export class ThreadPool {
     let spin = Atomics.load(c, SPIN);
     for (;;) {
       const done = Atomics.load(c, 1);
-      if (done >= chunks) break;
+      if (done >= count) break;
       if (Atomics.load(c, FAULT)) {
         this.close();
         throw new Error("wasm backend: a worker thread failed (see its error); the backend is closed");

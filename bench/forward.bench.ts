@@ -6,7 +6,8 @@
 // TF.js has no ONNX importer, so it is a peer of bench/conv3x3 only.
 // Run: node dist/bench/forward.bench.js [--backend js] [--config DiC-S] [--batch 1,2] [--reps 3] [--threads 1] [--json]
 //      node dist/bench/forward.bench.js --matrix [--rounds 3] [--reps 2] [--threads 1,2] [--batch 1,2]
-//        [--runtimes node24,node20,deno,bun] [--peers ort-node,ort-web,torch] [--json]
+//        [--runtimes node24,node20,deno,bun] [--peers ort-node,ort-web,torch] [--base DIR [--base-runtimes node24,deno]] [--json]
+//      (--base: another built checkout of ours, e.g. main, timed in the same rounds: before/after in one run)
 import { parseArgs } from "node:util";
 import { type BackendName, createBackend } from "../src/backend/registry.ts";
 import { env, processArgs } from "../src/env.ts";
@@ -38,7 +39,7 @@ const { values } = parseArgs({
     fixture: { type: "string", default: new URL("tests/fixtures/gen/forward_dics", repoRoot()).pathname },
     peer: { type: "string", default: "torch" }, threads: { type: "string", default: "1" },
     peers: { type: "string" }, matrix: { type: "boolean" }, rounds: { type: "string", default: "3" },
-    runtimes: { type: "string", default: "node24,node20,deno,bun" },
+    runtimes: { type: "string", default: "node24,node20,deno,bun" }, base: { type: "string" }, "base-runtimes": { type: "string", default: "node24,deno" },
   },
 });
 const list = (s: string) => s.split(",").filter(Boolean);
@@ -49,6 +50,7 @@ if (values.matrix || (values.peers && list(values.peers).some((p) => p.startsWit
     runtimes: list(values.runtimes!), peers: list(values.peers ?? "ort-node,ort-web,torch"),
     threads: list(args.includes("--threads") ? values.threads! : "1,2").map(Number), batches: list(values.batch!).map(Number),
     rounds: Number(values.rounds), reps: Number(args.includes("--reps") ? values.reps : "2"), json: Boolean(values.json),
+    base: values.base, baseRuntimes: list(values["base-runtimes"]!),
   });
   (globalThis as { process?: { exit(c: number): never } }).process?.exit(0);
 }

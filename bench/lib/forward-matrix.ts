@@ -19,6 +19,10 @@ export interface MatrixOptions {
   rounds: number;
   reps: number;
   json: boolean;
+  /** Another checkout of ours (built, with bench/forward-run.ts) timed in the same rounds: "base" columns. */
+  base?: string;
+  /** Runtimes of the base checkout (node24, deno). */
+  baseRuntimes?: string[];
 }
 
 interface Runner {
@@ -48,10 +52,11 @@ function nodeVersion(bin: string): string | null {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-/** The binaries of each runtime of ours, or why it is missing. */
-function runtimeCommand(name: string): { cmd: string; pre: string[] } | string {
-  const distRun = `${root}dist/bench/forward-run.js`;
-  const srcRun = `${root}bench/forward-run.ts`;
+/** The binaries of each runtime of ours (in checkout `dir`), or why it is missing. */
+function runtimeCommand(name: string, dir = root): { cmd: string; pre: string[] } | string {
+  const distRun = `${dir}dist/bench/forward-run.js`;
+  const srcRun = `${dir}bench/forward-run.ts`;
+  if (!existsSync(srcRun)) return `${name}: ${srcRun} missing`;
   if (name === "node24" || name === "node20") {
     const bin = name === "node24" ? NODE24 : which("node");
     const v = bin && existsSync(bin) ? nodeVersion(bin) : null;
@@ -98,6 +103,9 @@ function loadAverage(): string {
   return (r.stdout ?? "?").trim().split(" ").slice(0, 3).join(" ");
 }
 
+/** Whether a runner key is ours (a runtime of this checkout or of the base one), not a peer. */
+const ours = (key: string) => !["torch", "ort-node", "ort-web"].includes(key);
+
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
 export function runMatrix(opts: MatrixOptions): void {
@@ -112,6 +120,17 @@ export function runMatrix(opts: MatrixOptions): void {
         continue;
       }
       runners.push({ key: name, label: { node24: "ours Node 24", node20: "ours Node 20", deno: "ours Deno", bun: "ours Bun" }[name]!, threads, cmd: c.cmd, args: [...c.pre, "--runner", "ours", "--threads", String(threads)] });
+    }
+    if (opts.base) {
+      const dir = opts.base.endsWith("/") ? opts.base : `${opts.base}/`;
+      for (const name of opts.baseRuntimes ?? ["node24", "deno"]) {
+        const c = runtimeCommand(name, dir);
+        if (typeof c === "string") {
+          if (threads === opts.threads[0]) notes.push(`missing: base ${c}`);
+          continue;
+        }
+        runners.push({ key: `base-${name}`, label: `base ${name === "node24" ? "Node 24" : name === "node20" ? "Node 20" : name === "deno" ? "Deno" : "Bun"}`, threads, cmd: c.cmd, args: [...c.pre, "--runner", "ours", "--threads", String(threads)] });
+      }
     }
     for (const p of opts.peers) {
       if (p === "torch") {
@@ -150,8 +169,7 @@ export function runMatrix(opts: MatrixOptions): void {
   runners.forEach((r, i) => {
     for (const row of first[i].rows) {
       const refRow = first[runners.findIndex((q) => q.key === runners[refIndex].key && q.threads === r.threads)]?.rows.find((x) => x.batch === row.batch);
-      const isOurs = !["torch", "ort-node", "ort-web"].includes(r.key);
-      const e = isOurs ? row.vsPyTorch! : relL2(row.out!, refRow!.out!);
+      const e = ours(r.key) ? row.vsPyTorch! : relL2(row.out!, refRow!.out!);
       valid.set(`${i}/${row.batch}`, e);
       if (!(e <= 1e-4)) failures.push(`${r.label} ${r.threads}t b${row.batch}: relative L2 ${e}`);
     }
@@ -162,7 +180,7 @@ export function runMatrix(opts: MatrixOptions): void {
     return { med: median(v), min: Math.min(...v), count: v.length };
   };
   const idx = (key: string, threads: number) => runners.findIndex((r) => r.key === key && r.threads === threads);
-  const cols = [...opts.runtimes.filter((n) => runners.some((r) => r.key === n)), ...opts.peers.filter((p) => runners.some((r) => r.key === p))];
+  const cols = [...new Set(runners.filter((r) => ours(r.key)).map((r) => r.key)), ...opts.peers.filter((p) => runners.some((r) => r.key === p))];
   const label = (key: string) => runners.find((r) => r.key === key)!.label;
 
   console.log(`bench/forward --matrix: DiC-S (exported, bench/peers/models), ${opts.rounds} rounds x ${opts.reps} reps per runner and batch, each runner its own process, interleaved; ${seconds.toFixed(0)} s`);
@@ -171,7 +189,7 @@ export function runMatrix(opts: MatrixOptions): void {
     const r = runners[i];
     if (r.threads !== opts.threads[0]) continue;
     const info = f.info;
-    console.log(`- ${r.label}: ${r.key === "torch" ? `PyTorch ${info.version}` : r.key.startsWith("ort") ? `${info.runner} ${info.version} on Node ${info.runtimeVersion}, handler ${info.handler}, loaded [${(info.loaded as string[]).join(", ")}]` : `${info.runtime} ${info.runtimeVersion}: ${info.description}`}; threads: ${String(info.settings).replace(/\b\d+ thread\(s\)/, "T thread(s)").replace(/intraOpNumThreads \d+/, "intraOpNumThreads T").replace(/numThreads \d+/, "numThreads T").replace(/set_num_threads\(\d+\), OMP_NUM_THREADS=\d+/, "set_num_threads(T), OMP_NUM_THREADS=T").replace(/caller \+ \d+ worker\(s\)/, "caller + T-1 workers")}`);
+    console.log(`- ${r.label}${r.key.startsWith("base-") ? ` (${opts.base})` : ""}: ${r.key === "torch" ? `PyTorch ${info.version}` : r.key.startsWith("ort") ? `${info.runner} ${info.version} on Node ${info.runtimeVersion}, handler ${info.handler}, loaded [${(info.loaded as string[]).join(", ")}]` : `${info.runtime} ${info.runtimeVersion}: ${info.description}`}; threads: ${String(info.settings).replace(/\b\d+ thread\(s\)/, "T thread(s)").replace(/intraOpNumThreads \d+/, "intraOpNumThreads T").replace(/numThreads \d+/, "numThreads T").replace(/set_num_threads\(\d+\), OMP_NUM_THREADS=\d+/, "set_num_threads(T), OMP_NUM_THREADS=T").replace(/caller \+ \d+ worker\(s\)/, "caller + T-1 workers")}`);
   }
   for (const n of notes) console.log(n);
   console.log("ms per forward, median (min) over all reps; x = ours / onnxruntime-node (below 1: faster than native)");
@@ -188,8 +206,7 @@ export function runMatrix(opts: MatrixOptions): void {
         if (i < 0) return "—";
         const s = stat(i, n);
         json.push({ batch: n, threads: t, runner: key, medianMs: +s.med.toFixed(2), minMs: +s.min.toFixed(2), samples: s.count, relL2: valid.get(`${i}/${n}`) });
-        const isOurs = opts.runtimes.includes(key);
-        const ratio = isOurs && Number.isFinite(nat) ? ` **${(s.med / nat).toFixed(2)}x**` : "";
+        const ratio = ours(key) && Number.isFinite(nat) ? ` **${(s.med / nat).toFixed(2)}x**` : "";
         return `${fmt(s.med)} (${fmt(s.min)})${ratio}`;
       });
       const web = idx("ort-web", t);

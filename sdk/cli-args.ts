@@ -2,7 +2,7 @@
 // arguments (refusing other commands' flags, suggesting the nearest name for a typo, taking negative
 // numbers as values) and prints its help.
 import { DicError } from "../src/errors.ts";
-import { didYouMean } from "../src/settings.ts";
+import { DECIMAL_TEXT, didYouMean } from "../src/settings.ts";
 
 /** One flag of a command. */
 export interface Flag {
@@ -31,6 +31,16 @@ export class UsageError extends DicError<"usage"> {
   constructor(message: string, field?: string) {
     super("usage", message, { field });
   }
+}
+
+/**
+ * The number a flag's text spells, in plain decimal (`5`, `0.5`, `1e3`; no hex, no blanks, no
+ * `Infinity`), which `check` must accept; else a UsageError naming the flag and `what` was expected.
+ */
+export function numberFlag(text: string, flag: string, check: (n: number) => boolean, what: string): number {
+  const n = Number(text);
+  if (!DECIMAL_TEXT.test(text) || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${flag}: expected ${what}, got ${JSON.stringify(text)}`, `--${flag}`);
+  return n;
 }
 
 /**

@@ -14,9 +14,9 @@ import { VERSION } from "../src/version.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { type SafetensorsFile, writeSafetensors } from "../src/weights/safetensors.ts";
 import { makeGrid, encodePNG } from "../src/image.ts";
-import { type Flag, type FlagTable, type FlagValues, formatHelp, parseFlags, UsageError, wrap } from "./cli-args.ts";
+import { type Flag, type FlagTable, type FlagValues, formatHelp, numberFlag, parseFlags, UsageError, wrap } from "./cli-args.ts";
 import { loadDefaultModel } from "./default-model.ts";
-import type { DownloadOptions } from "../src/download.ts";
+import type { DownloadOptions } from "../src/weights/download.ts";
 import { doctor, formatDoctorReport, storageLines } from "./doctor.ts";
 import { generate } from "./generate.ts";
 import { type DiCModel, loadModel } from "./model.ts";
@@ -228,10 +228,7 @@ function need(v: string | undefined, flag: string): string {
 }
 
 function num(v: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, what: string): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${flag}: expected ${what}, got "${v}"`);
-  return n;
+  return v === undefined ? fallback : numberFlag(v, flag, check, what);
 }
 
 function tensorOf(file: SafetensorsFile, name: string, source: string): HostTensor {

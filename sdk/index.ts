@@ -31,4 +31,4 @@ export { type NodeListenerOptions, toNodeListener } from "./node-adapter.ts";
 export { PROTOCOL_VERSION, ProtocolError, type Cut, CUTS, EDGE_CUTS, type EdgeCut } from "../src/protocol/index.ts";
 export { doctor, type DoctorOptions, type DoctorReport, formatDoctorReport, type MemoryCheck, type ParityCheck, storageLines } from "./doctor.ts";
 export type { Capabilities, WebGpuReport } from "../src/capabilities.ts";
-export { CacheApiCache, defaultCacheDir, DownloadError, type DownloadErrorCode, type DownloadOptions, type DownloadProgress, downloadWeights, FolderCache, sha256Hex, type WeightsCache } from "../src/download.ts";
+export { CacheApiCache, defaultCacheDir, DownloadError, type DownloadErrorCode, type DownloadOptions, type DownloadProgress, downloadWeights, FolderCache, sha256Hex, type WeightsCache } from "../src/weights/download.ts";

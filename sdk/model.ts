@@ -7,7 +7,7 @@ import { bindDiCFrom, bindDiCKept, configForFile } from "../src/model/load.ts";
 import { checkModelPart, type ModelPart } from "../src/model/params.ts";
 import { openWeightSource } from "../src/weights/open.ts";
 import type { WeightLoadInfo, WeightSource } from "../src/weights/source.ts";
-import type { DownloadOptions } from "../src/download.ts";
+import type { DownloadOptions } from "../src/weights/download.ts";
 import { DicError } from "../src/errors.ts";
 import { type CfgMode, checkCfgMode } from "../src/samplers/guidance.ts";
 import { checkSamplerName, type SamplerName } from "../src/samplers/index.ts";

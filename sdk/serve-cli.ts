@@ -1,7 +1,7 @@
 // `dic serve --role host|edge`: the protocol's handlers behind the runtime's own HTTP server
 // (Deno.serve, Bun.serve, or node:http through toNodeListener).
 import { BACKEND_NAMES, type BackendName } from "../src/backend/registry.ts";
-import type { FlagTable } from "./cli-args.ts";
+import { type FlagTable, numberFlag } from "./cli-args.ts";
 import { env } from "../src/env.ts";
 import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
@@ -52,12 +52,8 @@ function edgeLimits(v: ServeFlags): Partial<EdgeOptions> {
   const int = (flag: keyof ServeFlags, min: number, scale = 1): number | undefined => {
     const raw = v[flag];
     if (raw === undefined) return undefined;
-    const text = String(raw).trim();
-    const n = Math.round(Number(text) * scale);
-    if (!(scale === 1 ? /^\d+$/ : /^\d+(\.\d+)?$/).test(text) || !(n >= min)) {
-      throw new ServeUsageError(`--${flag}: expected ${scale === 1 ? "an integer" : "a number"} >= ${min / scale}, got ${JSON.stringify(raw)}`);
-    }
-    return n;
+    const check = (n: number) => (scale === 1 ? Number.isInteger(n) : true) && Math.round(n * scale) >= min;
+    return Math.round(numberFlag(String(raw), flag, check, `${scale === 1 ? "an integer" : "a number"} >= ${min / scale}`) * scale);
   };
   out.maxWork = int("max-work", 1);
   out.maxConcurrent = int("max-concurrent", 1);
@@ -88,9 +84,6 @@ export const SERVE_FLAGS: FlagTable = {
   "max-body": { type: "string", value: "BYTES", help: "edge: largest JSON request body, then 413 (default 1048576)" },
   "memory-budget": { type: "string", value: "MB", help: "wasm: most MiB its memory may take (weights stored compactly where the fast form does not fit)" },
 };
-
-/** A decimal number of MiB (no hex, no blanks). */
-const DECIMAL_MB = /^(\d+\.?\d*|\.\d+)$/;
 
 /** A `dic serve` usage error (one line, status 1). */
 export class ServeUsageError extends Error {}
@@ -147,8 +140,8 @@ export async function listen(handler: Handler, port: number, hostname: string, l
 export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   const role = v.role;
   if (role !== "host" && role !== "edge") throw new ServeUsageError(`--role: expected host or edge, got ${JSON.stringify(role ?? null)}`);
-  const port = Number(v.port ?? NaN);
-  if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new ServeUsageError(`--port: expected an integer in 0..65535 (0 = any free port), got ${JSON.stringify(v.port ?? null)}`);
+  if (v.port === undefined) throw new ServeUsageError("missing --port P (0 = any free port)");
+  const port = numberFlag(v.port, "port", (n) => Number.isInteger(n) && n >= 0 && n <= 65535, "an integer in 0..65535 (0 = any free port)");
   const secretFile = v["secret-file"];
   if (!secretFile) throw new ServeUsageError("missing --secret-file (a file holding the shared secret, at least 16 bytes)");
   let secret: Uint8Array;
@@ -172,9 +165,8 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   const limits = edgeLimits(v);
   if (role === "host" && Object.values(limits).some((x) => x !== undefined)) throw new ServeUsageError("--max-work, --max-concurrent, --max-queue, --deadline and --max-body are for --role edge");
   const mb = v["vae-memory"];
-  if (mb !== undefined && (v.vae === undefined || mb.trim() === "" || !(Number(mb) > 0 && Number.isFinite(Number(mb))))) {
-    throw new ServeUsageError(v.vae === undefined ? "--vae-memory needs --vae" : `--vae-memory: expected a number of megabytes > 0, got "${mb}"`);
-  }
+  if (mb !== undefined && v.vae === undefined) throw new ServeUsageError("--vae-memory needs --vae");
+  const vaeMemory = mb === undefined ? undefined : numberFlag(mb, "vae-memory", (n) => n > 0, "a number of megabytes > 0");
   if (v.remote && role !== "edge") throw new ServeUsageError("--remote is for --role edge (an edge with no weights)");
   if (v.remote && (v.model !== undefined || v.backend !== undefined || v["memory-budget"] !== undefined)) {
     throw new ServeUsageError("--remote: an edge with no weights takes no --model, --backend or --memory-budget (the hosts run every step)");
@@ -194,8 +186,7 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   }
   const part = v.part as "encode" | "decode" | undefined;
   const budgetMb = v["memory-budget"];
-  if (budgetMb !== undefined && !(DECIMAL_MB.test(budgetMb) && Number(budgetMb) > 0)) throw new ServeUsageError(`--memory-budget: expected a number of MiB > 0, got "${budgetMb}"`);
-  const memoryBudget = budgetMb === undefined ? undefined : Math.floor(Number(budgetMb) * 1024 * 1024);
+  const memoryBudget = budgetMb === undefined ? undefined : Math.floor(numberFlag(budgetMb, "memory-budget", (n) => n > 0, "a number of MiB > 0") * 1048576);
   const model = await loadServingModel(v.model, v.backend ?? "auto", { part, weightsSha256: v.sha256, memoryBudget });
   const info = model.model.loadInfo;
   if (info?.notice && !v.quiet) io.err(`dic: note: ${info.notice}`);
@@ -205,7 +196,7 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     vae = await loadVAE(v.vae, { backend: model.model.backend }); // createHostHandler checks its latent channels
   }
   const handler = role === "host"
-    ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: mb === undefined ? undefined : Number(mb) * 1e6 })
+    ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, log, ...limits });
   const bound = await listen(handler, port, hostname, log);
   io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);

@@ -10,7 +10,7 @@ import { DECIMAL_TEXT, validateSettings } from "../src/settings.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { Admission, readJsonObject, type Release } from "../src/protocol/admission.ts";
 import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
-import type { DownloadOptions } from "../src/download.ts";
+import type { DownloadOptions } from "../src/weights/download.ts";
 import type { ModelPart } from "../src/model/params.ts";
 import { EDGE_CUTS, type EdgeCut, runEdgeGeneration } from "../src/protocol/edge.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";

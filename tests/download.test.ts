@@ -1,4 +1,4 @@
-// Weights by URL (src/download.ts) against a local HTTP server: streamed download with total progress,
+// Weights by URL (src/weights/download.ts) against a local HTTP server: streamed download with total progress,
 // SHA-256 check, the server cache folder (and the Cache API where the runtime has one), every failure with
 // its code — storage full included — and loadModel/generate from a URL.
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../sdk/cli.ts";
 import { generate, loadModel } from "../sdk/index.ts";
-import { CacheApiCache, DownloadError, type DownloadProgress, downloadWeights, sha256Hex, type WeightsCache } from "../src/download.ts";
+import { CacheApiCache, DownloadError, type DownloadProgress, downloadWeights, sha256Hex, type WeightsCache } from "../src/weights/download.ts";
 import { test } from "./harness.ts";
 import { repoRoot } from "./package-install.ts";
 

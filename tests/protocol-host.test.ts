@@ -64,6 +64,13 @@ test("dic serve: bad flags end with one line naming the problem", async () => {
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--max-work", "0x10"], /--max-work: expected an integer >= 1/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--deadline", "soon"], /--deadline: expected a number/],
     [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--max-queue", "4"], /are for --role edge/],
+    // One number parser for every flag: plain decimal only, so hex, blanks and a half port are refused.
+    [["serve", "--role", "host", "--port", "0x50", "--secret-file", `${dir}/ok`], /--port: expected an integer in 0\.\.65535/],
+    [["serve", "--role", "host", "--port", "", "--secret-file", `${dir}/ok`], /--port: expected an integer/],
+    [["serve", "--role", "host", "--port", "80.5", "--secret-file", `${dir}/ok`], /--port: expected an integer/],
+    [["serve", "--role", "host", "--secret-file", `${dir}/ok`], /missing --port/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--max-concurrent", "2.5"], /--max-concurrent: expected an integer >= 1/],
+    [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--deadline", "0x10"], /--deadline: expected a number >= 0\.001/],
   ];
   for (const [args, re] of cases) {
     const err: string[] = [];

@@ -20,7 +20,7 @@ import { resolveConfig } from "../src/model/config.ts";
 import type { DiCGraph } from "../src/model/dic.ts";
 import { bindDiCFrom, configForFile } from "../src/model/load.ts";
 import { expectedParams, partParams } from "../src/model/params.ts";
-import { sha256Hex } from "../src/download.ts";
+import { sha256Hex } from "../src/weights/download.ts";
 import { httpRangeSource, type RangeCacheStore } from "../src/weights/http-source.ts";
 import { WeightsError, writeSafetensors } from "../src/weights/safetensors.ts";
 import { Sha256 } from "../src/weights/sha256.ts";

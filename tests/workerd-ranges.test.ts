@@ -10,7 +10,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generate, loadDefaultModel } from "../sdk/index.ts";
-import { sha256Hex } from "../src/download.ts";
+import { sha256Hex } from "../src/weights/download.ts";
 import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
 import { FrameReader } from "../src/protocol/stream.ts";
 import { decodeTensor } from "../src/protocol/tensor-codec.ts";

@@ -2,7 +2,7 @@
 // validated before anything else is read), then only the tensors asked for, adjacent ones coalesced into
 // one request. Ranges are kept in the Cache API where the runtime has one (browsers, workers, Deno). A
 // server that ignores Range (200 with the whole body) is read as a stream, once, and the load says so.
-import { DownloadError, type DownloadProgress } from "../download.ts";
+import { DownloadError, type DownloadProgress } from "./download.ts";
 import { parseSafetensorsHeader, safetensorsHeaderLength, type SafetensorsHeader } from "./safetensors.ts";
 import { newLoadInfo, randomAccessTensors, type ReadPlan, streamSource, type TensorBytes, type WeightSource } from "./source.ts";
 

@@ -9,7 +9,7 @@
 //   an http(s) URL, otherwise    -> Range requests for the header and the tensors needed, ranges kept in the
 //                                   Cache API where it exists; a server that ignores Range is read as a stream.
 //   On servers, a load of every tensor ("full") with the folder cache on keeps today's whole-file cache.
-import { CacheApiCache, DEFAULT_CACHE_STORE, DownloadError, type DownloadOptions, downloadWeights, FolderCache, resolveCache } from "../download.ts";
+import { CacheApiCache, DEFAULT_CACHE_STORE, DownloadError, type DownloadOptions, downloadWeights, FolderCache, resolveCache } from "./download.ts";
 import { httpRangeSource, openRangeCache } from "./http-source.ts";
 import { Sha256 } from "./sha256.ts";
 import { fileSource, fileStream, memorySource, streamSource, type StreamWeightSource, type WeightSource } from "./source.ts";

@@ -1,9 +1,9 @@
 // Weights by URL: a streamed download with progress (bytes so far of the total), an optional SHA-256 check
 // (FIPS 180-4, via Web Crypto), and a cache — a folder on servers, the Cache API in browsers and workers —
 // with a clear error when storage is full.
-import { DicError } from "./errors.ts";
-import { readEnv } from "./env.ts";
-import { HAS_FILE_SYSTEM, isFile, readBytes, removePath, writeFileAtomic } from "./fs.ts";
+import { DicError } from "../errors.ts";
+import { readEnv } from "../env.ts";
+import { HAS_FILE_SYSTEM, isFile, readBytes, removePath, writeFileAtomic } from "../fs.ts";
 
 /** Why a download failed. */
 export type DownloadErrorCode =

@@ -238,6 +238,8 @@ export function runMatrix(opts: MatrixOptions): void {
       }).join(" | ")} |`);
     }
   }
+  const busy = Math.max(Number(loadBefore.split(" ")[0]), Number(loadAverage().split(" ")[0]));
+  if (busy > 0.5 * Number(cpu.cpus)) flags.push(`WARNING: load average ${busy.toFixed(2)} on ${cpu.cpus} CPU(s) (other work on the machine): thread counts above 1 share cores with it, and their figures and ratios are not to be trusted (onnxruntime's static split suffers most)`);
   for (const f of flags) console.log(f);
   if (opts.json) console.log(JSON.stringify({ bench: "forward-matrix", cpu: { model: cpu.model, cpus: cpu.cpus, flags: cpu.flags }, rounds: opts.rounds, reps: opts.reps, runners: runners.map((r, i) => ({ key: r.key, threads: r.threads, ...first[i].info })), rows: json, flags, failures }));
   if (failures.length) throw new Error(`bench/forward: validation failed: ${failures.join("; ")}`);

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { processArgs } from "../src/env.ts";
 import { importSecret, signFrames } from "../src/protocol/auth.ts";
 import { repoRoot } from "./root.ts";
+import { PROTOCOL_VERSION } from "../src/protocol/frames.ts";
 
 const ROOT = repoRoot().pathname;
 const { values } = parseArgs({ args: processArgs(), options: { runtimes: { type: "string", default: "node,deno,bun" }, json: { type: "boolean" } } });
@@ -84,15 +85,15 @@ for (const rt of values.runtimes!.split(",")) {
     row.body100MB = `${s100}, edge peak +${(peakMiB(edge.proc.pid!) - before).toFixed(1)} MiB`;
     // Four forged 126 MiB requests at the host, at once.
     const forgedAuth = await signFrames(await importSecret("not-the-shared-secret-at-all"), [
-      { v: 1, session: "s-forged", seq: 1, type: "latent", x: { dtype: "f32", shape: [1], data: new Uint8Array(4), crc32: 0 } } as never,
-    ]);
+      { v: PROTOCOL_VERSION, session: "s-forged", seq: 1, type: "latent", x: { dtype: "f32", shape: [1], data: new Uint8Array(4), crc32: 0 } } as never,
+    ], { audience: new URL(host.url).host });
     const auth = forgedAuth.subarray(0, 4 + new DataView(forgedAuth.buffer).getUint32(0));
     before = peakMiB(host.proc.pid!);
     const forged = await Promise.all(Array.from({ length: 4 }, () => post(`${host.url}/v1/run`, bigBody(126, auth))));
     await sleep(300);
     row.forged4x126MiB = `${forged.join("/")}, host peak +${(peakMiB(host.proc.pid!) - before).toFixed(1)} MiB`;
     // A stale request.
-    const stale = await signFrames(await importSecret(SECRET), [{ v: 1, session: "s-stale", seq: 1, type: "latent", x: { dtype: "f32", shape: [1], data: new Uint8Array(4), crc32: 0 } } as never], { now: Date.now() - 600_000 });
+    const stale = await signFrames(await importSecret(SECRET), [{ v: PROTOCOL_VERSION, session: "s-stale", seq: 1, type: "latent", x: { dtype: "f32", shape: [1], data: new Uint8Array(4), crc32: 0 } } as never], { now: Date.now() - 600_000, audience: new URL(host.url).host });
     row.stale = await post(`${host.url}/v1/run`, stale as Uint8Array<ArrayBuffer>);
     // /healthz while the edge makes a 64-image PNG.
     t0 = performance.now();

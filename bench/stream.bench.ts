@@ -13,7 +13,7 @@ import { outChannels, PRESETS, resolveConfig, type DiCConfig } from "../src/mode
 import { importSecret, signFrames } from "../src/protocol/auth.ts";
 import { crc32 } from "../src/crc32.ts";
 import { runEdgeGeneration } from "../src/protocol/edge.ts";
-import { decodeFrame, encodeFrame, type Frame } from "../src/protocol/frames.ts";
+import { decodeFrame, encodeFrame, type Frame, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "../src/protocol/frames.ts";
 import { helloConfig, unetCutShapes } from "../src/protocol/session.ts";
 import { decodeTensor, encodeTensor, type WireDtype } from "../src/protocol/tensor-codec.ts";
 import { UpstreamPool } from "../src/protocol/upstream.ts";
@@ -35,10 +35,10 @@ const root = repoRoot().pathname;
 const zeros = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
 const session = "s-bench-000000000000000000";
 const gen = { labels: [1], steps: STEPS, sampler: "ddim", eta: 0, cfg_scale: 1.5, cfg_mode: "standard", seed: 1 };
-const hdr = { v: 1, session, seq: 1 };
+const hdr = { v: PROTOCOL_VERSION, session, seq: 1 };
 
 function hello(cfg: DiCConfig, cut: "unet" | "handoff" | "vae", dtype: WireDtype): Frame {
-  return { ...hdr, type: "hello", versions: [1], cut, dtype, model: { config: helloConfig(cfg), weights_sha256: new Uint8Array(32) }, generation: gen };
+  return { ...hdr, type: "hello", versions: [...SUPPORTED_VERSIONS], cut, dtype, model: { config: helloConfig(cfg), weights_sha256: new Uint8Array(32) }, generation: gen };
 }
 
 /** Bytes on the wire (auth + hello + work, and the answer) for one image with guidance (2 rows). */
@@ -50,16 +50,16 @@ async function wireBytes(cfg: DiCConfig, dtype: WireDtype) {
   const stepReq = (await signFrames(key, [hello(cfg, "unet", dtype), {
     ...hdr, type: "step", step: 0, t: [999, 999], y: [1, 1000],
     bottleneck: encodeTensor(zeros([rows, ...sh.bottleneck]), dtype), skips: sh.skips.map((s) => encodeTensor(zeros([rows, ...s]), dtype)),
-  }])).length;
+  }], { audience: "bench-host" })).length;
   const stepRes = encodeFrame({ ...hdr, type: "step_result", step: 0, out: encodeTensor(zeros([rows, outChannels(cfg), S, S]), dtype) }).length;
-  // handoff state always travels as f32 (x and, for dpmpp2m, the history x0); previews without x.
+  // handoff state always travels as f32 (x and, for dpmpp2m, its saved x0 prediction); previews without x.
   const handoffReq = (await signFrames(key, [hello(cfg, "handoff", dtype), {
     ...hdr, type: "handoff", preview_every: 0,
-    state: { x: encodeTensor(zeros(x)), next_step: STEPS / 2, rng: null, history: { step: STEPS / 2 - 1, x0: encodeTensor(zeros(x)) } },
-  }])).length;
+    state: { x: encodeTensor(zeros(x)), next_step: STEPS / 2, rng: null, sampler_state: new Uint8Array(4 + 4 * x.reduce((a, b) => a * b, 1)) },
+  }], { audience: "bench-host" })).length;
   const preview = encodeFrame({ ...hdr, type: "preview", step: 1, total_steps: STEPS, t: 500, x: null }).length;
   const handoffRes = encodeFrame({ ...hdr, type: "final", x: encodeTensor(zeros(x), dtype), image: null, pixel_range: null }).length + (STEPS / 2) * preview;
-  const vaeReq = (await signFrames(key, [hello(cfg, "vae", dtype), { ...hdr, type: "latent", x: encodeTensor(zeros(x), dtype) }])).length;
+  const vaeReq = (await signFrames(key, [hello(cfg, "vae", dtype), { ...hdr, type: "latent", x: encodeTensor(zeros(x), dtype) }], { audience: "bench-host" })).length;
   // The VAE of the official models (SD-VAE, factor 8) returns 3 x 8S x 8S pixels.
   const vaeRes = encodeFrame({ ...hdr, type: "final", x: null, image: encodeTensor(zeros([n, 3, 8 * S, 8 * S]), dtype), pixel_range: [-1, 1] }).length;
   return {

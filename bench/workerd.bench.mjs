@@ -100,7 +100,7 @@ const w :Workerd.Worker = (modules = [(name = "worker.js", esModule = embed "wor
   const { createBackend } = await dist("src/backend/registry.js");
   const nb = (await createBackend("wasm", { threads: 1 })).backend;
   const model1 = await loadModel(bytes, { backend: nb });
-  const pool = { async request(frames) { const s = frames[1]; const S = cfg.input_size, n = s.y.length; return [{ v: 1, session: s.session, seq: 1, type: "step_result", step: s.step, out: encodeTensor({ shape: [n, outChannels(cfg), S, S], data: new Float32Array(n * outChannels(cfg) * S * S) }, "f32") }]; } };
+  const pool = { async request(frames) { const s = frames[1]; const S = cfg.input_size, n = s.y.length; return [{ v: s.v, session: s.session, seq: 1, type: "step_result", step: s.step, out: encodeTensor({ shape: [n, outChannels(cfg), S, S], data: new Float32Array(n * outChannels(cfg) * S * S) }, "f32") }]; } };
   const run = () => runEdgeGeneration({ graph: model1.graph, weightsSha256: new Uint8Array(32), pixelRange: null }, pool, {
     session: "s-bench", cut: "unet", settings: { labels: [1], steps: STEPS, sampler: "ddim", eta: 0, cfg_scale: 1.5, cfg_mode: "standard", seed: 1 },
   });

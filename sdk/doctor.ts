@@ -1,7 +1,7 @@
 // doctor(): what this runtime can run and why — the runtime, engine capabilities, the WebGPU adapter,
 // every backend with the reason it is or is not available, what `auto` picks, and a quick conv3x3 parity
 // check of each available backend against the js reference. `dic doctor` prints it.
-import type { Backend, StorageReport, Tensor } from "../src/backend/contract.ts";
+import { type Backend, scope, type StorageReport } from "../src/backend/contract.ts";
 import { loadDefaultModel } from "./default-model.ts";
 import { createBackend, listBackends, webGpuReport } from "../src/backend/registry.ts";
 import { type Capabilities, probeCapabilities, type WebGpuReport } from "../src/capabilities.ts";
@@ -74,14 +74,11 @@ function randomTensor(rng: GaussianRng, shape: number[], scale = 1): HostTensor 
 
 async function conv(b: Backend, inputs: HostTensor[]): Promise<Float32Array> {
   const [x, w, bias, gw, gb] = inputs;
-  const t: Tensor[] = [b.upload(x), b.upload(w, "conv3x3.weight"), b.upload(bias, "vector"), b.upload(gw, "vector"), b.upload(gb, "vector")];
-  const out = b.conv3x3(t[0], t[1], t[2], { norm: "group", groups: GROUPS, eps: 1e-5, weight: t[3], bias: t[4], act: "gelu" });
-  try {
-    return (await b.download(out)).data;
-  } finally {
-    b.free(out);
-    for (const x of t) b.free(x);
-  }
+  return scope(b, async (s) => {
+    const t = [s.upload(x), s.upload(w, "conv3x3.weight"), s.upload(bias, "vector"), s.upload(gw, "vector"), s.upload(gb, "vector")];
+    const out = s.track(b.conv3x3(t[0], t[1], t[2], { norm: "group", groups: GROUPS, eps: 1e-5, weight: t[3], bias: t[4], act: "gelu" }));
+    return (await s.download(out)).data;
+  });
 }
 
 /**

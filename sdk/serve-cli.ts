@@ -20,6 +20,7 @@ export interface ServeFlags {
   port?: string;
   listen?: string;
   upstream?: string[];
+  audience?: string[];
   "secret-file"?: string;
   backend?: BackendName;
   model?: string;
@@ -70,6 +71,7 @@ export const SERVE_FLAGS: FlagTable = {
   listen: { type: "string", value: "ADDR", help: "address to listen on (default 127.0.0.1)" },
   "secret-file": { type: "string", value: "FILE", help: "file holding the shared secret (at least 16 bytes)" },
   upstream: { type: "string", multiple: true, value: "URL", help: "edge: a host (or a load balancer in front of hosts)" },
+  audience: { type: "string", multiple: true, value: "NAME", help: "host: a name it answers to (hosts behind one balancer may share one); edge: the name requests are signed for (one, or one per --upstream; default each URL's host:port)" },
   model: { type: "string", value: "W.safetensors", help: "weights (default: the embedded model); both sides load the same" },
   backend: { type: "string", value: "NAME", choices: BACKEND_NAMES, help: "backend that runs the model (default auto)" },
   vae: { type: "string", value: "VAE.safetensors", help: "host of a latent model: the SD-VAE decoder of the vae cut" },
@@ -161,6 +163,12 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   for (const u of upstreams) {
     if (!/^https?:\/\/[^/]+/i.test(u)) throw new ServeUsageError(`--upstream: "${u}" is not an http(s) URL`);
   }
+  const audienceList = v.audience ?? [];
+  if (role === "edge" && audienceList.length > 1 && audienceList.length !== upstreams.length) {
+    throw new ServeUsageError(`--audience: ${audienceList.length} names for ${upstreams.length} upstreams (give one, or one per --upstream)`);
+  }
+  for (const a of audienceList) if (!/^[\x21-\x7e]{1,255}$/.test(a)) throw new ServeUsageError(`--audience: ${JSON.stringify(a)} is not 1..255 visible ASCII characters`);
+  const audience = audienceList.length === 0 ? undefined : role === "edge" && audienceList.length === 1 ? audienceList[0] : audienceList;
   if (role === "edge" && (v.vae !== undefined || v["vae-memory"] !== undefined)) throw new ServeUsageError("--vae and --vae-memory are for --role host (a host decodes the vae cut)");
   const limits = edgeLimits(v);
   if (role === "host" && Object.values(limits).some((x) => x !== undefined)) throw new ServeUsageError("--max-work, --max-concurrent, --max-queue, --deadline and --max-body are for --role edge");
@@ -180,7 +188,7 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   const hostname = v.listen ?? "127.0.0.1";
   if (v.remote) {
     const remote = await loadRemoteModel(upstreams);
-    const bound = await listen(await createEdgeHandler({ model: remote, secret, upstreams, log, ...limits }), port, hostname, log);
+    const bound = await listen(await createEdgeHandler({ model: remote, secret, upstreams, audience, log, ...limits }), port, hostname, log);
     io.err(`dic serve: edge listening on http://${hostname}:${bound} (${env.runtime}, no weights: remote cut, weights sha256 ${toHex(remote.weightsSha256).slice(0, 16)}, upstreams ${upstreams.join(" ")})`);
     return new Promise<never>(() => {});
   }
@@ -196,8 +204,8 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     vae = await loadVAE(v.vae, { backend: model.model.backend }); // createHostHandler checks its latent channels
   }
   const handler = role === "host"
-    ? await createHostHandler({ model, secret, log, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
-    : await createEdgeHandler({ model, secret, upstreams, log, ...limits });
+    ? await createHostHandler({ model, secret, log, audience, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
+    : await createEdgeHandler({ model, secret, upstreams, audience, log, ...limits });
   const bound = await listen(handler, port, hostname, log);
   io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);
   return new Promise<never>(() => {});

@@ -12,10 +12,11 @@ import { Admission, readJsonObject, type Release } from "../src/protocol/admissi
 import { importSecret, sha256, toHex } from "../src/protocol/auth.ts";
 import type { DownloadOptions } from "../src/weights/download.ts";
 import type { ModelPart } from "../src/model/params.ts";
+import { CUT_TABLE } from "../src/protocol/cuts/index.ts";
 import { EDGE_CUTS, type EdgeCut, runEdgeGeneration } from "../src/protocol/edge.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
-import { createHostHandler as hostHandler } from "../src/protocol/host.ts";
+import { hostProtocolHandler } from "../src/protocol/host.ts";
 import { type ModelIdentity, parseHostModelInfo, type ServedModel } from "../src/protocol/session.ts";
 import { frameStream, yieldToEventLoop } from "../src/protocol/stream.ts";
 import { encodeTensor, WIRE_DTYPES, type WireDtype } from "../src/protocol/tensor-codec.ts";
@@ -151,6 +152,12 @@ export interface HostOptions {
   secret: string | Uint8Array;
   maxFrameBytes?: number;
   authWindowMs?: number;
+  /**
+   * The names this host answers to (docs/protocol.md section 6); a request signed for another is
+   * refused (`misdirected`). Hosts behind one load balancer may share one. Default: the name the request
+   * was addressed by (its Host), which the sender chooses: hosts that share a secret should each have one.
+   */
+  audience?: string | readonly string[];
   log?: (line: string) => void;
   /** Decoder of the `vae` cut for latent models (pixel-space models need none); takes precedence over `vae`. */
   decodePixels?: ServedModel["decodePixels"];
@@ -193,9 +200,9 @@ async function vaePixels(m: ServingModel, source: VAEModel | ModelSource, budget
 export async function createHostHandler(opts: HostOptions): Promise<Handler> {
   const m = opts.model ?? await loadServingModel(undefined, opts.backend ?? "auto");
   const decodePixels = opts.decodePixels ?? (opts.vae === undefined ? undefined : await vaePixels(m, opts.vae, opts.vaeMemoryBudget));
-  return hostHandler({
+  return hostProtocolHandler({
     model: { ...served(m), decodePixels }, key: await importSecret(opts.secret),
-    maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log,
+    maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log, audience: opts.audience,
   });
 }
 
@@ -210,6 +217,11 @@ export interface EdgeOptions {
   /** Base URLs of the hosts, or of a load balancer in front of them; tried in turn. */
   upstreams: string[];
   secret: string | Uint8Array;
+  /**
+   * The audience requests are signed for (the hosts' `audience`): one name for every upstream, or one per
+   * upstream. Default: each upstream URL's host (`host:port`).
+   */
+  audience?: string | readonly string[];
   /** A host request fails when no frame arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
   log?: (line: string) => void;
@@ -314,13 +326,13 @@ function parseRequest(model: DiCModelCard, body: Record<string, unknown>, accept
   if (cfgScale !== 1 && cfg.class_dropout_prob <= 0) throw badField(guidanceKey, "this model has no null class, so guidance must be 1");
   const steps = v.steps ?? d.steps ?? 50;
   const cut = choice("cut", EDGE_CUTS, weightless ? "remote" : "unet");
-  if (weightless && cut !== "remote") throw badField("cut", `this edge holds no weights; it serves cut=remote only, not ${cut}`);
+  if (weightless && !CUT_TABLE[cut].edgeParts.includes("none")) throw badField("cut", `this edge holds no weights; it serves cut=remote only, not ${cut}`);
   const handoff = body.handoff_step;
   const fmt = body.format ?? (accept.includes(FRAMES_MEDIA_TYPE) ? "frames" : accept.includes("image/png") ? "png" : "json");
   const format = choice("format", ["frames", "json", "png"] as const, fmt as "json");
   // A latent model's samples become pictures only through a host's VAE (the vae cut); the other cuts
   // end in latents, which only the frames format carries.
-  if (model.pixelRange === null && cut !== "vae" && format !== "frames") {
+  if (model.pixelRange === null && CUT_TABLE[cut].endsIn !== "pixels" && format !== "frames") {
     throw badField("cut", `this is a latent model (in_channels ${cfg.in_channels}): cut=${cut} ends in latents, not pictures; ` +
       `use cut=vae (a host decodes them with its VAE) for ${format === "png" ? "a PNG" : "JSON images"}, or format=frames for the latents`);
   }
@@ -391,186 +403,248 @@ export async function createEdgeHandler(opts: EdgeOptions): Promise<Handler> {
     if (!(typeof v === "number" && Number.isInteger(v) && v >= min)) throw new RangeError(`createEdgeHandler: ${k} must be an integer >= ${min}, got ${v}`);
     return v;
   };
-  const maxWork = limit("maxWork", 1), deadlineMs = limit("deadlineMs", 1), maxBodyBytes = limit("maxBodyBytes", 2);
-  const admission = new Admission(limit("maxConcurrent", 1), limit("maxQueue", 0));
-  const pool = new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), idleTimeoutMs: opts.idleTimeoutMs, log: opts.log });
-  const sm: ServedModel | ModelIdentity = weightless ? { config: model.config, weightsSha256: m.weightsSha256, pixelRange: model.pixelRange } : served(m);
-  const log = opts.log ?? (() => {});
-  const pixels = model.config.input_size ** 2;
-
+  const edge: Edge = {
+    model, weightless,
+    served: weightless ? { config: model.config, weightsSha256: m.weightsSha256, pixelRange: model.pixelRange } : served(m),
+    pool: new UpstreamPool({ urls: opts.upstreams, key: await importSecret(opts.secret), audience: opts.audience, idleTimeoutMs: opts.idleTimeoutMs, log: opts.log }),
+    admission: new Admission(limit("maxConcurrent", 1), limit("maxQueue", 0)),
+    maxWork: limit("maxWork", 1), deadlineMs: limit("deadlineMs", 1), maxBodyBytes: limit("maxBodyBytes", 2),
+    log: opts.log ?? (() => {}),
+  };
   return async (req: Request): Promise<Response> => {
     try {
-      return await handle(req);
+      return await handleEdgeRequest(edge, req);
     } catch (e) {
       // NOTE: never a message, a path or a stack to the client; the log has them.
       if (e instanceof ProtocolError) return errorResponseJson(e);
-      log(`edge: internal error: ${(e as Error)?.stack ?? e}`);
+      edge.log(`edge: internal error: ${(e as Error)?.stack ?? e}`);
       return errorResponseJson(new ProtocolError("internal", "internal error (the edge's log has the details)"));
     }
   };
+}
 
-  async function handle(req: Request): Promise<Response> {
-    const url = new URL(req.url);
-    if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
-    if (url.pathname !== "/v1/generate") throw new ProtocolError("not_found", `no ${url.pathname} here (POST or GET /v1/generate, GET /healthz)`);
-    let body: Record<string, unknown>;
-    if (req.method === "GET") {
-      body = Object.fromEntries(url.searchParams);
-      const ls = url.searchParams.getAll("label");
-      if (ls.length) body.labels = ls;
-    } else if (req.method === "POST") {
-      body = await readJsonObject(req, maxBodyBytes, EDGE_LIMITS.maxJsonDepth);
-      for (const [k, v] of url.searchParams) body[k] ??= v;
-    } else throw new ProtocolError("method_not_allowed", `${req.method} /v1/generate: use GET or POST`, { allow: "GET, POST" });
-    const g = parseRequest(model, body, req.headers.get("accept") ?? "", weightless);
-    const work = g.settings.labels.length * g.settings.steps * pixels;
-    if (work > maxWork) {
-      const n = g.settings.labels.length;
-      throw new ProtocolError("work_limit", `${n} image(s) x ${g.settings.steps} steps x ${pixels} pixels = ${work} exceeds this edge's limit of ${maxWork}` +
-        ` (at most ${Math.floor(maxWork / (n * pixels))} steps for ${n} image(s))`, { limit: maxWork, field: "steps" });
-    }
-    const session = newSession();
-    const ctrl = new AbortController();
-    let clientGone = false;
-    const cancel = () => {
-      clientGone = true;
-      ctrl.abort(new DOMException("client closed the request", "AbortError"));
-    };
-    req.signal?.addEventListener("abort", cancel, { once: true });
-    const deadline = setTimeout(() => ctrl.abort(new ProtocolError("deadline", `the generation did not finish within this edge's deadline of ${deadlineMs} ms`, { limit: deadlineMs })), deadlineMs);
-    (deadline as { unref?: () => void }).unref?.();
-    let release: Release;
-    try {
-      release = await admission.acquire(ctrl.signal);
-    } catch (e) {
-      clearTimeout(deadline);
-      // Waiting in the queue ends with a refusal, the deadline, or the client's going away.
-      if (e instanceof ProtocolError) throw e;
-      const reason = ctrl.signal.reason;
-      throw reason instanceof ProtocolError ? reason : new ProtocolError("cancelled", "the client closed the request");
-    }
-    const done = () => {
+/** What an edge handler holds: its model, its hosts and its limits. */
+interface Edge {
+  model: DiCModel | DiCModelCard;
+  weightless: boolean;
+  served: ServedModel | ModelIdentity;
+  pool: UpstreamPool;
+  admission: Admission;
+  maxWork: number;
+  deadlineMs: number;
+  maxBodyBytes: number;
+  log: (line: string) => void;
+}
+
+/** One admitted generation: its session, cancellation and the release of its slot. */
+interface Job {
+  g: GenerationRequest;
+  session: string;
+  ctrl: AbortController;
+  /** The client went away: stop the work. */
+  cancel(): void;
+  clientGone(): boolean;
+  /** Runs once the work is over (frees the admission slot and the deadline). */
+  done(): void;
+  t0: number;
+}
+
+/** `GET /healthz`, or a generation request: parsed, checked against the work limit, admitted, run. */
+async function handleEdgeRequest(edge: Edge, req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
+  if (url.pathname !== "/v1/generate") throw new ProtocolError("not_found", `no ${url.pathname} here (POST or GET /v1/generate, GET /healthz)`);
+  const body = await readGenerateBody(req, url, edge.maxBodyBytes);
+  const g = parseRequest(edge.model, body, req.headers.get("accept") ?? "", edge.weightless);
+  checkWork(g, edge.model.config.input_size ** 2, edge.maxWork);
+  const job = await admit(edge, req, g);
+  try {
+    return await generateResponse(edge, job);
+  } catch (e) {
+    job.done();
+    throw e;
+  }
+}
+
+/** The request's settings: the query of a GET, or a POST's JSON object (bounded while read) with the query under it. */
+async function readGenerateBody(req: Request, url: URL, maxBodyBytes: number): Promise<Record<string, unknown>> {
+  if (req.method === "GET") {
+    const body: Record<string, unknown> = Object.fromEntries(url.searchParams);
+    const ls = url.searchParams.getAll("label");
+    if (ls.length) body.labels = ls;
+    return body;
+  }
+  if (req.method !== "POST") throw new ProtocolError("method_not_allowed", `${req.method} /v1/generate: use GET or POST`, { allow: "GET, POST" });
+  const body = await readJsonObject(req, maxBodyBytes, EDGE_LIMITS.maxJsonDepth);
+  for (const [k, v] of url.searchParams) body[k] ??= v;
+  return body;
+}
+
+/** Refuses a generation above the edge's work limit (images x steps x pixels), before anything runs. */
+function checkWork(g: GenerationRequest, pixels: number, maxWork: number): void {
+  const n = g.settings.labels.length;
+  const work = n * g.settings.steps * pixels;
+  if (work > maxWork) {
+    throw new ProtocolError("work_limit", `${n} image(s) x ${g.settings.steps} steps x ${pixels} pixels = ${work} exceeds this edge's limit of ${maxWork}` +
+      ` (at most ${Math.floor(maxWork / (n * pixels))} steps for ${n} image(s))`, { limit: maxWork, field: "steps" });
+  }
+}
+
+/** Waits for a slot (or refuses: queue full, deadline, client gone) and arms the deadline and the cancellation. */
+async function admit(edge: Edge, req: Request, g: GenerationRequest): Promise<Job> {
+  const ctrl = new AbortController();
+  let clientGone = false;
+  const cancel = () => {
+    clientGone = true;
+    ctrl.abort(new DOMException("client closed the request", "AbortError"));
+  };
+  req.signal?.addEventListener("abort", cancel, { once: true });
+  const deadline = setTimeout(() => ctrl.abort(new ProtocolError("deadline", `the generation did not finish within this edge's deadline of ${edge.deadlineMs} ms`, { limit: edge.deadlineMs })), edge.deadlineMs);
+  (deadline as { unref?: () => void }).unref?.();
+  let release: Release;
+  try {
+    release = await edge.admission.acquire(ctrl.signal);
+  } catch (e) {
+    clearTimeout(deadline);
+    // Waiting in the queue ends with a refusal, the deadline, or the client's going away.
+    if (e instanceof ProtocolError) throw e;
+    const reason = ctrl.signal.reason;
+    throw reason instanceof ProtocolError ? reason : new ProtocolError("cancelled", "the client closed the request");
+  }
+  return {
+    g, session: newSession(), ctrl, cancel, clientGone: () => clientGone, t0: performance.now(),
+    done: () => {
       clearTimeout(deadline);
       release();
-    };
-    try {
-      return await generateResponse(g, session, ctrl, cancel, () => clientGone, done);
-    } catch (e) {
-      done();
-      throw e;
-    }
+    },
+  };
+}
+
+type EdgeRunResult = Awaited<ReturnType<typeof runEdgeGeneration>>;
+
+/** Runs the job's generation, with progress going to `onProgress`. */
+function runJob(edge: Edge, job: Job, onProgress?: (p: { step: number; totalSteps: number; t: number; x: HostTensor | null }) => void): Promise<EdgeRunResult> {
+  const { g } = job;
+  return runEdgeGeneration(edge.served, edge.pool, {
+    session: job.session, cut: g.cut, handoffStep: g.handoffStep, dtype: g.dtype, settings: g.settings, onProgress, signal: job.ctrl.signal, previewEvery: g.previews ? 1 : 0,
+  });
+}
+
+/** What the generation cost here: the whole request, the hosts' share, and the rest (this edge's own time, to hold against a platform's CPU limit). */
+function jobTiming(job: Job, r: { remoteMs: number[] }): { total: number; remote: number; edge: number } {
+  const total = performance.now() - job.t0, remote = r.remoteMs.reduce((a, b) => a + b, 0);
+  return { total, remote, edge: Math.max(0, total - remote) };
+}
+
+function pixelsOf(r: EdgeRunResult): { image: HostTensor; range: [number, number] } {
+  const range = r.pixelRange;
+  const image = r.image ?? r.x;
+  if (!image || !range) throw new ProtocolError("unsupported_cut", "a latent model's samples need the vae cut to become images");
+  return { image, range };
+}
+
+/** The client-facing error of a failed job (the cause in the log, never to the client). */
+function jobError(edge: Edge, job: Job, e: unknown): ProtocolError {
+  const reason = job.ctrl.signal.reason;
+  let pe: ProtocolError;
+  if (e instanceof ProtocolError) pe = e;
+  else if (job.ctrl.signal.aborted && reason instanceof ProtocolError) pe = reason;
+  else if (job.ctrl.signal.aborted) pe = new ProtocolError("cancelled", "the client closed the request");
+  else {
+    edge.log(`edge: ${job.session} internal error: ${(e as Error)?.stack ?? e}`);
+    pe = new ProtocolError("internal", "internal error (the edge's log has the details)");
   }
+  if (!job.clientGone()) edge.log(`edge: ${job.session} failed: ${pe.message}`);
+  return pe;
+}
 
-  /** Runs an admitted generation in the requested format; `done` runs once the work is over. */
-  async function generateResponse(
-    g: GenerationRequest, session: string, ctrl: AbortController, cancel: () => void, clientGone: () => boolean, done: () => void,
-  ): Promise<Response> {
-    log(`edge: ${session} ${g.cut} ${g.settings.steps} steps labels ${g.settings.labels.join(",")} seed ${g.settings.seed}`);
-    const t0 = performance.now();
-    // What the generation cost here: the whole request, the hosts' share, and the rest, which is this
-    // edge's own time (to hold against a platform's CPU limit).
-    const timing = (r: { remoteMs: number[] }) => {
-      const total = performance.now() - t0, remote = r.remoteMs.reduce((a, b) => a + b, 0);
-      return { total, remote, edge: Math.max(0, total - remote) };
-    };
-    const names = model.classNames;
-    const base = { v: PROTOCOL_VERSION, session };
-    let seq = 0;
+/** Runs an admitted generation in the requested format; `job.done` runs once the work is over. */
+function generateResponse(edge: Edge, job: Job): Promise<Response> | Response {
+  const { g } = job;
+  edge.log(`edge: ${job.session} ${g.cut} ${g.settings.steps} steps labels ${g.settings.labels.join(",")} seed ${g.settings.seed}`);
+  if (g.format === "png") return pngResponse(edge, job);
+  if (g.format === "frames") return framesResponse(edge, job);
+  return ndjsonResponse(edge, job);
+}
 
-    const run = (onProgress?: (p: { step: number; totalSteps: number; t: number; x: HostTensor | null }) => void) =>
-      runEdgeGeneration(sm, pool, {
-        session, cut: g.cut, handoffStep: g.handoffStep, dtype: g.dtype, settings: g.settings, onProgress, signal: ctrl.signal, previewEvery: g.previews ? 1 : 0,
-      });
-    const pixelsOf = (r: Awaited<ReturnType<typeof run>>): { image: HostTensor; range: [number, number] } => {
-      const range = r.pixelRange;
-      const image = r.image ?? r.x;
-      if (!image || !range) throw new ProtocolError("unsupported_cut", "a latent model's samples need the vae cut to become images");
-      return { image, range };
-    };
-    const errorOf = (e: unknown): ProtocolError => {
-      const reason = ctrl.signal.reason;
-      let pe: ProtocolError;
-      if (e instanceof ProtocolError) pe = e;
-      else if (ctrl.signal.aborted && reason instanceof ProtocolError) pe = reason;
-      else if (ctrl.signal.aborted) pe = new ProtocolError("cancelled", "the client closed the request");
-      else {
-        log(`edge: ${session} internal error: ${(e as Error)?.stack ?? e}`);
-        pe = new ProtocolError("internal", "internal error (the edge's log has the details)");
-      }
-      if (!clientGone()) log(`edge: ${session} failed: ${pe.message}`);
-      return pe;
-    };
-
-    if (g.format === "png") {
-      try {
-        const r = await run();
-        const { image, range } = pixelsOf(r);
-        const imgs = toRGBA(image, range);
-        const single = imgs.length === 1 && g.scale === 1;
-        const png = await encodePNG(single ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: imgs.length === 1 ? 0 : 2, scale: g.scale }), {
-          text: { software: "dic-sdk", seed: String(g.settings.seed), cut: g.cut, steps: String(g.settings.steps) },
-        });
-        const tm = timing(r);
-        return new Response(png, {
-          headers: {
-            "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session,
-            "server-timing": `total;dur=${tm.total.toFixed(1)}, upstream;dur=${tm.remote.toFixed(1)}, edge;dur=${tm.edge.toFixed(1)}`,
-          },
-        });
-      } catch (e) {
-        return errorResponseJson(errorOf(e), session);
-      } finally {
-        done();
-      }
-    }
-
-    if (g.format === "frames") {
-      const out = frameStream(cancel);
-      run((p) => out.write({
-        ...base, seq: ++seq, type: "preview", step: p.step, total_steps: p.totalSteps, t: p.t,
-        x: g.previews && p.x ? encodeTensor(p.x, g.dtype) : null,
-      })).then((r) => {
-        const px = r.image ?? null;
-        out.write({ ...base, seq: ++seq, type: "final", x: r.x ? encodeTensor(r.x, "f32") : null, image: px ? encodeTensor(px, "f32") : null, pixel_range: r.pixelRange });
-      }, (e) => {
-        const pe = errorOf(e);
-        if (!clientGone()) out.write({ ...base, seq: ++seq, type: "error", code: pe.code, status: pe.status, message: pe.message.replace(/^[a-z_]+: /, ""), step: null, versions: null } as Frame);
-      }).finally(() => {
-        done();
-        out.close();
-      });
-      return new Response(out.stream, { headers: { "content-type": FRAMES_MEDIA_TYPE, "x-dic-session": session } });
-    }
-
-    // NDJSON: one progress object per step, then the result (PNG images as base64).
-    const enc = new TextEncoder();
-    let ctl!: ReadableStreamDefaultController<Uint8Array>;
-    const stream = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c), cancel });
-    const line = (o: unknown) => {
-      try {
-        ctl.enqueue(enc.encode(JSON.stringify(o) + "\n"));
-      } catch { /* reader gone */ }
-    };
-    run((p) => line({ type: "progress", step: p.step, total_steps: p.totalSteps, t: p.t })).then(async (r) => {
-      const { image, range } = pixelsOf(r);
-      const images = [];
-      for (const [i, img] of toRGBA(image, range).entries()) {
-        images.push({ label: g.settings.labels[i], label_name: names ? names[g.settings.labels[i]] : null, png_base64: pngBase64(await encodePNG(img)) });
-        await yieldToEventLoop(); // many images: the event loop runs between them
-      }
-      const tm = timing(r);
-      line({
-        type: "result", session, seed: g.settings.seed, cut: g.cut, steps: g.settings.steps, sampler: g.settings.sampler, images,
-        remote_ms: r.remoteMs.map((x) => Math.round(x * 10) / 10), edge_ms: Math.round(tm.edge * 10) / 10, total_ms: Math.round(tm.total * 10) / 10,
-      });
-    }).catch((e) => {
-      line(errorJson(errorOf(e)));
-    }).finally(() => {
-      done();
-      try {
-        ctl.close();
-      } catch { /* already closed */ }
+/** `png`: the image (a grid for several labels) once done, with Server-Timing. */
+async function pngResponse(edge: Edge, job: Job): Promise<Response> {
+  const { g, session } = job;
+  try {
+    const r = await runJob(edge, job);
+    const { image, range } = pixelsOf(r);
+    const imgs = toRGBA(image, range);
+    const single = imgs.length === 1 && g.scale === 1;
+    const png = await encodePNG(single ? imgs[0] : makeGrid(imgs, { columns: Math.min(imgs.length, 8), padding: imgs.length === 1 ? 0 : 2, scale: g.scale }), {
+      text: { software: "dic-sdk", seed: String(g.settings.seed), cut: g.cut, steps: String(g.settings.steps) },
     });
-    return new Response(stream, { headers: { "content-type": "application/x-ndjson", "x-dic-session": session } });
+    const tm = jobTiming(job, r);
+    return new Response(png, {
+      headers: {
+        "content-type": "image/png", "x-dic-seed": String(g.settings.seed), "x-dic-session": session,
+        "server-timing": `total;dur=${tm.total.toFixed(1)}, upstream;dur=${tm.remote.toFixed(1)}, edge;dur=${tm.edge.toFixed(1)}`,
+      },
+    });
+  } catch (e) {
+    return errorResponseJson(jobError(edge, job, e), session);
+  } finally {
+    job.done();
   }
+}
+
+/** `frames`: a preview per step, then `final` (or `error`). */
+function framesResponse(edge: Edge, job: Job): Response {
+  const { g, session } = job;
+  const base = { v: PROTOCOL_VERSION, session };
+  let seq = 0;
+  const out = frameStream(job.cancel);
+  runJob(edge, job, (p) => out.write({
+    ...base, seq: ++seq, type: "preview", step: p.step, total_steps: p.totalSteps, t: p.t,
+    x: g.previews && p.x ? encodeTensor(p.x, g.dtype) : null,
+  })).then((r) => {
+    const px = r.image ?? null;
+    out.write({ ...base, seq: ++seq, type: "final", x: r.x ? encodeTensor(r.x, "f32") : null, image: px ? encodeTensor(px, "f32") : null, pixel_range: r.pixelRange });
+  }, (e) => {
+    const pe = jobError(edge, job, e);
+    if (!job.clientGone()) out.write({ ...base, seq: ++seq, type: "error", code: pe.code, status: pe.status, message: pe.message.replace(/^[a-z_]+: /, ""), step: null, versions: null } as Frame);
+  }).finally(() => {
+    job.done();
+    out.close();
+  });
+  return new Response(out.stream, { headers: { "content-type": FRAMES_MEDIA_TYPE, "x-dic-session": session } });
+}
+
+/** NDJSON: one progress object per step, then the result (PNG images as base64). */
+function ndjsonResponse(edge: Edge, job: Job): Response {
+  const { g, session } = job;
+  const names = edge.model.classNames;
+  const enc = new TextEncoder();
+  let ctl!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c), cancel: job.cancel });
+  const line = (o: unknown) => {
+    try {
+      ctl.enqueue(enc.encode(JSON.stringify(o) + "\n"));
+    } catch { /* reader gone */ }
+  };
+  runJob(edge, job, (p) => line({ type: "progress", step: p.step, total_steps: p.totalSteps, t: p.t })).then(async (r) => {
+    const { image, range } = pixelsOf(r);
+    const images = [];
+    for (const [i, img] of toRGBA(image, range).entries()) {
+      images.push({ label: g.settings.labels[i], label_name: names ? names[g.settings.labels[i]] : null, png_base64: pngBase64(await encodePNG(img)) });
+      await yieldToEventLoop(); // many images: the event loop runs between them
+    }
+    const tm = jobTiming(job, r);
+    line({
+      type: "result", session, seed: g.settings.seed, cut: g.cut, steps: g.settings.steps, sampler: g.settings.sampler, images,
+      remote_ms: r.remoteMs.map((x) => Math.round(x * 10) / 10), edge_ms: Math.round(tm.edge * 10) / 10, total_ms: Math.round(tm.total * 10) / 10,
+    });
+  }).catch((e) => {
+    line(errorJson(jobError(edge, job, e)));
+  }).finally(() => {
+    job.done();
+    try {
+      ctl.close();
+    } catch { /* already closed */ }
+  });
+  return new Response(stream, { headers: { "content-type": "application/x-ndjson", "x-dic-session": session } });
 }

@@ -30,18 +30,9 @@ export interface ProgressInfo {
 }
 
 /**
- * What a multistep sampler (dpmpp2m) carries from one step to the next: the data prediction x0
- * [N, C, H, W] made at step `step` (0-based loop step), which the following step extrapolates from.
- */
-export interface SamplerHistory {
-  step: number;
-  x0: HostTensor;
-}
-
-/**
  * Where a (partial) run stopped: pass `x` as `initNoise`, `nextStep` as `startStep`, `rngState` as
- * `rngState` and `history` as `history` (with the same other options) to finish the run, here or
- * elsewhere, bit-identically.
+ * `rngState` and `samplerState` as `samplerState` (with the same other options) to finish the run, here
+ * or elsewhere, bit-identically.
  */
 export interface SamplerState {
   x: HostTensor;
@@ -50,10 +41,11 @@ export interface SamplerState {
   /** Position of the noise stream, or null when this run used no generator. */
   rngState: RngState | null;
   /**
-   * Multistep samplers (dpmpp2m): the x0 prediction of step nextStep - 1, needed to resume; null for
-   * single-step samplers (ddpm, ddim) and once the run is complete.
+   * What the sampler carries from step nextStep - 1 to nextStep, serialised by the sampler itself
+   * (multistep samplers, e.g. dpmpp2m's x0 prediction); opaque here. Null for single-step samplers
+   * (ddpm, ddim) and once the run is complete.
    */
-  history: SamplerHistory | null;
+  samplerState: Uint8Array | null;
 }
 
 /** Options of {@link runSampler}. */
@@ -89,11 +81,8 @@ export interface RunSamplerOptions {
   noiseFn?: (stepIndex: number, shape: number[]) => HostTensor;
   /** First step to run (0-based, default 0); > 0 resumes a SamplerState. */
   startStep?: number;
-  /**
-   * Resuming a multistep sampler (dpmpp2m): SamplerState.history, the x0 prediction of step
-   * startStep - 1. Required when the step at startStep is second order; there is no silent restart.
-   */
-  history?: SamplerHistory | null;
+  /** Resuming a multistep sampler (dpmpp2m): SamplerState.samplerState of the run that stopped at startStep - 1. */
+  samplerState?: Uint8Array | null;
   /**
    * Last step to run (inclusive, default steps - 1); the result's state resumes after it. startStep - 1
    * runs no step (the `remote` cut: the state at step 0, x_T drawn, for a host to run every step).
@@ -160,17 +149,65 @@ function checkShape(t: HostTensor, expected: number[], what: string): void {
  */
 export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerResult> {
   const t0 = performance.now();
+  const run = planRun(opts);
+  const { rng, seed } = noiseSource(opts, run);
+  let x = initialX(opts, run, rng);
+  const timings: SamplerTimings = { totalMs: 0, modelMs: 0, samplerMs: 0, stepMs: [] };
+  for (let k = run.start; k <= run.stop; k++) {
+    // The event loop runs between steps (timers, I/O, an AbortSignal firing), whatever the backend.
+    await yieldNow();
+    checkAborted(opts.signal);
+    x = await runStep(opts, run, x, k, rng, timings);
+  }
+  timings.totalMs = performance.now() - t0;
+  const { sampler, steps, stop } = run;
+  const samplerState = stop + 1 < steps ? sampler.saveState() : null;
+  return {
+    x,
+    seed,
+    sampler: sampler.name,
+    steps,
+    timesteps: run.timesteps,
+    timings,
+    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null, samplerState },
+  };
+}
+
+/** What a run is, from its checked options: the sampler, the schedule, the shapes and the steps it covers. */
+interface RunPlan {
+  sampler: ReturnType<typeof getSampler>;
+  cfgMode: CfgMode;
+  cfgScale: number;
+  guided: boolean;
+  steps: number;
+  diffusion: ReturnType<typeof createDiffusion>;
+  /** Original timesteps in visiting order (descending). */
+  timesteps: number[];
+  labels: RunSamplerOptions["labels"];
+  numClasses: number;
+  learnSigma: boolean;
+  C: number;
+  H: number;
+  W: number;
+  N: number;
+  xShape: number[];
+  /** Channels of the model output: C, or 2C with a learned sigma. */
+  outC: number;
+  start: number;
+  stop: number;
+}
+
+/** Checks the options (each error names the setting) and plans the run. */
+function planRun(opts: RunSamplerOptions): RunPlan {
   const sampler = getSampler(checkSamplerName(opts.sampler), opts.eta ?? 0);
   const cfgMode = checkCfgMode(opts.cfgMode ?? "standard");
   const cfgScale = checkNumberSetting("cfgScale", opts.cfgScale ?? 1);
-  const guided = cfgScale !== 1;
   const { labels, numClasses, learnSigma } = opts;
   const steps = checkNumberSetting("steps", opts.steps);
   const diffusion = createDiffusion(opts.respacing ?? String(steps));
   if (diffusion.numTimesteps !== steps) {
     throw new RangeError(`respacing ${JSON.stringify(opts.respacing)} gives ${diffusion.numTimesteps} steps, but steps is ${steps}`);
   }
-  const timesteps = [...diffusion.timestepMap].reverse();
   if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
   if (labels.length < 1) throw new RangeError("labels: need at least one label (one per sample)");
   labels.forEach((y, i) => {
@@ -180,90 +217,78 @@ export async function runSampler(opts: RunSamplerOptions): Promise<RunSamplerRes
   });
   const [C, H, W] = opts.shape;
   const N = labels.length;
-  const xShape = [N, C, H, W];
-  const outC = learnSigma ? 2 * C : C;
   const start = opts.startStep ?? 0;
   const stop = opts.stopAfterStep ?? steps - 1;
   if (!Number.isInteger(start) || start < 0 || start >= steps) throw new RangeError(`startStep must be an integer in [0, ${steps - 1}], got ${start}`);
   // stop = start - 1 runs no step: the state at startStep (from step 0: x_T and the generator after it).
   if (!Number.isInteger(stop) || stop < start - 1 || stop >= steps) throw new RangeError(`stopAfterStep must be an integer in [${start - 1}, ${steps - 1}], got ${stop}`);
+  return {
+    sampler, cfgMode, cfgScale, guided: cfgScale !== 1, steps, diffusion, timesteps: [...diffusion.timestepMap].reverse(),
+    labels, numClasses, learnSigma, C, H, W, N, xShape: [N, C, H, W], outC: learnSigma ? 2 * C : C, start, stop,
+  };
+}
 
-  // Noise source: the generator is needed for x_T (no initNoise) or for step noise (no noiseFn).
+/**
+ * The noise generator (needed for x_T without initNoise, or for step noise without noiseFn) and the seed,
+ * after checking that a resumed run brings what it needs (initNoise, rngState, the sampler's saved state).
+ */
+function noiseSource(opts: RunSamplerOptions, run: RunPlan): { rng: GaussianRng | null; seed: number | bigint | null } {
+  const { sampler, steps, start, stop } = run;
   let needsStepNoise = false;
   for (let k = start; k <= stop; k++) needsStepNoise ||= sampler.needsNoise(steps - 1 - k);
   const needsRng = !opts.initNoise || (needsStepNoise && !opts.noiseFn);
   if (start > 0 && !opts.initNoise) throw new Error(`startStep ${start}: resuming needs initNoise (the x of the SamplerState)`);
   if (start > 0 && needsRng && !opts.rngState) throw new Error(`startStep ${start}: resuming a run that draws noise needs rngState`);
-  if (opts.history) {
-    const h = opts.history;
-    if (h.step !== start - 1) throw new Error(`history: holds the x0 prediction of step ${h.step}, but resuming at startStep ${start} needs step ${start - 1}`);
-    checkShape(h.x0, xShape, "history.x0");
-    sampler.setHistory({ index: steps - 1 - h.step, x0: h.x0.data });
-  } else if (start > 0 && sampler.needsHistory(steps - 1 - start, steps)) {
-    throw new Error(`startStep ${start}: resuming a ${sampler.name} run at this step needs history (SamplerState.history, the x0 prediction of step ${start - 1})`);
+  if (opts.samplerState) {
+    sampler.loadState(opts.samplerState, steps - 1 - start, numel(run.xShape));
+  } else if (start > 0 && sampler.needsState(steps - 1 - start, steps)) {
+    throw new Error(`startStep ${start}: resuming a ${sampler.name} run at this step needs samplerState (SamplerState.samplerState of the run that stopped after step ${start - 1})`);
   }
-  let rng: GaussianRng | null = null;
-  let seed: number | bigint | null = null;
-  if (opts.rngState) {
-    rng = GaussianRng.fromState(opts.rngState);
-    seed = opts.seed ?? null;
-  } else if (needsRng || opts.seed !== undefined) {
-    seed = opts.seed ?? randomSeed();
-    rng = new GaussianRng(seed);
+  if (opts.rngState) return { rng: GaussianRng.fromState(opts.rngState), seed: opts.seed ?? null };
+  if (needsRng || opts.seed !== undefined) {
+    const seed = opts.seed ?? randomSeed();
+    return { rng: new GaussianRng(seed), seed };
   }
-  let x: HostTensor;
-  if (opts.initNoise) {
-    checkShape(opts.initNoise, xShape, "initNoise");
-    x = hostTensor(xShape, Float32Array.from(opts.initNoise.data), "x");
-  } else {
-    x = rng!.normal(xShape);
-  }
+  return { rng: null, seed: null };
+}
 
-  const timings: SamplerTimings = { totalMs: 0, modelMs: 0, samplerMs: 0, stepMs: [] };
-  for (let k = start; k <= stop; k++) {
-    // The event loop runs between steps (timers, I/O, an AbortSignal firing), whatever the backend.
-    await yieldNow();
-    checkAborted(opts.signal);
-    const ts = performance.now();
-    const i = steps - 1 - k;
-    const t = diffusion.timestepMap[i];
-    const input = guided ? doubleBatch(x, labels, numClasses) : { x, y: labels };
-    const rows = input.x.shape[0];
-    const raw = await opts.model(input.x, new Array<number>(rows).fill(t), input.y, k);
-    const tm = performance.now();
-    timings.modelMs += tm - ts;
-    checkAborted(opts.signal);
-    checkShape(raw, [rows, outC, H, W], `model output at step ${k} (t=${t}, learnSigma=${learnSigma})`);
-    const out = guided ? combineGuided(raw, C, cfgScale, cfgMode) : raw;
-    let noise: Float32Array | null = null;
-    if (sampler.needsNoise(i)) {
-      if (opts.noiseFn) {
-        const z = opts.noiseFn(k, [...xShape]);
-        checkShape(z, xShape, `noiseFn(${k})`);
-        noise = z.data;
-      } else {
-        noise = rng!.fill(new Float32Array(x.data.length));
-      }
-    }
-    const next = sampler.step({
-      diffusion, index: i, x: x.data, modelOut: out.data, batch: N, channels: C, spatial: H * W, learnSigma, noise,
-    });
-    x = hostTensor(xShape, next, "x");
-    const te = performance.now();
-    timings.samplerMs += te - tm;
-    timings.stepMs.push(te - ts);
-    await opts.onProgress?.({ step: k, totalSteps: steps, t, x });
-  }
-  timings.totalMs = performance.now() - t0;
-  const last = stop + 1 < steps ? sampler.getHistory() : null;
-  const history = last ? { step: steps - 1 - last.index, x0: hostTensor(xShape, last.x0, "history x0") } : null;
-  return {
-    x,
-    seed,
-    sampler: sampler.name,
-    steps,
-    timesteps,
-    timings,
-    state: { x, nextStep: stop + 1, rngState: rng ? rng.state() : null, history },
-  };
+/** x at startStep: a copy of initNoise, else x_T drawn from the generator. */
+function initialX(opts: RunSamplerOptions, run: RunPlan, rng: GaussianRng | null): HostTensor {
+  if (!opts.initNoise) return rng!.normal(run.xShape);
+  checkShape(opts.initNoise, run.xShape, "initNoise");
+  return hostTensor(run.xShape, Float32Array.from(opts.initNoise.data), "x");
+}
+
+/** Loop step k: the model (guided: on the doubled batch), then one sampler step; returns the next x. */
+async function runStep(opts: RunSamplerOptions, run: RunPlan, x: HostTensor, k: number, rng: GaussianRng | null, timings: SamplerTimings): Promise<HostTensor> {
+  const { sampler, steps, diffusion, guided, labels, numClasses, C, H, W, N, xShape, learnSigma } = run;
+  const ts = performance.now();
+  const i = steps - 1 - k;
+  const t = diffusion.timestepMap[i];
+  const input = guided ? doubleBatch(x, labels, numClasses) : { x, y: labels };
+  const rows = input.x.shape[0];
+  const raw = await opts.model(input.x, new Array<number>(rows).fill(t), input.y, k);
+  const tm = performance.now();
+  timings.modelMs += tm - ts;
+  checkAborted(opts.signal);
+  checkShape(raw, [rows, run.outC, H, W], `model output at step ${k} (t=${t}, learnSigma=${learnSigma})`);
+  const out = guided ? combineGuided(raw, C, run.cfgScale, run.cfgMode) : raw;
+  const noise = sampler.needsNoise(i) ? stepNoise(opts, k, xShape, rng) : null;
+  const next = sampler.step({
+    diffusion, index: i, x: x.data, modelOut: out.data, batch: N, channels: C, spatial: H * W, learnSigma, noise,
+  });
+  const xNext = hostTensor(xShape, next, "x");
+  const te = performance.now();
+  timings.samplerMs += te - tm;
+  timings.stepMs.push(te - ts);
+  await opts.onProgress?.({ step: k, totalSteps: steps, t, x: xNext });
+  return xNext;
+}
+
+/** The noise step k adds: from noiseFn when given (checked), else the next values of the generator. */
+function stepNoise(opts: RunSamplerOptions, k: number, xShape: number[], rng: GaussianRng | null): Float32Array {
+  if (!opts.noiseFn) return rng!.fill(new Float32Array(numel(xShape)));
+  const z = opts.noiseFn(k, [...xShape]);
+  checkShape(z, xShape, `noiseFn(${k})`);
+  return z.data;
 }

@@ -3,9 +3,25 @@
 
 type Scheduler = { yield?: () => Promise<void> };
 
+/**
+ * Deno's setImmediate (and MessageChannel) turns do not poll network I/O: a server computing between
+ * such turns answers nothing until it is done (a /healthz waited over a second behind 10 ms slices).
+ * Timer turns do, at about 2 ms each, so under Deno one is taken when this long has passed since the last.
+ */
+const IO_TURN_MS = 40;
+let lastIoTurn = 0;
+const isDeno = typeof (globalThis as { Deno?: unknown }).Deno === "object";
+
 /** A macrotask turn: timers, I/O and abort events run before the promise resolves. */
 export function yieldNow(): Promise<void> {
   const g = globalThis as { scheduler?: Scheduler; setImmediate?: (f: () => void) => unknown; MessageChannel?: typeof MessageChannel };
+  if (isDeno) {
+    const now = performance.now();
+    if (now - lastIoTurn >= IO_TURN_MS) {
+      lastIoTurn = now;
+      return new Promise((r) => setTimeout(r, 0));
+    }
+  }
   if (typeof g.scheduler?.yield === "function") return g.scheduler.yield();
   if (typeof g.setImmediate === "function") return new Promise((r) => void g.setImmediate!(r));
   if (typeof g.MessageChannel === "function") {

@@ -82,6 +82,6 @@ console.log(JSON.stringify({ label: r.images[0].labelName, v: PROTOCOL_VERSION }
     const r = run(["run", "--allow-read", "--allow-env", "gen.ts"], dir);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(!existsSync(join(dir, "node_modules/dic-sdk")), "no npm copy of dic-sdk");
-    assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").pop()!), { label: "Sneaker", v: 1 });
+    assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").pop()!), { label: "Sneaker", v: 2 });
   });
 }

@@ -2,15 +2,17 @@
 // Backend contract, on the js reference vs PyTorch fp32 fixtures (reference/fixtures_ops.py), then every
 // other available backend vs js on the same inputs, plus fixture-free properties and contract errors.
 //
-// How to add an op: (1) declare it in src/backend/contract.ts (the `Backend` interface; `RUNNERS` below
+// How to add an op (docs/ARCHITECTURE.md): (1) declare it in src/backend/contract.ts (the `Backend` interface,
+// `OP_NAMES` and its rule in `OP_RULES`; `RUNNERS` below
 // then stops compiling until step 4); (2) implement it in the js reference, src/backend/js/; (3) implement
 // it in each fast backend (src/backend/wasm/, src/backend/webgpu/, ...); (4) add its PyTorch cases to
 // `CASES` in reference/fixtures_ops.py (non-zero data, odd sizes, batch 1 and 3, channels not multiples of
 // 4) and run `npm run fixtures`, add a runner to `RUNNERS` here and its measured tolerance to
 // `JS_VS_TORCH_OP` in tests/tolerances.ts; (5) add its shape errors to `errorCases`. Every backend that
-// `listBackends()` reports available is then checked against js with no further change.
+// `listBackends()` reports available is then checked against js with no further change, on the ops its
+// `supports` declaration names.
 import assert from "node:assert/strict";
-import type { Backend, ChannelSlice, NormPreOp, Tensor, TensorRole } from "../src/backend/contract.ts";
+import { type Backend, type ChannelSlice, checked, isChecked, isFreed, scope as tensorScope, type NormPreOp, OP_NAMES, type OpName, type Tensor, type TensorRole, UnsupportedOpError } from "../src/backend/contract.ts";
 import { createBackend, listBackends } from "../src/backend/registry.ts";
 import { GaussianRng } from "../src/rng.ts";
 import { type HostTensor, numel, shapeStr } from "../src/tensor.ts";
@@ -20,7 +22,6 @@ import { fixturesDir, relL2, runtimeName, test } from "./harness.ts";
 import { COMPACT_F16_VS_JS_OP, COMPACT_INT8_VS_JS_OP, FAST_F32_VS_JS, FUSED_PREOP_VS_UNFUSED, JS_VS_TORCH_OP } from "./tolerances.ts";
 import { createWasmBackend, probeWasm } from "../src/backend/wasm/index.ts";
 
-type OpName = Exclude<keyof Backend, "name" | "description" | "deviceLossFallback" | "upload" | "download" | "free" | "close" | "planStorage" | "uploadInt8" | "storageReport">;
 
 // ----- fixture cases: params as reference/fixtures_ops.py writes them -------------------------------------
 interface SliceSpec { tensor: string; offset: number }
@@ -63,6 +64,8 @@ const RUNNERS: Record<OpName, (b: Backend, p: Params, t: Input) => Tensor> = {
   attention: (b, _p, t) => b.attention(t("q"), t("k"), t("v")),
 };
 const OPS = Object.keys(RUNNERS) as OpName[];
+/** Whether a backend computes an op (its supports declaration; absent: every op). */
+const computes = (b: Backend, op: OpName) => b.supports?.(op) ?? true;
 
 /** Runs one case on one backend, downloads the result and frees everything it uploaded. */
 async function runCase(b: Backend, op: OpName, file: SafetensorsFile, c: Case): Promise<HostTensor> {
@@ -160,6 +163,7 @@ for (const op of OPS) {
       record(op, "torch fp32 vs fp64", c.torchF32VsF64 ?? 0);
       const problems = err <= tol ? [] : [`js vs torch: relative L2 ${err.toExponential(2)} > ${tol}`];
       for (const { b, label, tol: tolOf } of compared) {
+        if (!computes(b, op)) continue;
         try {
           const got = await runCase(b, op, file, c);
           const e = got.shape.join() === ref.shape.join() ? relL2(got.data, ref.data) : Infinity;
@@ -349,3 +353,54 @@ for (const b of all) {
     assert.ok(missed.length === 0, missed.join("\n"));
   });
 }
+
+// ----- the checked layer and supports declarations (src/backend/contract.ts) ------------------------------
+test("ops: every contract op has a runner, and every backend is checked and declares what it computes", () => {
+  assert.deepEqual([...OPS].sort(), [...OP_NAMES].sort());
+  for (const b of all) {
+    assert.ok(isChecked(b), `${b.name}: the checked layer is not applied`);
+    assert.ok(OP_NAMES.every((op) => computes(b, op) || b !== js), `${b.name}: the js reference must compute every op`);
+  }
+});
+
+test("ops: the checked layer refuses an op a backend does not support, and a result of the wrong shape", () => {
+  const b = checked(Object.assign(Object.create((js as object).constructor.prototype) as Backend, {
+    name: "partial", supports: (op: OpName) => op !== "attention",
+  }));
+  const x = js.upload({ shape: [1, 2, 2, 2], data: new Float32Array(8) });
+  assert.throws(() => b.attention(x, x, x), (e: unknown) => e instanceof UnsupportedOpError && e.code === "op_unsupported" && e.message.includes("attention"));
+  const wrong = checked(Object.assign(Object.create((js as object).constructor.prototype) as Backend, {
+    name: "wrong", add: () => js.upload({ shape: [2], data: new Float32Array(2) }),
+  }));
+  assert.throws(() => wrong.add(x, x), /add: the wrong backend returned shape \[2\], the contract says \[1, 2, 2, 2\]/);
+  js.free(x);
+});
+
+test("ops: the registry reads supports declarations (option ops)", async () => {
+  const { backend } = await createBackend("js", { ops: ["conv3x3", "attention"] });
+  assert.equal(backend.name, "js");
+  await assert.rejects(createBackend("js", { ops: ["nope" as OpName] }), /does not support nope/);
+});
+
+test("ops: scope frees what it made except its result, on success and on a throw, and never twice", async () => {
+  for (const b of all) {
+    const made: Tensor[] = [];
+    const h = { shape: [1, 2, 2, 2], data: new Float32Array(8).fill(1) };
+    const kept = await tensorScope(b, (s) => {
+      const x = s.upload(h);
+      const y = s.track(b.add(x, x));
+      const z = s.track(b.add(y, x));
+      b.free(y); // freed inside: the scope must not free it again
+      made.push(x, y, z);
+      return z;
+    });
+    assert.deepEqual([isFreed(made[0]), isFreed(made[1]), isFreed(kept)], [true, true, false], `${b.name}: scope result`);
+    assert.deepEqual([...(await b.download(kept)).data], new Array(8).fill(3));
+    b.free(kept);
+    await assert.rejects(tensorScope(b, (s) => {
+      made.push(s.upload(h));
+      throw new Error("halfway");
+    }), /halfway/);
+    assert.ok(isFreed(made[3]), `${b.name}: scope after a throw`);
+  }
+});

@@ -11,7 +11,7 @@ import { FrameReader } from "../src/protocol/stream.ts";
 import { decodeTensor, encodeTensor, f16BitsToF32, f32ToF16Bits } from "../src/protocol/tensor-codec.ts";
 import { test } from "./harness.ts";
 
-const hdr = { v: 1, session: "s-test", seq: 1 };
+const hdr = { v: 2, session: "s-test", seq: 1 };
 const tensor = (shape: number[], f = (i: number) => Math.sin(i) * 3) => {
   let n = 1;
   for (const d of shape) n *= d;
@@ -57,19 +57,19 @@ test("f16 rounding is IEEE round-to-nearest-even, with subnormals, overflow and 
 test("every frame type survives encode -> decode", () => {
   const t = encodeTensor(tensor([2, 3, 4, 4]));
   const frames: Frame[] = [
-    { ...hdr, type: "auth", ts: Date.now(), nonce: "abcdefghijklmnop", digest: new Uint8Array(32).fill(1), mac: new Uint8Array(32).fill(2) },
+    { ...hdr, type: "auth", ts: Date.now(), nonce: "abcdefghijklmnop", length: 123456, audience: "[::1]:8701", digest: new Uint8Array(32).fill(1), mac: new Uint8Array(32).fill(2) },
     {
-      ...hdr, type: "hello", versions: [1], cut: "unet", dtype: "f16",
+      ...hdr, type: "hello", versions: [2], cut: "unet", dtype: "f16",
       model: { config: { input_size: 28, depth: [2, 2, 2, 2, 2] }, weights_sha256: new Uint8Array(32).fill(3) },
       generation: { labels: [1, 7], steps: 20, sampler: "dpmpp2m", eta: 0, cfg_scale: 2.5, cfg_mode: "standard", seed: 12345 },
     },
     { ...hdr, type: "step", step: 3, t: [999, 999], y: [1, 10], bottleneck: t, skips: [t, t] },
     { ...hdr, type: "step_result", step: 3, out: t },
-    { ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 0xffffffff, 4], spare: 0.25 }, history: { step: 3, x0: t } } },
+    { ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 0xffffffff, 4], spare: 0.25 }, sampler_state: new Uint8Array([3, 0, 0, 0, 1, 2, 3, 4]) } },
     { ...hdr, type: "latent", x: t },
     { ...hdr, type: "preview", step: 1, total_steps: 6, t: 799, x: null },
     { ...hdr, type: "final", x: null, image: t, pixel_range: [-1, 1] },
-    { ...hdr, type: "error", code: "stale", status: 401, message: "old", step: null, versions: [1] },
+    { ...hdr, type: "error", code: "stale", status: 401, message: "old", step: null, versions: [2] },
   ];
   for (const f of frames) {
     const wire = encodeFrame(f);
@@ -112,13 +112,13 @@ test("only plain MessagePack is accepted: extensions, non-string keys, deep nest
 
 test("frame validation names the field and refuses wrong versions with the supported list", () => {
   const enc = (o: unknown) => new Packr({ useRecords: false }).pack(o);
-  assert.throws(() => decodeFrame(enc({ v: 2, type: "latent", session: "s", seq: 0 })), (e) => code("unsupported_version")(e) && (e as ProtocolError).extra.versions !== undefined);
+  assert.throws(() => decodeFrame(enc({ v: 1, type: "latent", session: "s", seq: 0 })), (e) => code("unsupported_version")(e) && JSON.stringify((e as ProtocolError).extra.versions) === "[2]");
   assert.throws(() => decodeFrame(enc([1, 2])), code("bad_frame"));
-  assert.throws(() => decodeFrame(enc({ v: 1, type: "nope", session: "s", seq: 0 })), /unknown type "nope"/);
-  assert.throws(() => decodeFrame(enc({ v: 1, type: "latent", session: "bad session!", seq: 0 })), /session/);
-  assert.throws(() => decodeFrame(enc({ v: 1, type: "latent", session: "s", seq: 0, x: { dtype: "f32", shape: [1], data: "abcd", crc32: 0 } })), /latent\.x\.data: expected MessagePack bin/);
-  assert.throws(() => decodeFrame(enc({ v: 1, type: "step", session: "s", seq: 0, skips: [], step: 1000 })), /step\.step/);
-  assert.throws(() => decodeFrame(enc({ v: 1, type: "hello", session: "s", seq: 0, cut: "pixels" })), (e) => code("bad_frame")(e) || code("unsupported_cut")(e));
+  assert.throws(() => decodeFrame(enc({ v: 2, type: "nope", session: "s", seq: 0 })), /unknown type "nope"/);
+  assert.throws(() => decodeFrame(enc({ v: 2, type: "latent", session: "bad session!", seq: 0 })), /session/);
+  assert.throws(() => decodeFrame(enc({ v: 2, type: "latent", session: "s", seq: 0, x: { dtype: "f32", shape: [1], data: "abcd", crc32: 0 } })), /latent\.x\.data: expected MessagePack bin/);
+  assert.throws(() => decodeFrame(enc({ v: 2, type: "step", session: "s", seq: 0, skips: [], step: 1000 })), /step\.step/);
+  assert.throws(() => decodeFrame(enc({ v: 2, type: "hello", session: "s", seq: 0, cut: "pixels" })), (e) => code("bad_frame")(e) || code("unsupported_cut")(e));
 });
 
 test("tensor checks: dtype, shape, size, checksum, NaN/Inf, in that order", () => {
@@ -138,7 +138,7 @@ test("tensor checks: dtype, shape, size, checksum, NaN/Inf, in that order", () =
   for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(half.data[i] - ref[i]) <= Math.abs(ref[i]) * 2 ** -11 + 1e-7, `f16 ${i}`);
 });
 
-test("HMAC auth: good requests pass; stale, tampered, wrong-key and replayed ones are refused", async () => {
+test("HMAC auth: good requests pass; stale, tampered, wrong-key, misdirected, wrong-length and replayed ones are refused", async () => {
   const key = await importSecret("0123456789abcdef-secret");
   const other = await importSecret("another-secret-of-16+");
   const frames: Frame[] = [{ ...hdr, type: "latent", x: encodeTensor(tensor([1, 1, 2, 2])) }];
@@ -150,19 +150,43 @@ test("HMAC auth: good requests pass; stale, tampered, wrong-key and replayed one
   };
   const nonces = new NonceCache(60_000);
   const now = 1_800_000_000_000;
-  const { a, rest } = await split(await signFrames(key, frames, { now }));
-  await verifyAuth(key, a, rest, nonces, now + 1000);
-  await assert.rejects(verifyAuth(key, a, rest, nonces, now + 2000), code("replayed"));
-  const s2 = await split(await signFrames(key, frames, { now }));
-  await assert.rejects(verifyAuth(key, s2.a, s2.rest, nonces, now + 61_000), code("stale"));
-  await assert.rejects(verifyAuth(other, s2.a, s2.rest, nonces, now), code("unauthenticated"));
+  const audience = "gpu-1.test:8701";
+  const at = (t: number, audiences = [audience]) => ({ now: t, audiences });
+  const { a, rest } = await split(await signFrames(key, frames, { now, audience }));
+  assert.equal(a.length, rest.length);
+  assert.equal(a.audience, audience);
+  await verifyAuth(key, a, rest, nonces, at(now + 1000));
+  await assert.rejects(verifyAuth(key, a, rest, nonces, at(now + 2000)), code("replayed"));
+  // Each case signs afresh: a MAC that verifies spends the nonce before the body is checked.
+  const fresh = async () => split(await signFrames(key, frames, { now, audience }));
+  const s2 = await fresh();
+  await assert.rejects(verifyAuth(key, s2.a, s2.rest, nonces, at(now + 61_000)), code("stale"));
+  await assert.rejects(verifyAuth(key, s2.a, s2.rest, nonces, { ...at(now), notBefore: now + 1 }), code("stale"));
+  await assert.rejects(verifyAuth(other, s2.a, s2.rest, nonces, at(now)), code("unauthenticated"));
+  await assert.rejects(verifyAuth(key, { ...s2.a, session: "s-other" }, s2.rest, nonces, at(now)), code("unauthenticated"));
+  // The length and the audience are signed: changing either breaks the MAC.
+  await assert.rejects(verifyAuth(key, { ...s2.a, length: s2.a.length + 1 }, s2.rest, nonces, at(now)), code("unauthenticated"));
+  await assert.rejects(verifyAuth(key, { ...s2.a, audience: "gpu-2.test:8701" }, s2.rest, nonces, at(now, ["gpu-2.test:8701"])), code("unauthenticated"));
+  // A genuine request for another host: misdirected (its nonce is not spent here).
+  await assert.rejects(verifyAuth(key, s2.a, s2.rest, nonces, at(now, ["gpu-2.test:8701"])), code("misdirected"));
   const tampered = s2.rest.slice();
   tampered[tampered.length - 1] ^= 0x40;
-  await assert.rejects(verifyAuth(key, s2.a, tampered, nonces, now), code("unauthenticated"));
-  await assert.rejects(verifyAuth(key, { ...s2.a, session: "s-other" }, s2.rest, nonces, now), code("unauthenticated"));
-  await verifyAuth(key, s2.a, s2.rest, nonces, now);
+  await assert.rejects(verifyAuth(key, s2.a, tampered, nonces, at(now)), code("unauthenticated"));
+  const s3 = await fresh();
+  await assert.rejects(verifyAuth(key, s3.a, concat2(s3.rest, s3.rest), nonces, at(now)), code("unauthenticated"));
+  const s4 = await fresh();
+  await assert.rejects(verifyAuth(key, s4.a, s4.rest.subarray(0, s4.rest.length - 1), nonces, at(now)), code("unauthenticated"));
+  const s5 = await fresh();
+  await verifyAuth(key, s5.a, s5.rest, nonces, at(now));
   await assert.rejects(importSecret("short"), /at least 16/);
 });
+
+function concat2(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
 
 test("the frame reader refuses a length beyond the limit before reading it, and truncation", async () => {
   const huge = new Uint8Array([0x7f, 0xff, 0xff, 0xff, 1, 2, 3]);
@@ -189,9 +213,9 @@ test("fuzz: 12,000 mutated and truncated frames never crash, hang or allocate wi
   const t = encodeTensor(tensor([2, 3, 4, 4]));
   const seeds = [
     encodeFrame({ ...hdr, type: "step", step: 3, t: [999, 999], y: [1, 10], bottleneck: t, skips: [t, t] }),
-    encodeFrame({ ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 3, 4], spare: null }, history: null } }),
-    encodeFrame({ ...hdr, type: "hello", versions: [1], cut: "handoff", dtype: "f32", model: { config: { a: 1 }, weights_sha256: new Uint8Array(32) }, generation: { labels: [1], steps: 4, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: null } }),
-    encodeFrame({ ...hdr, type: "auth", ts: 1, nonce: "abcdefghijklmnopq", digest: new Uint8Array(32), mac: new Uint8Array(32) }),
+    encodeFrame({ ...hdr, type: "handoff", preview_every: 2, state: { x: t, next_step: 4, rng: { algorithm: "xoshiro128**/polar", version: 1, words: [1, 2, 3, 4], spare: null }, sampler_state: null } }),
+    encodeFrame({ ...hdr, type: "hello", versions: [2], cut: "handoff", dtype: "f32", model: { config: { a: 1 }, weights_sha256: new Uint8Array(32) }, generation: { labels: [1], steps: 4, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: null } }),
+    encodeFrame({ ...hdr, type: "auth", ts: 1, nonce: "abcdefghijklmnopq", length: 10, audience: "host.test:8701", digest: new Uint8Array(32), mac: new Uint8Array(32) }),
   ].map((w) => w.subarray(4));
   const t0 = performance.now();
   let accepted = 0, refused = 0;

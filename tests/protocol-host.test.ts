@@ -12,7 +12,7 @@ const handler = await createHostHandler({ model: served, secret: SECRET });
 const send = (body: Uint8Array) => handler(new Request("http://host.test/v1/run", { method: "POST", body: body as Uint8Array<ArrayBuffer> }));
 
 test("host handler: every refusal has its error frame and status, and the host keeps serving", async () => {
-  await checkRefusals(send);
+  await checkRefusals(send, "host.test");
 });
 
 test("host handler: a unet step returns the decoder output of the graph", async () => {
@@ -34,7 +34,7 @@ test("host handler: a unet step returns the decoder output of the graph", async 
 
 test("host handler: info, unknown paths and methods", async () => {
   const info = await (await handler(new Request("http://host.test/v1/info"))).json();
-  assert.deepEqual(info.versions, [1]);
+  assert.deepEqual(info.versions, [2]);
   assert.equal(info.model.weights_sha256.length, 64);
   assert.equal((await handler(new Request("http://host.test/nope"))).status, 404);
   assert.equal((await handler(new Request("http://host.test/v1/run"))).status, 405);
@@ -114,5 +114,40 @@ if (netAllowed) test("a step that times out on one upstream is retried on the ne
     real.closeAllConnections?.();
     await new Promise((r) => silent.close(r));
     await new Promise((r) => real.close(r));
+  }
+});
+
+test("host handler: a handoff's sampler state is the sampler's to read; a wrong one is refused before the answer starts", async () => {
+  const { signFrames, importSecret } = await import("../src/protocol/auth.ts");
+  const { encodeTensor } = await import("../src/protocol/tensor-codec.ts");
+  const f = await modelFacts();
+  const key = await importSecret(SECRET);
+  const c = f.config;
+  const x = encodeTensor({ shape: [1, c.in_channels, c.input_size, c.input_size], data: new Float32Array(c.in_channels * c.input_size ** 2).fill(0.1) });
+  const elements = c.in_channels * c.input_size ** 2;
+  const handoff = async (sampler: string, state: Uint8Array | null, session: string) => {
+    const [hello] = unetFrames(f, session, { hello: { cut: "handoff", generation: { labels: [7], steps: 6, sampler, eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: 1 } } });
+    const body = await signFrames(key, [hello, { v: hello.v, session, seq: 2, type: "handoff", preview_every: 0, state: { x, next_step: 3, rng: null, sampler_state: state } }], { audience: "host.test" });
+    const res = await send(body);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const frame = decodeFrame(bytes.subarray(4, 4 + new DataView(bytes.buffer).getUint32(0)));
+    return [res.status, frame.type === "error" ? `${frame.code}: ${frame.message}` : frame.type];
+  };
+  const good = new Uint8Array(4 + 4 * elements);
+  new DataView(good.buffer).setUint32(0, 3, true); // made by step 2 = schedule index 6 - 1 - 2
+  const [status] = await handoff("dpmpp2m", good, "s-state-ok");
+  assert.equal(status, 200);
+  const wrongIndex = good.slice();
+  new DataView(wrongIndex.buffer).setUint32(0, 4, true);
+  for (const [sampler, state, why] of [
+    ["dpmpp2m", good.subarray(0, 40), /dpmpp2m state: 40 bytes/],
+    ["dpmpp2m", wrongIndex, /schedule index 4/],
+    ["dpmpp2m", null, /needs state.sampler_state/],
+    ["ddim", good, /carries no state/],
+  ] as const) {
+    const [st, what] = await handoff(sampler, state, `s-state-${sampler}-${state?.length ?? 0}-${state?.[0] ?? "x"}`);
+    assert.equal(st, 422, String(what));
+    assert.match(String(what), /^bad_request: /);
+    assert.match(String(what), why);
   }
 });

@@ -12,12 +12,12 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BackendName, generate, loadDefaultModel } from "../sdk/index.ts";
-import { type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
+import { decodeFrame, type Frame, FRAMES_MEDIA_TYPE } from "../src/protocol/frames.ts";
 import { FrameReader } from "../src/protocol/stream.ts";
 import { decodeTensor } from "../src/protocol/tensor-codec.ts";
 import type { HostTensor } from "../src/tensor.ts";
 import { relL2, runtimeName, test } from "./harness.ts";
-import { checkRefusals, SECRET } from "./protocol-refusals.ts";
+import { checkRefusals, SECRET, validBody } from "./protocol-refusals.ts";
 import { FAST_F32_VS_JS } from "./tolerances.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -114,7 +114,7 @@ if (runtimeName !== "node") {
     const host = await serve("bun", ["--role", "host", "--backend", "js"]);
     const edge = await serve("deno", ["--role", "edge", "--backend", "js", "--upstream", host.url]);
     try {
-      // Model defaults: dpmpp2m (handoff carries its history), guidance 2 (doubled batch on the wire).
+      // Model defaults: dpmpp2m (handoff carries its saved state), guidance 2 (doubled batch on the wire).
       const labels = [7], steps = 4, seed = 11;
       const want = await reference("js", labels, steps, seed);
       for (const [cut, extra] of [["unet", {}], ["handoff", { handoff_step: 2 }], ["handoff", { handoff_step: 1 }], ["vae", {}]] as const) {
@@ -268,16 +268,41 @@ if (runtimeName !== "node") {
   test("a live Bun host answers every refusal with its error frame and status, and keeps serving", async () => {
     const host = await serve("bun", ["--role", "host", "--backend", "wasm"]);
     try {
-      await checkRefusals((body) => fetch(`${host.url}/v1/run`, { method: "POST", body: body as Uint8Array<ArrayBuffer> }));
+      await checkRefusals((body) => fetch(`${host.url}/v1/run`, { method: "POST", body: body as Uint8Array<ArrayBuffer> }), new URL(host.url).host);
       assert.equal(host.proc.exitCode, null, "host still running");
     } finally {
       host.stop();
     }
   });
 
+  test("a request captured on its way to one host is refused by another sharing the secret (audience)", async () => {
+    const a = await serve("deno", ["--role", "host", "--backend", "js"]);
+    const b = await serve("bun", ["--role", "host", "--backend", "js", "--audience", "gpu-b.test"]);
+    const send = async (url: string, body: Uint8Array) => {
+      const res = await fetch(`${url}/v1/run`, { method: "POST", body: body as Uint8Array<ArrayBuffer> });
+      const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
+      return [res.status, f.type === "error" ? f.code : f.type];
+    };
+    try {
+      // a answers to its own host:port (no --audience), b only to the name it was given.
+      const forA = await validBody("s-captured-a", new URL(a.url).host);
+      assert.deepEqual(await send(b.url, forA), [421, "misdirected"]);
+      assert.deepEqual(await send(a.url, forA), [200, "step_result"]);
+      const forB = await validBody("s-captured-b", "gpu-b.test");
+      assert.deepEqual(await send(a.url, forB), [421, "misdirected"]);
+      assert.deepEqual(await send(b.url, forB), [200, "step_result"]);
+      // b no longer answers to the name it is addressed by.
+      assert.deepEqual(await send(b.url, await validBody("s-b-by-port", new URL(b.url).host)), [421, "misdirected"]);
+    } finally {
+      a.stop();
+      b.stop();
+    }
+  });
+
   test("16 concurrent generations through one edge and two hosts behind nginx", async () => {
-    const a = await serve("node", ["--role", "host", "--backend", "wasm"]);
-    const b = await serve("bun", ["--role", "host", "--backend", "wasm"]);
+    // Hosts behind one balancer share an audience, which the edge signs for.
+    const a = await serve("node", ["--role", "host", "--backend", "wasm", "--audience", "dic-pool"]);
+    const b = await serve("bun", ["--role", "host", "--backend", "wasm", "--audience", "dic-pool"]);
     const nginxDir = mkdtempSync(join(tmpdir(), "dic-nginx-"));
     const port = await freePort();
     const conf = `
@@ -312,7 +337,7 @@ http {
     const nginx = spawn(exe, ["-p", nginxDir, "-e", join(nginxDir, "error.log"), "-c", join(nginxDir, "nginx.conf")], { stdio: ["ignore", "pipe", "pipe"] });
     let nginxErr = "";
     nginx.stderr!.on("data", (d) => (nginxErr += d));
-    const edge = await serve("deno", ["--role", "edge", "--backend", "wasm", "--upstream", `http://127.0.0.1:${port}`]);
+    const edge = await serve("deno", ["--role", "edge", "--backend", "wasm", "--upstream", `http://127.0.0.1:${port}`, "--audience", "dic-pool"]);
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, `nginx did not come up: ${nginxErr}`);
       const steps = 3;

@@ -198,7 +198,7 @@ test("cut at step 0 (the remote cut): a zero-step run gives x_T and the generato
     const zero = await runSampler(counted({ ...over, stopAfterStep: -1 }));
     assert.equal(calls, 0, "a zero-step run calls no model");
     assert.equal(zero.state.nextStep, 0);
-    assert.equal(zero.state.history, null);
+    assert.equal(zero.state.samplerState, null);
     const g = new GaussianRng(5);
     assert.deepEqual(zero.state.x.data, g.normal([2, 4, 8, 8]).data, "x_T is the first draw of the seed's stream");
     assert.deepEqual(zero.state.rngState, g.state());
@@ -274,37 +274,39 @@ test("dpmpp2m with at most 3 steps is all first order, i.e. DDIM eta 0", async (
   assert.ok(err4 > 1e-3, `4 steps has one second-order step, yet matches DDIM (relL2 ${err4})`);
 });
 
-test("dpmpp2m cut and resume: the state carries the x0 history and finishes bit-identically", async () => {
+test("dpmpp2m cut and resume: the state carries the sampler's own saved state and finishes bit-identically", async () => {
   const over = { sampler: "dpmpp2m", cfgScale: 3, steps: 15 };
   const full = await runSampler(toyOptions(over));
-  assert.equal(full.state.history, null, "a complete run has nothing to resume");
+  assert.equal(full.state.samplerState, null, "a complete run has nothing to resume");
   for (const cut of [0, 6, 12, 13]) {
     const first = await runSampler(toyOptions({ ...over, stopAfterStep: cut }));
-    const h = first.state.history!;
-    assert.equal(h.step, cut);
-    assert.deepEqual(h.x0.shape, [2, 4, 8, 8]);
-    const wire = JSON.parse(JSON.stringify({ ...first.state, x: [...first.state.x.data], history: { step: h.step, x0: [...h.x0.data] } }));
+    const saved = first.state.samplerState!;
+    // dpmpp2m's format: the schedule index of the step (u32 LE), then its x0 prediction (f32 LE).
+    assert.equal(saved.length, 4 + 4 * 2 * 4 * 8 * 8);
+    assert.equal(new DataView(saved.buffer, saved.byteOffset).getUint32(0, true), 15 - 1 - cut);
+    const wire = JSON.parse(JSON.stringify({ ...first.state, x: [...first.state.x.data], samplerState: [...saved] }));
     const rest = await runSampler(toyOptions({
       ...over, seed: undefined, startStep: wire.nextStep, rngState: wire.rngState ?? undefined,
       initNoise: hostTensor([2, 4, 8, 8], Float32Array.from(wire.x)),
-      history: { step: wire.history.step, x0: hostTensor([2, 4, 8, 8], Float32Array.from(wire.history.x0)) },
+      samplerState: Uint8Array.from(wire.samplerState),
     }));
     assert.deepEqual(rest.x.data, full.x.data, `cut after step ${cut}`);
   }
   // No silent restart: a second-order step cannot run without the previous x0 prediction.
   const first = await runSampler(toyOptions({ ...over, stopAfterStep: 6 }));
   const resume = { ...over, seed: undefined, initNoise: first.state.x, startStep: 7, rngState: first.state.rngState ?? undefined };
-  await assert.rejects(runSampler(toyOptions(resume)), /startStep 7: resuming a dpmpp2m run at this step needs history \(SamplerState.history, the x0 prediction of step 6\)/);
-  await assert.rejects(runSampler(toyOptions({ ...resume, startStep: 8, history: first.state.history })), /history: holds the x0 prediction of step 6, but resuming at startStep 8 needs step 7/);
-  // The last two steps are first order: resuming there needs no history.
+  await assert.rejects(runSampler(toyOptions(resume)), /startStep 7: resuming a dpmpp2m run at this step needs samplerState/);
+  await assert.rejects(runSampler(toyOptions({ ...resume, startStep: 8, samplerState: first.state.samplerState })), /holds the x0 prediction of schedule index 8, but the step at index 6 needs index 7/);
+  await assert.rejects(runSampler(toyOptions({ ...resume, samplerState: first.state.samplerState!.subarray(4) })), /dpmpp2m state: \d+ bytes; expected/);
+  // The last two steps are first order: resuming there needs no state.
   const tail = await runSampler(toyOptions({ ...over, stopAfterStep: 12 }));
   const end = await runSampler(toyOptions({ ...over, seed: undefined, initNoise: tail.state.x, startStep: 13 }));
   assert.deepEqual(end.x.data, full.x.data);
-  // Single-step samplers carry no history, and refuse one.
+  // Single-step samplers carry no state, and refuse one.
   const ddim = await runSampler(toyOptions({ sampler: "ddim", stopAfterStep: 4 }));
-  assert.equal(ddim.state.history, null);
+  assert.equal(ddim.state.samplerState, null);
   await assert.rejects(
-    runSampler(toyOptions({ sampler: "ddim", seed: undefined, initNoise: ddim.state.x, startStep: 5, history: first.state.history && { ...first.state.history, step: 4 } })),
-    /sampler "ddim" carries no history/,
+    runSampler(toyOptions({ sampler: "ddim", seed: undefined, initNoise: ddim.state.x, startStep: 5, samplerState: first.state.samplerState })),
+    /sampler "ddim" carries no state/,
   );
 });

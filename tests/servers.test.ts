@@ -32,12 +32,12 @@ if (netAllowed) {
   test("node:http host: a stale request gets 401 and its error frame, not a reset; every refusal is answered", async () => {
     const host = await nodeServer(await createHostHandler({ model: served, secret: SECRET }));
     try {
-      const body = await signFrames(await importSecret(SECRET), unetFrames(await modelFacts(), "s-stale"), { now: Date.now() - 10 * 60_000 });
+      const body = await signFrames(await importSecret(SECRET), unetFrames(await modelFacts(), "s-stale"), { now: Date.now() - 10 * 60_000, audience: new URL(host.url).host });
       const res = await fetch(`${host.url}/v1/run`, { method: "POST", body: body as Uint8Array<ArrayBuffer> });
       assert.equal(res.status, 401);
       const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
       assert.equal(f.type === "error" && f.code, "stale");
-      await checkRefusals((b) => fetch(`${host.url}/v1/run`, { method: "POST", body: b as Uint8Array<ArrayBuffer> }));
+      await checkRefusals((b) => fetch(`${host.url}/v1/run`, { method: "POST", body: b as Uint8Array<ArrayBuffer> }), new URL(host.url).host);
     } finally {
       await host.close();
     }
@@ -234,7 +234,7 @@ if (netAllowed) {
 }
 
 test("host: authenticates before it buffers; pre-auth reads are capped and bounded in time; stalled bodies time out", async () => {
-  const { createHostHandler: hostHandler } = await import("../src/protocol/host.ts");
+  const { hostProtocolHandler: hostHandler } = await import("../src/protocol/host.ts");
   const key = await importSecret(SECRET);
   const sm = { graph: served.model.graph, weightsSha256: served.weightsSha256, pixelRange: served.model.pixelRange };
   const handler = hostHandler({ model: sm, key, authTimeoutMs: 300, readTimeoutMs: 300 });
@@ -244,6 +244,7 @@ test("host: authenticates before it buffers; pre-auth reads are capped and bound
     return [res.status, f.type === "error" ? f.code : f.type];
   };
   const frames = unetFrames(await modelFacts(), "s-auth-first");
+  const aud = { audience: "host.test" };
   /** The auth frame of a request, then `then` (bytes, or a stall), counting what the host pulled. */
   const stream = (auth: Uint8Array, then: "endless" | "stall" | Uint8Array) => {
     const counter = { pulled: 0 };
@@ -272,29 +273,29 @@ test("host: authenticates before it buffers; pre-auth reads are capped and bound
   };
   const authOf = (body: Uint8Array) => body.subarray(0, 4 + new DataView(body.buffer, body.byteOffset).getUint32(0));
   // A forged request (wrong secret) with a 126 MiB body: refused from its auth frame, the body is not read.
-  const forged = await signFrames(await importSecret("not-the-shared-secret-at-all"), frames);
+  const forged = await signFrames(await importSecret("not-the-shared-secret-at-all"), frames, aud);
   const f1 = stream(authOf(forged), "endless");
   assert.deepEqual(await codeOf(await run(f1.body)), [401, "unauthenticated"]);
   assert.ok(f1.counter.pulled < 4 << 20, `the host pulled ${f1.counter.pulled} bytes of a forged request`);
   // The genuine auth frame with a body that is not the one signed: refused once the body is read.
-  const good = await signFrames(key, frames);
+  const good = await signFrames(key, frames, aud);
   const tampered = good.slice();
   tampered[tampered.length - 3] ^= 1;
   assert.deepEqual(await codeOf(await run(tampered)), [401, "unauthenticated"]);
   // Its nonce was spent when the auth frame verified (a replay is refused before its body is read).
   assert.deepEqual(await codeOf(await run(good)), [409, "replayed"]);
-  assert.deepEqual(await codeOf(await run(await signFrames(key, frames))), [200, "step_result"]);
+  assert.deepEqual(await codeOf(await run(await signFrames(key, frames, aud))), [200, "step_result"]);
   // Nothing (or a stalled auth frame) within the auth deadline: timeout.
   const t0 = performance.now();
   assert.deepEqual(await codeOf(await run(new ReadableStream({ pull: () => new Promise(() => {}) }))), [408, "timeout"]);
   assert.ok(performance.now() - t0 < 10_000);
   // Authenticated, then the body stalls: each read has a deadline.
-  const s2 = stream(authOf(await signFrames(key, frames)), "stall");
+  const s2 = stream(authOf(await signFrames(key, frames, aud)), "stall");
   assert.deepEqual(await codeOf(await run(s2.body)), [408, "timeout"]);
   // A length prefix above the auth frame's cap is refused before reading it.
   assert.deepEqual(await codeOf(await run(new Uint8Array([0, 0, 0x20, 0, 1, 2, 3]))), [413, "too_large"]);
   // Signed (within the window) before the host started: stale, so a restart cannot be replayed into.
-  const early = await signFrames(key, frames, { now: Date.now() - 5_000 });
+  const early = await signFrames(key, frames, { ...aud, now: Date.now() - 5_000 });
   const res = await run(early);
   const f = decodeFrame(new Uint8Array(await res.arrayBuffer()).subarray(4));
   assert.equal(res.status, 401);

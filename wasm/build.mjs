@@ -5,6 +5,7 @@
 // wasm loader). The .wasm files are also copied to dist/wasm/build/, where the package exports them as
 // `dic-sdk/wasm/<name>.wasm` and dist/sdk/workerd.js imports them as modules (platforms that refuse to
 // compile wasm from bytes). Run: node wasm/build.mjs (npm run build:wasm). Flags: wasm/asconfig.json.
+// First it runs wasm/generate.mjs: the thread pool's layout for both sides and the `Kernels` interface.
 import asc from "assemblyscript/asc";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -23,6 +24,7 @@ const targets = [
   { target: "relaxed-threads", file: "build/dic-relaxed-simd-threads.wasm", name: "WASM_RELAXED_SIMD_THREADS", threads: true },
 ];
 
+await import("./generate.mjs");
 process.chdir(here);
 const lines = [];
 for (const t of targets) {

@@ -20,7 +20,7 @@ function standInPool(cfg) {
       const step = frames[1];
       const rows = step.y.length, S = cfg.input_size;
       const out = { shape: [rows, outChannels(cfg), S, S], data: new Float32Array(rows * outChannels(cfg) * S * S) };
-      return [{ v: 1, session: step.session, seq: 1, type: "step_result", step: step.step, out: encodeTensor(out, "f32") }];
+      return [{ v: step.v, session: step.session, seq: 1, type: "step_result", step: step.step, out: encodeTensor(out, "f32") }];
     },
   };
 }

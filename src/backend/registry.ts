@@ -1,11 +1,11 @@
 // The only module that knows the concrete backends. Selection order: explicit option, then the
 // DIC_BACKEND environment variable, then the first available by priority — and it always says why.
-import type { Backend } from "./contract.ts";
-import { JsBackend } from "./js/index.ts";
-import { createWasmBackend, probeWasm, type WasmModules } from "./wasm/index.ts";
+import { type Backend, checked, type OpName } from "./contract.ts";
+import { JS_OPS, JsBackend } from "./js/index.ts";
+import { createWasmBackend, probeWasm, WASM_OPS, type WasmModules } from "./wasm/index.ts";
 
 export { setWasmModules, WASM_BUILDS, type WasmBuild, type WasmModules } from "./wasm/index.ts";
-import { createWebGpuBackend, probeWebGpu, webGpuAdapterFacts, webGpuReport as webgpuAdapterReport } from "./webgpu/index.ts";
+import { createWebGpuBackend, probeWebGpu, WEBGPU_OPS, webGpuAdapterFacts, webGpuReport as webgpuAdapterReport } from "./webgpu/index.ts";
 import type { WebGpuReport } from "../capabilities.ts";
 import { readEnv } from "../env.ts";
 
@@ -34,11 +34,18 @@ export interface BackendOptions {
   storage?: "fast" | "f16" | "int8" | "auto";
   /** webgpu: store tensors in f16 where the adapter has "shader-f16" (default false). */
   f16?: boolean;
+  /**
+   * The ops the caller will run: `auto` passes over a backend whose supports declaration lacks one, and a
+   * requested backend that lacks one is an error naming it. Default: no requirement.
+   */
+  ops?: readonly OpName[];
 }
 
 interface Entry {
   name: Exclude<BackendName, "auto">;
   priority: number;
+  /** The ops its backend computes (its folder's supports declaration), read without creating it. */
+  ops: readonly OpName[];
   probe: (o: BackendOptions) => Promise<string | null>; // null when available, else why not
   create: (o: BackendOptions) => Promise<Backend>;
   /** Why `auto` passes over it although it can run (e.g. only a software adapter), or null. */
@@ -56,16 +63,22 @@ function threadsOption(o: BackendOptions): number | undefined {
 }
 
 const ENTRIES: Entry[] = [
-  { name: "js", priority: 0, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
-  { name: "wasm", priority: 10, probe: (o) => Promise.resolve(probeWasm(o.modules)), create: (o) => createWasmBackend({ threads: threadsOption(o), modules: o.modules, memoryBudget: o.memoryBudget, storage: o.storage, activationReserve: o.activationReserve }) },
+  { name: "js", priority: 0, ops: JS_OPS, probe: () => Promise.resolve(null), create: () => Promise.resolve(new JsBackend()) },
+  { name: "wasm", priority: 10, ops: WASM_OPS, probe: (o) => Promise.resolve(probeWasm(o.modules)), create: (o) => createWasmBackend({ threads: threadsOption(o), modules: o.modules, memoryBudget: o.memoryBudget, storage: o.storage, activationReserve: o.activationReserve }) },
   {
-    name: "webgpu", priority: 20, probe: probeWebGpu, create: (o) => createWebGpuBackend({ f16: o.f16 }),
+    name: "webgpu", priority: 20, ops: WEBGPU_OPS, probe: probeWebGpu, create: (o) => createWebGpuBackend({ f16: o.f16 }),
     autoSkip: async () => {
       const a = await webGpuAdapterFacts();
       return a?.fallback ? `only a fallback (software) adapter, "${a.name}", slower than wasm (ask for it with --backend webgpu or DIC_BACKEND=webgpu)` : null;
     },
   },
 ];
+
+/** The ops of `options.ops` that an entry's backend does not compute, as a reason, or null. */
+function missingOps(e: Entry, options: BackendOptions): string | null {
+  const lacks = (options.ops ?? []).filter((op) => !e.ops.includes(op));
+  return lacks.length ? `does not support ${lacks.join(", ")}` : null;
+}
 
 /** Reports, for every backend, whether it can run here and why not. */
 export async function listBackends(options: BackendOptions = {}): Promise<{ name: Exclude<BackendName, "auto">; available: boolean; why: string }[]> {
@@ -89,16 +102,16 @@ export async function createBackend(requested?: BackendName, options: BackendOpt
   if (name !== undefined && name !== "auto") {
     const entry = ENTRIES.find((e) => e.name === name);
     if (!entry) throw new Error(`backend: unknown "${name}" (${source}); valid: ${BACKEND_NAMES.join(", ")}`);
-    const why = await entry.probe(options);
+    const why = missingOps(entry, options) ?? (await entry.probe(options));
     if (why !== null) throw new Error(`backend: "${name}" (${source}) cannot run here: ${why}`);
-    return { backend: await entry.create(options), reason: `${name} (${source})` };
+    return { backend: checked(await entry.create(options)), reason: `${name} (${source})` };
   }
   const skipped: string[] = [];
   for (const e of [...ENTRIES].sort((a, b) => b.priority - a.priority)) {
-    const why = (await e.probe(options)) ?? (await e.autoSkip?.()) ?? null;
+    const why = missingOps(e, options) ?? (await e.probe(options)) ?? (await e.autoSkip?.()) ?? null;
     if (why === null) {
       const extra = skipped.length ? `; skipped ${skipped.join("; ")}` : "";
-      return { backend: await e.create(options), reason: `${e.name} (auto: highest-priority backend available${extra})` };
+      return { backend: checked(await e.create(options)), reason: `${e.name} (auto: highest-priority backend available${extra})` };
     }
     skipped.push(`${e.name}: ${why}`);
   }

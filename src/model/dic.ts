@@ -1,7 +1,7 @@
 // The DiC network as a graph over the Backend contract (README.md "Weights and configuration", docs/ARCHITECTURE.md; official dic_models.DiC).
 // The forward pass is split at the bottleneck: `encode` (embeddings, encoder, latent stage) and
 // `decode` (decoder, head), so the streaming protocol can cut there. forward = decode(encode(x)).
-import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
+import { type Backend, collect, freeCollected, isFreed, type NormPreOp, scope, type Tensor } from "../backend/contract.ts";
 import type { HostTensor } from "../tensor.ts";
 import { type DiCConfig, groupsFor, labelRows, outChannels, stageChannels } from "./config.ts";
 import { blockInputs, blockPrefix, type ModelPart, partConditionLevels, stageConditionLevel } from "./params.ts";
@@ -14,19 +14,42 @@ import { yieldSlice } from "../yield.ts";
  */
 type Steps<T> = Generator<void, T, void>;
 
-function drain<T>(g: Steps<T>): T {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
+/** Drops the tensors freed since from a `collect` list, in place. */
+function forgetFreed(made: Tensor[]): void {
+  let j = 0;
+  for (const t of made) if (!isFreed(t)) made[j++] = t;
+  made.length = j;
+}
+
+// The graph's runs are generators: each slice between two yields runs synchronously inside `collect`, so
+// a run that throws halfway frees the intermediates it made (and only its own, when runs interleave).
+function drain<T>(b: Backend, g: Steps<T>): T {
+  const made: Tensor[] = [];
+  try {
+    for (;;) {
+      const r = collect(made, () => g.next());
+      if (r.done) return r.value;
+      forgetFreed(made);
+    }
+  } catch (e) {
+    freeCollected(b, made);
+    throw e;
   }
 }
 
-async function drainAsync<T>(g: Steps<T>): Promise<T> {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    const p = yieldSlice();
-    if (p) await p;
+async function drainAsync<T>(b: Backend, g: Steps<T>): Promise<T> {
+  const made: Tensor[] = [];
+  try {
+    for (;;) {
+      const r = collect(made, () => g.next());
+      if (r.done) return r.value;
+      forgetFreed(made); // (the js backend's freed tensors keep their arrays while referenced)
+      const p = yieldSlice();
+      if (p) await p;
+    }
+  } catch (e) {
+    freeCollected(b, made);
+    throw e;
   }
 }
 
@@ -34,6 +57,12 @@ async function drainAsync<T>(g: Steps<T>): Promise<T> {
 export interface EncodeOutput {
   bottleneck: Tensor;
   skips: Tensor[];
+}
+
+/** An EncodeOutput in host memory (what the `unet` cut sends). */
+export interface HostEncodeOutput {
+  bottleneck: HostTensor;
+  skips: HostTensor[];
 }
 
 const FREQ_DIM = 256;
@@ -197,12 +226,12 @@ export class DiCGraph {
    * The caller owns the returned tensors; `x` is not consumed.
    */
   encode(x: Tensor, t: readonly number[], y: readonly number[]): EncodeOutput {
-    return drain(this.encodeSteps(x, t, y));
+    return drain(this.backend, this.encodeSteps(x, t, y));
   }
 
   /** `encode`, giving the event loop a turn between ops (so the library never blocks its caller). */
   encodeAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<EncodeOutput> {
-    return drainAsync(this.encodeSteps(x, t, y));
+    return drainAsync(this.backend, this.encodeSteps(x, t, y));
   }
 
   private *encodeSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<EncodeOutput> {
@@ -236,16 +265,20 @@ export class DiCGraph {
 
   /** Decoder stages and head on an `encode` result. Consumes (frees) the bottleneck and skips. */
   decode(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Tensor {
-    return drain(this.decodeSteps(enc, t, y));
+    return drain(this.backend, this.decodeSteps(enc, t, y));
   }
 
   /** `decode`, giving the event loop a turn between ops. */
   decodeAsync(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Promise<Tensor> {
-    return drainAsync(this.decodeSteps(enc, t, y));
+    return drainAsync(this.backend, this.decodeSteps(enc, t, y));
   }
 
   private *decodeSteps(enc: EncodeOutput, t: readonly number[], y: readonly number[]): Steps<Tensor> {
     this.needPart("decode", "decode");
+    // Checked before any op runs, so that a wrong count never throws halfway with intermediates alive.
+    let need = 0;
+    for (let j = 0; j < 2; j++) need += Math.ceil(this.config.depth[3 + j] / this.config.skip_stride);
+    if (enc.skips.length !== need) throw new Error(`DiC decode: ${enc.skips.length} skip tensors, the decoder takes ${need}`);
     const cs = this.conditions(t, y, "decode");
     try {
       return yield* this.decodeWith(enc, cs);
@@ -290,12 +323,12 @@ export class DiCGraph {
 
   /** Full forward: model output [N, out_channels, S, S] (eps, then variance values with learned sigma). */
   forward(x: Tensor, t: readonly number[], y: readonly number[]): Tensor {
-    return drain(this.forwardSteps(x, t, y));
+    return drain(this.backend, this.forwardSteps(x, t, y));
   }
 
   /** `forward`, giving the event loop a turn between ops. */
   forwardAsync(x: Tensor, t: readonly number[], y: readonly number[]): Promise<Tensor> {
-    return drainAsync(this.forwardSteps(x, t, y));
+    return drainAsync(this.backend, this.forwardSteps(x, t, y));
   }
 
   private *forwardSteps(x: Tensor, t: readonly number[], y: readonly number[]): Steps<Tensor> {
@@ -311,20 +344,27 @@ export class DiCGraph {
 
   /**
    * `forward` from and to host memory: uploads x, runs the network (giving the event loop a turn
-   * between ops), downloads the output, frees both.
+   * between ops), downloads the output; frees everything it made, also on a throw.
    */
-  async forwardHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
-    const b = this.backend;
-    const xt = b.upload(x);
-    try {
-      const out = await this.forwardAsync(xt, t, y);
-      try {
-        return await b.download(out);
-      } finally {
-        b.free(out);
-      }
-    } finally {
-      b.free(xt);
-    }
+  forwardHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
+    return scope(this.backend, async (s) => s.download(s.track(await this.forwardAsync(s.upload(x), t, y))));
+  }
+
+  /** `encode` from and to host memory: the bottleneck and skips downloaded; frees everything it made, also on a throw. */
+  encodeHost(x: HostTensor, t: readonly number[], y: readonly number[]): Promise<HostEncodeOutput> {
+    return scope(this.backend, async (s) => {
+      const enc = await this.encodeAsync(s.upload(x), t, y);
+      const all = [enc.bottleneck, ...enc.skips].map(s.track);
+      const [bottleneck, ...skips] = await Promise.all(all.map(s.download));
+      return { bottleneck, skips };
+    });
+  }
+
+  /** `decode` from and to host memory: uploads the bottleneck and skips, downloads the output; frees everything it made, also on a throw. */
+  decodeHost(enc: HostEncodeOutput, t: readonly number[], y: readonly number[]): Promise<HostTensor> {
+    return scope(this.backend, async (s) => {
+      const dev = { bottleneck: s.upload(enc.bottleneck), skips: enc.skips.map((k) => s.upload(k)) };
+      return s.download(s.track(await this.decodeAsync(dev, t, y)));
+    });
   }
 }

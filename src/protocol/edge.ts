@@ -3,21 +3,22 @@
 // (`handoff`), every step there (`remote`: a handoff at step 0, so the edge needs no weights), or only
 // the pixels there (`vae`) — and reports progress as it goes.
 import type { DiCGraph } from "../model/dic.ts";
-import { outChannels } from "../model/config.ts";
-import { type ProgressInfo, runSampler, type RunSamplerResult } from "../pipeline.ts";
-import type { HostTensor } from "../tensor.ts";
+import { type ProgressInfo, runSampler } from "../pipeline.ts";
 import { ProtocolError } from "./errors.ts";
 import { yieldToEventLoop } from "./stream.ts";
-import { CUTS, expectFrame, type Frame, type GenerationSettings, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "./frames.ts";
-import { helloConfig, type ModelIdentity, sampleShapes, type ServedModel } from "./session.ts";
-import { decodeTensor, encodeTensor, type WireDtype } from "./tensor-codec.ts";
+import { type Frame, type GenerationSettings, PROTOCOL_VERSION, SUPPORTED_VERSIONS } from "./frames.ts";
+import { CUT_TABLE, type EdgeProgress, type EdgeResult, type EdgeRun } from "./cuts/index.ts";
+import { helloConfig, type ModelIdentity, type ServedModel } from "./session.ts";
+import type { WireDtype } from "./tensor-codec.ts";
 import type { UpstreamPool } from "./upstream.ts";
+
+export type { EdgeResult } from "./cuts/index.ts";
 
 /**
  * The cuts an edge offers: the wire's, and `remote`, which travels as a `handoff` at step 0 (the edge
  * draws x_T from the seed and owns the noise stream; the host runs every step).
  */
-export const EDGE_CUTS = [...CUTS, "remote"] as const;
+export const EDGE_CUTS = Object.keys(CUT_TABLE) as (keyof typeof CUT_TABLE)[];
 /** One of EDGE_CUTS. */
 export type EdgeCut = (typeof EDGE_CUTS)[number];
 
@@ -37,129 +38,61 @@ export interface EdgeGeneration {
   dtype?: WireDtype;
   settings: GenerationSettings;
   /** Called after each step with the current x (also for steps a host ran, when it sent previews). */
-  onProgress?: (p: { step: number; totalSteps: number; t: number; x: HostTensor | null }) => void;
+  onProgress?: EdgeProgress;
   /** A handoff host's previews carry x every this many steps (default 0: progress only, no tensors). */
   previewEvery?: number;
   signal?: AbortSignal;
 }
 
-/** What an edge generation produced. */
-export interface EdgeResult {
-  /** Final samples [N, C, S, S] (null for `vae`, where the host returns pixels). */
-  x: HostTensor | null;
-  /** Decoded pixels and their range (`vae` cut), else null: a pixel-space model's x is the image. */
-  image: HostTensor | null;
-  pixelRange: [number, number] | null;
-  seed: number | null;
-  /** Milliseconds per remote request (per step for `unet`). */
-  remoteMs: number[];
+/** Whether an edge holding `model` can run `cut` (by the part of the weights it holds; none: `remote` only). */
+export function edgeRuns(model: ServedModel | ModelIdentity, cut: EdgeCut): boolean {
+  const part = "graph" in model ? model.graph.part : "none";
+  return (CUT_TABLE[cut].edgeParts as readonly string[]).includes(part);
 }
 
 /**
- * Runs one generation through `pool` at the requested cut point. An edge that holds only the model's
- * identity (no weights) runs the `remote` cut only; one that holds only the encoder's tensors (part
- * "encode") runs the `unet` cut (and `remote`) only.
+ * Runs one generation through `pool` at the requested cut point (the cut's module in src/protocol/cuts/
+ * runs it). An edge that holds only the model's identity (no weights) runs the `remote` cut only; one
+ * that holds only the encoder's tensors (part "encode") runs the `unet` cut (and `remote`) only.
  */
 export async function runEdgeGeneration(model: ServedModel | ModelIdentity, pool: UpstreamPool, gen: EdgeGeneration): Promise<EdgeResult> {
   const graph: DiCGraph | null = "graph" in model ? model.graph : null;
   const cfg = edgeConfig(model);
-  if (!graph && gen.cut !== "remote") throw new ProtocolError("unsupported_cut", `cut=${gen.cut}: this edge holds no weights; it serves the remote cut only`);
-  if (graph && graph.part !== "full" && gen.cut !== "remote" && !(gen.cut === "unet" && graph.part === "encode")) {
-    throw new ProtocolError("unsupported_cut", `this edge holds only the "${graph.part}" part of the model's weights; it runs ${graph.part === "encode" ? "the unet cut only" : "no cut"}, not "${gen.cut}"`);
+  const cut = CUT_TABLE[gen.cut];
+  if (!edgeRuns(model, gen.cut)) {
+    if (!graph) throw new ProtocolError("unsupported_cut", `cut=${gen.cut}: this edge holds no weights; it serves the remote cut only`);
+    const runs = EDGE_CUTS.filter((c) => edgeRuns(model, c) && c !== "remote");
+    throw new ProtocolError("unsupported_cut", `this edge holds only the "${graph.part}" part of the model's weights; it runs ${runs.length ? `the ${runs.join(", ")} cut only` : "no cut"}, not "${gen.cut}"`);
   }
   const g = gen.settings;
   const dtype = gen.dtype ?? "f32";
-  const n = g.labels.length;
-  const shapes = sampleShapes(cfg);
   let seq = 0;
   const header = () => ({ v: PROTOCOL_VERSION, session: gen.session, seq: ++seq });
-  const hello = (): Frame => ({
-    ...header(), type: "hello", versions: [...SUPPORTED_VERSIONS], cut: gen.cut === "remote" ? "handoff" : gen.cut, dtype, generation: g,
-    model: { config: helloConfig(cfg), weights_sha256: model.weightsSha256 },
-  });
   const remoteMs: number[] = [];
-  const timed = async <T>(p: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    try {
-      return await p();
-    } finally {
-      remoteMs.push(performance.now() - t0);
-    }
-  };
   const progress = (p: ProgressInfo) => {
     gen.onProgress?.({ step: p.step, totalSteps: p.totalSteps, t: p.t, x: p.x });
     return yieldToEventLoop();
   };
-  const loop = (over: Partial<Parameters<typeof runSampler>[0]>): Promise<RunSamplerResult> => runSampler({
-    model: (x, t, y) => graph!.forwardHost(x, t, y), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
-    shape: [cfg.in_channels, cfg.input_size, cfg.input_size], steps: g.steps, sampler: g.sampler, eta: g.eta,
-    cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined, onProgress: progress, signal: gen.signal, ...over,
-  });
-
-  if (gen.cut === "unet") {
-    const outC = outChannels(cfg);
-    const r = await loop({
-      model: async (x, t, y, loopStep) => {
-        const step = loopStep ?? 0; // NOTE: runSampler always passes it
-        const b = graph!.backend;
-        const xt = b.upload(x);
-        let enc;
-        try {
-          enc = await graph!.encodeAsync(xt, t, y);
-        } finally {
-          b.free(xt);
-        }
-        const tensors = [enc.bottleneck, ...enc.skips];
-        const host = await Promise.all(tensors.map((tt) => b.download(tt)));
-        for (const tt of tensors) b.free(tt);
-        const [bottleneck, ...skips] = host.map((h) => encodeTensor(h, dtype));
-        const frames = await timed(() => pool.request([hello(), { ...header(), type: "step", step, t, y, bottleneck, skips }], `${gen.session} step ${step}`, gen.signal));
-        const res = expectFrame(frames[0], "step_result", "unet answer");
-        if (res.step !== step) throw new ProtocolError("bad_frame", `unet answer is for step ${res.step}, expected ${step}`);
-        return decodeTensor(res.out, [x.shape[0], outC, cfg.input_size, cfg.input_size], "step_result.out");
-      },
-    });
-    return { x: r.x, image: null, pixelRange: model.pixelRange, seed: r.seed === null ? null : Number(r.seed), remoteMs };
-  }
-
-  if (gen.cut === "vae") {
-    const r = await loop({});
-    const frames = await timed(() => pool.request([hello(), { ...header(), type: "latent", x: encodeTensor(r.x, dtype) }], `${gen.session} vae`, gen.signal));
-    const fin = expectFrame(frames[frames.length - 1], "final", "vae answer");
-    if (!fin.image || !fin.pixel_range) throw new ProtocolError("bad_frame", "vae answer carries no image");
-    const image = decodeTensor(fin.image, [n, null, null, null], "final.image");
-    return { x: null, image, pixelRange: [fin.pixel_range[0], fin.pixel_range[1]], seed: r.seed === null ? null : Number(r.seed), remoteMs };
-  }
-
-  // handoff, and remote: a handoff at step 0 (the zero-step loop draws x_T and calls no model).
-  const k = gen.cut === "remote" ? 0 : gen.handoffStep ?? Math.floor(g.steps / 2);
-  if (gen.cut !== "remote" && (!Number.isInteger(k) || k < 1 || k >= g.steps)) {
-    throw new ProtocolError("bad_request", `handoff step ${k} must be in [1, ${g.steps - 1}] for ${g.steps} steps`);
-  }
-  const head = await loop({ stopAfterStep: k - 1 });
-  const st = head.state;
-  const state = {
-    x: encodeTensor(st.x, "f32"), next_step: st.nextStep,
-    rng: st.rngState ? { ...st.rngState, words: [...st.rngState.words] } : null,
-    history: st.history ? { step: st.history.step, x0: encodeTensor(st.history.x0, "f32") } : null,
-  };
-  // NOTE: the state always travels as f32: resuming from rounded values would change the result.
-  let lastStep = k - 1;
-  const frames = await timed(() => pool.request(
-    [hello(), { ...header(), type: "handoff", state, preview_every: gen.previewEvery ?? 0 }],
-    `${gen.session} ${gen.cut} at ${k}`,
-    gen.signal,
-    (f) => {
-      // A retried handoff repeats previews: pass each step on once.
-      if (f.type === "preview" && f.step > lastStep) {
-        lastStep = f.step;
-        gen.onProgress?.({ step: f.step, totalSteps: f.total_steps, t: f.t, x: f.x ? decodeTensor(f.x, [n, ...shapes.x], "preview.x") : null });
+  const run: EdgeRun = {
+    model, graph, cfg, pool, session: gen.session, settings: g, dtype, handoffStep: gen.handoffStep, previewEvery: gen.previewEvery ?? 0,
+    signal: gen.signal, onProgress: gen.onProgress, header, remoteMs,
+    hello: (): Frame => ({
+      ...header(), type: "hello", versions: [...SUPPORTED_VERSIONS], cut: cut.wire, dtype, generation: g,
+      model: { config: helloConfig(cfg), weights_sha256: model.weightsSha256 },
+    }),
+    timed: async <T>(p: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        return await p();
+      } finally {
+        remoteMs.push(performance.now() - t0);
       }
     },
-  ));
-  const fin = expectFrame(frames[frames.length - 1], "final", "handoff answer");
-  if (!fin.x) throw new ProtocolError("bad_frame", "handoff answer carries no x");
-  const x = decodeTensor(fin.x, [n, ...shapes.x], "final.x");
-  return { x, image: null, pixelRange: model.pixelRange, seed: head.seed === null ? null : Number(head.seed), remoteMs };
+    loop: (over) => runSampler({
+      model: (x, t, y) => graph!.forwardHost(x, t, y), learnSigma: cfg.learn_sigma, numClasses: cfg.num_classes, labels: g.labels,
+      shape: [cfg.in_channels, cfg.input_size, cfg.input_size], steps: g.steps, sampler: g.sampler, eta: g.eta,
+      cfgScale: g.cfg_scale, cfgMode: g.cfg_mode, seed: g.seed ?? undefined, onProgress: progress, signal: gen.signal, ...over,
+    }),
+  };
+  return cut.runEdge(run);
 }
-

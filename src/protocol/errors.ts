@@ -2,7 +2,7 @@
 // carried in an `error` frame, so a peer in any language can tell what went wrong.
 import { DicError } from "../errors.ts";
 
-/** Error codes of protocol v1 and the HTTP status each is answered with. */
+/** Error codes of protocol v2 and the HTTP status each is answered with. */
 export const ERROR_STATUS = {
   bad_frame: 400,
   checksum_mismatch: 400,
@@ -11,6 +11,7 @@ export const ERROR_STATUS = {
   unauthenticated: 401,
   stale: 401,
   replayed: 409,
+  misdirected: 421,
   weights_mismatch: 412,
   model_mismatch: 412,
   too_large: 413,
@@ -42,7 +43,7 @@ export class ProtocolError extends DicError<ErrorCode> {
   }
 }
 
-/** Whether `code` is one of the v1 codes. */
+/** Whether `code` is one of the v2 codes. */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === "string" && Object.hasOwn(ERROR_STATUS, code);
 }

@@ -1,4 +1,4 @@
-// Frames of protocol v1 (docs/protocol.md sections 2-5): plain MessagePack maps behind a 4-byte
+// Frames of protocol v2 (docs/protocol.md sections 2-5): plain MessagePack maps behind a 4-byte
 // big-endian length, encoded with msgpackr without its extensions, validated field by field.
 import { Packr, Unpackr } from "msgpackr";
 import { ProtocolError } from "./errors.ts";
@@ -7,9 +7,9 @@ import { checkWireTensor, type WireTensor } from "./tensor-codec.ts";
 import type { Bytes } from "../bytes.ts";
 
 /** The protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Every version this implementation speaks (negotiation picks the highest common one). */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_VERSIONS: readonly number[] = [2];
 /** The three cut points (docs/protocol.md section 1). */
 export const CUTS = ["unet", "handoff", "vae"] as const;
 /** One of CUTS. */
@@ -45,12 +45,13 @@ export interface WireSamplerState {
   x: WireTensor;
   next_step: number;
   rng: { algorithm: string; version: number; words: number[]; spare: number | null } | null;
-  history: { step: number; x0: WireTensor } | null;
+  /** What the sampler carries to the next step, serialised by the sampler (docs/protocol.md section 5.4); opaque here. */
+  sampler_state: Uint8Array | null;
 }
 
-/** A frame of protocol v1. */
+/** A frame of protocol v2. */
 export type Frame = FrameHeader & (
-  | { type: "auth"; ts: number; nonce: string; digest: Uint8Array; mac: Uint8Array }
+  | { type: "auth"; ts: number; nonce: string; length: number; audience: string; digest: Uint8Array; mac: Uint8Array }
   | {
     type: "hello";
     versions: number[];
@@ -101,6 +102,8 @@ export function concatBytes(parts: readonly Uint8Array[]): Bytes {
 
 const SESSION_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
+/** An audience: 1..255 visible ASCII characters (no spaces or line breaks, so the MAC input is unambiguous). */
+export const AUDIENCE_RE = /^[\x21-\x7e]{1,255}$/;
 
 type Obj = Record<string, unknown>;
 
@@ -159,7 +162,8 @@ export function decodeFrame(body: Uint8Array): Frame {
   const w = type;
   const v = uint(o, "v", w);
   if (!SUPPORTED_VERSIONS.includes(v)) {
-    throw new ProtocolError("unsupported_version", `frame version ${v}; this peer speaks ${SUPPORTED_VERSIONS.join(", ")}`, { versions: [...SUPPORTED_VERSIONS] });
+    // `peerVersion` lets the refusal be written in the sender's version, so that it can read it.
+    throw new ProtocolError("unsupported_version", `frame version ${v}; this peer speaks ${SUPPORTED_VERSIONS.join(", ")}`, { versions: [...SUPPORTED_VERSIONS], peerVersion: v });
   }
   const session = str(o, "session", w, 64);
   if (!SESSION_RE.test(session)) bad(`${w}.session: expected 1..64 characters of [A-Za-z0-9._-]`);
@@ -169,7 +173,9 @@ export function decodeFrame(body: Uint8Array): Frame {
     case "auth": {
       const nonce = str(o, "nonce", w, 64);
       if (!NONCE_RE.test(nonce)) bad("auth.nonce: expected 16..64 characters of [A-Za-z0-9_-]");
-      return { ...h, type, ts: uint(o, "ts", w), nonce, digest: bin(o, "digest", w, 32), mac: bin(o, "mac", w, 32) };
+      const audience = str(o, "audience", w, 255);
+      if (!AUDIENCE_RE.test(audience)) bad("auth.audience: expected 1..255 visible ASCII characters");
+      return { ...h, type, ts: uint(o, "ts", w), nonce, length: uint(o, "length", w), audience, digest: bin(o, "digest", w, 32), mac: bin(o, "mac", w, 32) };
     }
     case "hello": {
       const model = o.model;
@@ -213,14 +219,14 @@ export function decodeFrame(body: Uint8Array): Frame {
         if (words.length !== 4) bad(`${sw}.rng.words: expected 4 unsigned 32-bit integers`);
         return { algorithm: str(r, "algorithm", `${sw}.rng`, 64), version: uint(r, "version", `${sw}.rng`), words, spare };
       });
-      const history = optional(s, "history", () => {
-        const hh = s.history;
-        if (!isObj(hh)) bad(`${sw}.history: expected a map`);
-        return { step: uint(hh, "step", `${sw}.history`, 999), x0: tensor("x0", `${sw}.history`, hh) };
+      const samplerState = optional(s, "sampler_state", () => {
+        const b = s.sampler_state;
+        if (!(b instanceof Uint8Array)) bad(`${sw}.sampler_state: expected bytes (MessagePack bin)`);
+        return b;
       });
       return {
         ...h, type, preview_every: uint(o, "preview_every", w, 1000),
-        state: { x: tensor("x", sw, s), next_step: uint(s, "next_step", sw, 1000), rng, history },
+        state: { x: tensor("x", sw, s), next_step: uint(s, "next_step", sw, 1000), rng, sampler_state: samplerState },
       };
     }
     case "latent":

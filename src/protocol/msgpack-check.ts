@@ -13,7 +13,7 @@ export interface MsgpackLimits {
   maxValues: number;
 }
 
-/** The limits frames of protocol v1 are checked with. */
+/** The limits frames of the protocol are checked with (the same in v1 and v2). */
 export const FRAME_MSGPACK_LIMITS: MsgpackLimits = { maxDepth: 8, maxEntries: 4096, maxValues: 65536 };
 
 function fail(msg: string, at: number): never {
@@ -22,7 +22,7 @@ function fail(msg: string, at: number): never {
 
 /**
  * Walks the single MessagePack value that must fill `bytes` exactly; throws a `bad_frame`
- * ProtocolError on anything outside the subset protocol v1 allows. Allocates nothing.
+ * ProtocolError on anything outside the subset the protocol allows. Allocates nothing.
  */
 export function checkMsgpack(bytes: Uint8Array, limits: MsgpackLimits = FRAME_MSGPACK_LIMITS): void {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

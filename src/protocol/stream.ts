@@ -73,21 +73,29 @@ export class FrameReader {
 
   /**
    * The next raw frame, or null at a clean end of stream; a truncated frame is `bad_frame`, a length
-   * prefix above `maxBytes` (default maxFrameBytes) `too_large` before the frame is read.
+   * prefix above `maxBytes` (default maxFrameBytes) `too_large` before the frame is read. With `within`,
+   * a frame (prefix included) longer than that many bytes is `unauthenticated` before it is read: it
+   * runs past the body length an auth frame declared.
    */
-  async nextRaw(maxBytes: number = this.maxFrameBytes): Promise<RawFrame | null> {
+  async nextRaw(maxBytes: number = this.maxFrameBytes, within?: number): Promise<RawFrame | null> {
     if (!(await this.fill(4))) {
       if (this.buffered === 0) return null;
       throw new ProtocolError("bad_frame", `stream ends inside a length prefix (${this.buffered} of 4 bytes)`);
     }
     const head = this.take(4);
     const len = new DataView(head.buffer).getUint32(0);
+    if (within !== undefined && 4 + len > within) throw new ProtocolError("unauthenticated", `a frame of ${len} bytes runs past the declared body length (${within} bytes left)`);
     if (len > maxBytes) throw new ProtocolError("too_large", `frame of ${len} bytes exceeds the limit of ${maxBytes}`);
     if (!(await this.fill(len))) throw new ProtocolError("bad_frame", `stream ends inside a frame (${this.buffered} of ${len} bytes)`);
     const wire = new Uint8Array(4 + len);
     wire.set(head);
     wire.set(this.take(len), 4);
     return { wire, body: wire.subarray(4) };
+  }
+
+  /** Whether the stream holds no more bytes (reads at most one more chunk). */
+  async ended(): Promise<boolean> {
+    return !(await this.fill(1));
   }
 
   /** The next decoded frame, or null at a clean end of stream. */

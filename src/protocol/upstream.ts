@@ -4,7 +4,7 @@
 // the time a request may wait for its next frame adapts to the step times observed.
 import { signFrames } from "./auth.ts";
 import { ProtocolError, isErrorCode } from "./errors.ts";
-import { DEFAULT_MAX_FRAME_BYTES, type Frame, FRAMES_MEDIA_TYPE } from "./frames.ts";
+import { AUDIENCE_RE, DEFAULT_MAX_FRAME_BYTES, type Frame, FRAMES_MEDIA_TYPE } from "./frames.ts";
 import { FrameReader } from "./stream.ts";
 
 /** Options of {@link UpstreamPool}. */
@@ -12,6 +12,11 @@ export interface UpstreamOptions {
   /** Base URLs of the hosts (or of a load balancer in front of them). */
   urls: string[];
   key: CryptoKey;
+  /**
+   * The audience each request is signed for (docs/protocol.md section 6): one name for every upstream
+   * (hosts behind one load balancer may share one), or one per URL. Default: each URL's host (`host:port`).
+   */
+  audience?: string | readonly string[];
   /** The longest a request waits for its next frame, whatever was observed (default 30 s). */
   idleTimeoutMs?: number;
   /** Before any answer of a kind was observed, the wait for the first frame (default 5 s, at most idleTimeoutMs). */
@@ -27,7 +32,7 @@ export interface UpstreamOptions {
 }
 
 /** Refusals a retry elsewhere cannot fix (the request itself is wrong); everything else is retried. */
-const FINAL_CODES = new Set(["bad_frame", "checksum_mismatch", "unsupported_version", "unsupported_cut", "weights_mismatch", "model_mismatch", "too_large", "bad_tensor", "non_finite", "bad_request", "unauthenticated"]);
+const FINAL_CODES = new Set(["misdirected", "bad_frame", "checksum_mismatch", "unsupported_version", "unsupported_cut", "weights_mismatch", "model_mismatch", "too_large", "bad_tensor", "non_finite", "bad_request", "unauthenticated"]);
 
 /** How long an adaptive wait is, relative to the observed time between frames. */
 const TIMEOUT_FACTOR = 4;
@@ -62,6 +67,7 @@ export class UpstreamPool {
   private closed = false;
   private readonly health: Health[];
   private readonly pace = new Map<string, Pace>();
+  private readonly audiences: string[];
   readonly idleTimeoutMs: number;
   readonly firstTimeoutMs: number;
   readonly minTimeoutMs: number;
@@ -70,6 +76,10 @@ export class UpstreamPool {
   constructor(readonly opts: UpstreamOptions) {
     if (opts.urls.length === 0) throw new Error("upstreams: need at least one URL");
     for (const u of opts.urls) new URL(u);
+    const a = opts.audience;
+    if (Array.isArray(a) && a.length !== opts.urls.length) throw new Error(`audience: ${a.length} names for ${opts.urls.length} upstreams (give one, or one per upstream)`);
+    this.audiences = opts.urls.map((u, i) => (a === undefined ? new URL(u).host : typeof a === "string" ? a : (a as readonly string[])[i]));
+    for (const n of this.audiences) if (!AUDIENCE_RE.test(n)) throw new Error(`audience: ${JSON.stringify(n)} is not 1..255 visible ASCII characters`);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
     this.firstTimeoutMs = Math.min(this.idleTimeoutMs, opts.firstTimeoutMs ?? 5_000);
     this.minTimeoutMs = Math.min(this.idleTimeoutMs, opts.minTimeoutMs ?? 1_000);
@@ -192,7 +202,7 @@ export class UpstreamPool {
       };
       try {
         arm();
-        const body = await signFrames(key, frames);
+        const body = await signFrames(key, frames, { audience: this.audiences[index] });
         const res = await fetch(new URL("/v1/run", url), {
           method: "POST", body: body as Uint8Array<ArrayBuffer>, signal: ctrl.signal, headers: { "content-type": FRAMES_MEDIA_TYPE },
         });

@@ -37,31 +37,61 @@ export function checkSamplerName(name: string): SamplerName {
 
 /**
  * A sampler as the pipeline drives it: whether step `index` draws noise, the step itself, and for
- * multistep samplers the history one step leaves to the next (so that a cut run resumes exactly).
+ * multistep samplers what one step leaves to the next, which the sampler serialises itself (so that a
+ * cut run resumes exactly; the pipeline and the wire carry the bytes as they are).
  * NOTE: a multistep sampler keeps state; get one sampler per run.
  */
 export interface Sampler {
   name: SamplerName;
   needsNoise(index: number): boolean;
   step(input: StepInput): Float32Array;
-  /** Whether step `index` of an S-step schedule reads the history left by step index + 1. */
-  needsHistory(index: number, numSteps: number): boolean;
-  /** What the last step left for the next one; null for single-step samplers and before the first step. */
-  getHistory(): X0History | null;
-  /** Restores the history of a cut run (throws for single-step samplers, which have none). */
-  setHistory(h: X0History): void;
+  /** Whether step `index` of an S-step schedule reads what the step at index + 1 left (saved state). */
+  needsState(index: number, numSteps: number): boolean;
+  /** What the last step left for the next one, serialised; null for single-step samplers and before the first step. */
+  saveState(): Uint8Array | null;
+  /**
+   * Restores saved state before the step at schedule index `index`, for samples of `elements` values; throws
+   * (naming what is wrong) when the bytes are not such a state: single-step samplers carry none.
+   */
+  loadState(bytes: Uint8Array, index: number, elements: number): void;
 }
 
 /** A sampler that carries nothing from one step to the next. */
 function singleStep(name: SamplerName, needsNoise: (i: number) => boolean, step: (s: StepInput) => Float32Array): Sampler {
   return {
     name, needsNoise, step,
-    needsHistory: () => false,
-    getHistory: () => null,
-    setHistory: () => {
-      throw new Error(`sampler "${name}" carries no history between steps; got one (is the state from another sampler's run?)`);
+    needsState: () => false,
+    saveState: () => null,
+    loadState: () => {
+      throw new Error(`sampler "${name}" carries no state between steps; got some (is the state from another sampler's run?)`);
     },
   };
+}
+
+/**
+ * dpmpp2m's saved state: the schedule index of the step that made the x0 prediction (u32, little-endian),
+ * then the prediction, f32 little-endian [N, C, H, W] (docs/protocol.md section 5.4).
+ */
+function saveX0(h: X0History | null): Uint8Array | null {
+  if (!h) return null;
+  const out = new Uint8Array(4 + 4 * h.x0.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, h.index, true);
+  for (let i = 0; i < h.x0.length; i++) dv.setFloat32(4 + 4 * i, h.x0[i], true);
+  return out;
+}
+
+function loadX0(bytes: Uint8Array, index: number, elements: number): X0History {
+  if (bytes.length !== 4 + 4 * elements) throw new Error(`dpmpp2m state: ${bytes.length} bytes; expected ${4 + 4 * elements} (index and ${elements} f32 values)`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const got = dv.getUint32(0, true);
+  if (got !== index + 1) throw new Error(`dpmpp2m state: holds the x0 prediction of schedule index ${got}, but the step at index ${index} needs index ${index + 1}`);
+  const x0 = new Float32Array(elements);
+  for (let i = 0; i < elements; i++) {
+    x0[i] = dv.getFloat32(4 + 4 * i, true);
+    if (!Number.isFinite(x0[i])) throw new Error(`dpmpp2m state: value ${i} is not finite`);
+  }
+  return { index: got, x0 };
 }
 
 /**
@@ -78,8 +108,8 @@ export function getSampler(name: string, eta = 0): Sampler {
     name: checked,
     needsNoise: () => false,
     step: (s) => solver.step(s),
-    needsHistory: dpmpp2mIsSecondOrder,
-    getHistory: () => solver.history,
-    setHistory: (h) => void (solver.history = { index: h.index, x0: Float32Array.from(h.x0) }),
+    needsState: dpmpp2mIsSecondOrder,
+    saveState: () => saveX0(solver.history),
+    loadState: (bytes, index, elements) => void (solver.history = loadX0(bytes, index, elements)),
   };
 }

@@ -1,7 +1,7 @@
 // The SD-VAE decoder as a graph over the Backend contract (reference/vae_ref.py; diffusers AutoencoderKL
 // decode): post_quant_conv, conv_in, mid block (ResNet, single-head attention, ResNet), up blocks of
 // layers_per_block + 1 ResNets with nearest 2x upsampling + conv, GroupNorm(32, 1e-6) + SiLU, conv_out.
-import type { Backend, NormPreOp, Tensor } from "../backend/contract.ts";
+import { type Backend, collect, freeCollected, type NormPreOp, type Tensor } from "../backend/contract.ts";
 import { type VAEConfig, VAE_NORM_EPS, vaeUpscale } from "./config.ts";
 import { decoderWidths } from "./params.ts";
 
@@ -67,13 +67,24 @@ export class VAEDecoderGraph {
   /**
    * Decodes latents z [N, latent_channels, h, w] in the diffusion model's space (the decoder divides by
    * scaling_factor) into images [N, out_channels, h * upscale, w * upscale], roughly in [-1, 1].
-   * `z` is not consumed; the caller owns the result.
+   * `z` is not consumed; the caller owns the result. A decode that throws halfway frees its intermediates.
    */
   decode(z: Tensor): Tensor {
     const cfg = this.config;
     if (z.shape.length !== 4 || z.shape[1] !== cfg.latent_channels || z.shape[2] < 1 || z.shape[3] < 1) {
       throw new Error(`VAE decode: latent has shape [${z.shape.join(", ")}], expected [N, ${cfg.latent_channels}, h, w]`);
     }
+    const made: Tensor[] = [];
+    try {
+      return collect(made, () => this.decodeLayers(z));
+    } catch (e) {
+      freeCollected(this.backend, made);
+      throw e;
+    }
+  }
+
+  private decodeLayers(z: Tensor): Tensor {
+    const cfg = this.config;
     const b = this.backend;
     const rev = this.rev;
     const post = b.conv1x1(z, this.w("post_quant_conv.weight"), this.w("post_quant_conv.bias"));

@@ -2,6 +2,7 @@
 // decoded one at a time and blended with linear ramps across their overlaps (weights normalised per
 // pixel). Tiling is approximate: GroupNorm statistics and the mid-block attention see one tile, not
 // the whole latent; tests/vae.test.ts measures how closely tiled and untiled results agree.
+import { scope } from "../backend/contract.ts";
 import type { HostTensor } from "../tensor.ts";
 import { shapeStr } from "../tensor.ts";
 import type { VAEConfig } from "./config.ts";
@@ -57,6 +58,11 @@ const ACTIVATION_FACTOR = 8;
 
 /** Tile sizes tried, largest first (latent pixels). */
 const TILE_SIZES = [96, 64, 48, 32, 24, 16, 12, 8];
+
+/** Decodes one latent [1, C, h, w] to pixels on the host; frees what it uploads and makes, also on a throw. */
+function decodeOne(vae: VAEDecoderGraph, z: HostTensor): Promise<Float32Array> {
+  return scope(vae.backend, async (s) => (await s.download(s.track(vae.decode(s.upload(z))))).data);
+}
 
 /** Start offsets of tiles of size `t` covering [0, n) with at least `o` overlap; the last tile ends at n. */
 function starts(n: number, t: number, o: number): number[] {
@@ -115,17 +121,10 @@ export async function decodeLatents(vae: VAEDecoderGraph, latents: HostTensor, o
   const oc = cfg.out_channels;
   const [oh, ow] = [h * up, w * up];
   const out = new Float32Array(n * oc * oh * ow);
-  const b = vae.backend;
   if (tile === 0 || (tile >= h && tile >= w)) {
     for (let s = 0; s < n; s++) {
-      const z = b.upload({ shape: [1, c, h, w], data: latents.data.subarray(s * c * h * w, (s + 1) * c * h * w) });
-      try {
-        const img = vae.decode(z);
-        out.set((await b.download(img)).data, s * oc * oh * ow);
-        b.free(img);
-      } finally {
-        b.free(z);
-      }
+      const z = { shape: [1, c, h, w], data: latents.data.subarray(s * c * h * w, (s + 1) * c * h * w) };
+      out.set(await decodeOne(vae, z), s * oc * oh * ow);
     }
     return { image: { shape: [n, oc, oh, ow], data: out }, tile: null, overlap: 0, tiles: 1, estimatedBytes: estimateDecodeBytes(cfg, h, w) };
   }
@@ -150,15 +149,7 @@ export async function decodeLatents(vae: VAEDecoderGraph, latents: HostTensor, o
             tileLatent.set(latents.data.subarray(src, src + tw), (ch * th + y) * tw);
           }
         }
-        const z = b.upload({ shape: [1, c, th, tw], data: tileLatent });
-        let pix: Float32Array;
-        try {
-          const img = vae.decode(z);
-          pix = (await b.download(img)).data;
-          b.free(img);
-        } finally {
-          b.free(z);
-        }
+        const pix = await decodeOne(vae, { shape: [1, c, th, tw], data: tileLatent });
         const [ph, pw] = [th * up, tw * up];
         for (let y = 0; y < ph; y++) {
           const oy = y0 * up + y;

@@ -5,34 +5,12 @@
 import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, TRANSFORM_BLOCK, winogradGemmCompactRange, winogradGemmRange, winogradInputUnits, winogradOutputUnits } from "./conv3x3";
 import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
 import { preApplyRows } from "./norm";
+import { ARGS, CHUNKS, CLAIM, DONE, OP, OP_DIRECT, OP_GEMM, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout";
 
-// Control block (i32 slots): 0 generation (bumped per command; workers sleep on it), 1 chunks done,
-// 2 op, 3 claim word (generation << 16 | next chunk), 4 chunks wanted, 5.. arguments. Threads claim chunks
+// Control block and op codes: wasm/pool-layout.mjs (generated into ./pool-layout.ts). Threads claim chunks
 // until none are left (dynamic: a thread the OS descheduled does less, not the others' wait), and the
 // thread that finishes the last chunk wakes the caller. A worker that wakes after the command is over finds
 // its generation gone from the claim word and touches nothing.
-const DONE = 4;
-const OP = 8;
-const CLAIM = 12;
-const CHUNKS = 16;
-const ARGS = 20;
-
-/** conv3x3 Winograd input transform, split by tile group and block of 32 channels. Args as winogradInput. */
-export const OP_WINOGRAD_INPUT = 1;
-/** The 36 Winograd GEMMs, split by product. Args as winogradGemm. */
-export const OP_WINOGRAD_GEMM = 2;
-/** Winograd output transform, split by tile and block of 32 output channels. Args as winogradOutput. */
-export const OP_WINOGRAD_OUTPUT = 3;
-/** gemm split by rows (multiples of 4). Args as gemm. */
-export const OP_GEMM = 4;
-/** Direct conv3x3 (im2col + GEMM), split by output pixel. Args as directConv. */
-export const OP_DIRECT = 5;
-/** The fused pre-op pass (norm, modulate, GELU into the padded conv input), split by image row. Args as preApply. */
-export const OP_PRE = 6;
-
-/** The 36 Winograd GEMMs of a compact weight, split by chunk of output channels. Args as winogradGemmCompactRange (less j0, j1). */
-export const OP_WINOGRAD_COMPACT = 7;
-
 /** Bytes of scratch one thread needs (setScratch). */
 export function scratchBytes(): usize {
   return CONV_SCRATCH_BYTES + GEMM_SCRATCH_BYTES;

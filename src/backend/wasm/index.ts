@@ -2,7 +2,7 @@
 // wasm/build.mjs), one linear memory, NHWC activations, Winograd F(4x4,3x3) conv3x3 over a 4x8 f32x4
 // GEMM, single thread. Parity with the js reference: tests/ops.test.ts, tests/wasm.test.ts.
 import type { Backend, ChannelSlice, NormPreOp, StorageReport, Tensor, TensorRole } from "../contract.ts";
-import { expectShape } from "../contract.ts";
+import { checked, OP_NAMES, type OpName } from "../contract.ts";
 import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
 import type { MemoryStats } from "./allocator.ts";
@@ -12,7 +12,7 @@ import { buildLoadable, checkWasmModules, loadKernels, loadSharedKernels, probeW
 import { availableCores, CONTROL_BYTES, ThreadPool, threadsUnavailable } from "./threads.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { attention, upsampleNearest } from "./attention.ts";
-import { checkFactor, checkSlice, WasmTensor } from "./tensor.ts";
+import { WasmTensor } from "./tensor.ts";
 import { conv3x3Bytes, isConv3x3, MemoryBudgetError, mib, type PlannedTensor, planStorage, type StorageMode, type StoragePlan } from "./storage.ts";
 import { f32ToF16Bits } from "../../f16.ts";
 import { dequantize, quantizeInt8 } from "../../weights/int8.ts";
@@ -112,6 +112,9 @@ export async function createWasmBackend(options: WasmOptions = {}): Promise<Wasm
   }
 }
 
+/** The ops this backend computes (its supports declaration; the registry reads it without creating one). */
+export const WASM_OPS: readonly OpName[] = OP_NAMES;
+
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly description: string;
@@ -134,6 +137,7 @@ export class WasmBackend implements Backend {
     // Without a plan: the mode as asked ("auto": f16 under a budget, since the model's size is unknown).
     const compact = storage === "f16" || storage === "int8" ? storage : storage === "auto" && memoryBudget !== null ? "f16" : null;
     this.plan = { compact, fastAllowance: compact ? 0 : Infinity, scratchCap: 0, expectedBytes: 0, hostReserve: 0, summary: compact ? `${compact} 3x3 kernels (no plan)` : "Winograd f32" };
+    checked(this);
   }
 
   /**
@@ -200,9 +204,12 @@ export class WasmBackend implements Backend {
     return this.core.heap.stats();
   }
 
+  /** Whether this backend computes `op` (its supports declaration). */
+  supports(op: OpName): boolean {
+    return WASM_OPS.includes(op);
+  }
+
   upload(t: HostTensor, role: TensorRole = "activation"): Tensor {
-    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`upload: shape ${shapeStr(t.shape)} has a negative or fractional dimension`);
-    if (t.data.length !== numel(t.shape)) throw new Error(`upload: shape ${shapeStr(t.shape)} vs ${t.data.length} values`);
     return this.uploadAs(t, role, isConv3x3(t.shape, role) ? this.compactFor(t.shape[0], t.shape[1]) : null);
   }
 
@@ -346,7 +353,6 @@ export class WasmBackend implements Backend {
 
   normalize(x: Tensor, pre: NormPreOp): Tensor {
     const xv = this.core.own(x, "normalize");
-    expectShape("normalize", "x", xv.shape, [null, null, null, null]);
     const resolved = resolvePre(this.core, pre, xv, "normalize");
     const [, c, h, w] = xv.shape;
     const out = this.core.tensor(xv.shape, "nhwc");
@@ -356,13 +362,11 @@ export class WasmBackend implements Backend {
 
   gateAdd(h: Tensor, gate: ChannelSlice | null, residual: Tensor): Tensor {
     const hv = this.core.own(h, "gateAdd"), rv = this.core.own(residual, "gateAdd");
-    expectShape("gateAdd", "h", hv.shape, [null, null, null, null]);
-    expectShape("gateAdd", "residual", rv.shape, hv.shape);
     const [n, c, hh, w] = hv.shape;
     let g = 0, k = 0, off = 0;
     if (gate) {
       const gv = this.core.own(gate.tensor, "gateAdd");
-      k = checkSlice(gv, gate.offset, n, c, "gateAdd");
+      k = gv.shape[1];
       g = gv.ptr;
       off = gate.offset;
     }
@@ -373,7 +377,6 @@ export class WasmBackend implements Backend {
 
   add(a: Tensor, b: Tensor): Tensor {
     const av = this.core.own(a, "add"), bv = this.core.own(b, "add");
-    expectShape("add", "b", bv.shape, av.shape);
     const layout = av.shape.length === 4 && (av.layout === "nhwc" || bv.layout === "nhwc") ? "nhwc" : "nchw";
     const ptr = (t: WasmTensor) => (layout === "nhwc" ? this.core.nhwc(t) : t.ptr);
     const out = this.core.tensor(av.shape, layout);
@@ -383,11 +386,7 @@ export class WasmBackend implements Backend {
 
   gather(table: Tensor, ids: readonly number[]): Tensor {
     const tv = this.core.own(table, "gather");
-    expectShape("gather", "table", tv.shape, [null, null]);
-    const [v, d] = tv.shape;
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= v) throw new Error(`gather: index ${id} outside the table's ${v} rows`);
-    }
+    const d = tv.shape[1];
     const out = this.core.tensor([ids.length, d], "nchw");
     const m = this.core.f32();
     ids.forEach((id, r) => m.copyWithin((out.ptr >> 2) + r * d, (tv.ptr >> 2) + id * d, (tv.ptr >> 2) + (id + 1) * d));
@@ -396,10 +395,7 @@ export class WasmBackend implements Backend {
 
   pixelShuffle(x: Tensor, r: number): Tensor {
     const xv = this.core.own(x, "pixelShuffle");
-    checkFactor("pixelShuffle", r);
-    expectShape("pixelShuffle", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
-    if (c % (r * r) !== 0) throw new Error(`pixelShuffle: ${c} channels not divisible by ${r * r}`);
     const out = this.core.tensor([n, c / (r * r), h * r, w * r], "nhwc");
     this.core.k.pixelShuffle(this.core.nhwc(xv), out.ptr, n, c, h, w, r);
     return out;
@@ -407,10 +403,7 @@ export class WasmBackend implements Backend {
 
   pixelUnshuffle(x: Tensor, r: number): Tensor {
     const xv = this.core.own(x, "pixelUnshuffle");
-    checkFactor("pixelUnshuffle", r);
-    expectShape("pixelUnshuffle", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
-    if (h % r !== 0 || w % r !== 0) throw new Error(`pixelUnshuffle: ${h}x${w} not divisible by ${r}`);
     const out = this.core.tensor([n, c * r * r, h / r, w / r], "nhwc");
     this.core.k.pixelUnshuffle(this.core.nhwc(xv), out.ptr, n, c, h, w, r);
     return out;
@@ -418,9 +411,7 @@ export class WasmBackend implements Backend {
 
   concat(a: Tensor, b: Tensor): Tensor {
     const av = this.core.own(a, "concat"), bv = this.core.own(b, "concat");
-    expectShape("concat", "a", av.shape, [null, null, null, null]);
     const [n, ca, h, w] = av.shape;
-    expectShape("concat", "b", bv.shape, [n, null, h, w]);
     const cb = bv.shape[1];
     const out = this.core.tensor([n, ca + cb, h, w], "nhwc");
     this.core.k.concat(this.core.nhwc(av), ca, this.core.nhwc(bv), cb, out.ptr, n * h * w);

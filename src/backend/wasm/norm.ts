@@ -2,9 +2,8 @@
 // statistics in wasm, per-(n, c) coefficients folded here (a = inv * weight * (1 + scale), b = bias *
 // (1 + scale) + shift), then one apply pass straight into its destination: the conv input P or a tensor.
 import type { NormPreOp } from "../contract.ts";
-import { expectShape } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
-import { checkPreOp, checkSlice, type WasmTensor } from "./tensor.ts";
+import type { WasmTensor } from "./tensor.ts";
 import { OP_PRE } from "./threads.ts";
 
 interface Slice {
@@ -27,15 +26,11 @@ export interface ResolvedPre {
   silu: boolean;
 }
 
-/** Validates `pre` for x (as the js backend does) and resolves its tensors. */
+/** Resolves the tensors of `pre` for x (validated by the checked layer, contract.ts). */
 export function resolvePre(core: WasmCore, pre: NormPreOp, x: WasmTensor, op: string): ResolvedPre {
-  const [n, c] = x.shape;
-  checkPreOp(pre, c, op, x.shape);
-  if (pre.weight) expectShape(op, "norm weight", pre.weight.shape, [c]);
-  if (pre.bias) expectShape(op, "norm bias", pre.bias.shape, [c]);
   const slice = (s: { tensor: import("../contract.ts").Tensor; offset: number }): Slice => {
     const t = core.own(s.tensor, op);
-    return { ptr: t.ptr, k: checkSlice(t, s.offset, n, c, op), offset: s.offset };
+    return { ptr: t.ptr, k: t.shape[1], offset: s.offset };
   };
   return {
     layer: pre.norm === "layer",

@@ -41,13 +41,3 @@ export function own(owner: object, t: Tensor, op: string): WasmTensor {
   return t;
 }
 
-export { checkFactor, checkPreOp } from "../contract.ts";
-
-/** Checks that a channel slice [offset, offset + c) of an [n, K] tensor exists. */
-export function checkSlice(t: WasmTensor, offset: number, n: number, c: number, op: string): number {
-  const [rows, k] = t.shape;
-  if (t.shape.length !== 2 || rows !== n || !Number.isInteger(offset) || offset < 0 || offset + c > k) {
-    throw new Error(`${op}: channel slice [${offset}, ${offset + c}) of ${shapeStr(t.shape)} does not fit batch ${n}`);
-  }
-  return k;
-}

@@ -3,7 +3,7 @@
 // load; NCHW storage; every op is encoded into one pending command encoder and nothing is read back
 // until `download`. Parity with the js reference: tests/ops.test.ts, tests/webgpu.test.ts.
 import type { Backend, ChannelSlice, NormPreOp, Tensor, TensorRole } from "../contract.ts";
-import { checkFactor, checkPreOp, expectShape } from "../contract.ts";
+import { checked, OP_NAMES, type OpName } from "../contract.ts";
 import type { WebGpuReport } from "../../capabilities.ts";
 import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
@@ -112,6 +112,9 @@ interface PreparedPre {
   cpg: number;
 }
 
+/** The ops this backend computes (its supports declaration; the registry reads it without creating one). */
+export const WEBGPU_OPS: readonly OpName[] = OP_NAMES;
+
 /** The WebGPU backend (see the file comment). */
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
@@ -125,6 +128,7 @@ export class WebGpuBackend implements Backend {
     const conv = conv3x3Path === "gemm" ? `implicit-GEMM conv3x3 ${t.TM}x${t.TN}x${t.TK} tiles` : "row-blocked conv3x3 (CPU adapter)";
     this.description = `webgpu: WGSL kernels on "${rt.facts.name}" (${kind}), ${rt.f16 ? "f16 storage" : "f32"}, ` +
       `${conv}, GEMM conv1x1/linear, fused norm pre-op, one command encoder per forward`;
+    checked(this);
   }
 
   /** Whether tensors are stored in f16. */
@@ -172,9 +176,12 @@ export class WebGpuBackend implements Backend {
     return new GpuTensor([...shape], this.rt.acquire(numel(shape) * this.rt.elementBytes), this.rt);
   }
 
+  /** Whether this backend computes `op` (its supports declaration). */
+  supports(op: OpName): boolean {
+    return WEBGPU_OPS.includes(op);
+  }
+
   upload(t: HostTensor, _role?: TensorRole): Tensor {
-    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`upload: shape ${shapeStr(t.shape)} has a negative or fractional dimension`);
-    if (t.data.length !== numel(t.shape)) throw new Error(`upload: shape ${shapeStr(t.shape)} vs ${t.data.length} values`);
     this.rt.checkAlive("upload");
     const src = this.rt.f16 ? encodeHalf(t.data) : t.data;
     return new GpuTensor([...t.shape], this.rt.upload(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)), this.rt);
@@ -218,27 +225,19 @@ export class WebGpuBackend implements Backend {
     return [x, Math.ceil(groups / x), 1];
   }
 
-  private slice(s: ChannelSlice, n: number, c: number, op: string): { t: GpuTensor; k: number; offset: number } {
+  private slice(s: ChannelSlice, op: string): { t: GpuTensor; k: number; offset: number } {
     const t = this.own(s.tensor, op);
-    const [rows, k] = t.shape;
-    if (t.shape.length !== 2 || rows !== n || !Number.isInteger(s.offset) || s.offset < 0 || s.offset + c > k) {
-      throw new Error(`${op}: channel slice [${s.offset}, ${s.offset + c}) of ${shapeStr(t.shape)} does not fit batch ${n}`);
-    }
-    return { t, k, offset: s.offset };
+    return { t, k: t.shape[1], offset: s.offset };
   }
 
-  /** Validates a pre-op and encodes its coefficient and statistics kernels; returns what the consumer binds. */
+  /** Encodes a (validated) pre-op's coefficient and statistics kernels; returns what the consumer binds. */
   private preparePre(pre: NormPreOp, x: GpuTensor, op: string, dispatches: Dispatch[]): PreparedPre {
     const [n, c, h, w] = x.shape;
     const hw = h * w;
-    // NOTE: "silu" (the VAE decoder's GroupNorm + SiLU) is accepted here before the shared check knows it.
-    checkPreOp((pre.act as string) === "silu" ? { ...pre, act: "none" } : pre, c, op, x.shape);
     const wt = pre.weight ? this.own(pre.weight, op) : null;
     const bt = pre.bias ? this.own(pre.bias, op) : null;
-    if (wt) expectShape(op, "norm weight", wt.shape, [c]);
-    if (bt) expectShape(op, "norm bias", bt.shape, [c]);
-    const sc = pre.modulate ? this.slice(pre.modulate.scale, n, c, op) : null;
-    const sh = pre.modulate ? this.slice(pre.modulate.shift, n, c, op) : null;
+    const sc = pre.modulate ? this.slice(pre.modulate.scale, op) : null;
+    const sh = pre.modulate ? this.slice(pre.modulate.shift, op) : null;
     const groups = pre.norm === "group" ? pre.groups! : 0;
     const stats = pre.norm === "group" ? n * groups : n * hw;
     const statsOff = 2 * n * c;
@@ -269,7 +268,7 @@ export class WebGpuBackend implements Backend {
     }
     return {
       coef,
-      consts: { PRE: pre.norm === "group" ? 1 : 2, ACT: pre.act === "gelu" ? 1 : (pre.act as string) === "silu" ? 2 : 0 },
+      consts: { PRE: pre.norm === "group" ? 1 : 2, ACT: pre.act === "gelu" ? 1 : pre.act === "silu" ? 2 : 0 },
       statsOff,
       groups: Math.max(groups, 1),
       cpg: groups ? c / groups : 1,
@@ -364,40 +363,30 @@ export class WebGpuBackend implements Backend {
 
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor {
     const xv = this.own(x, "conv3x3"), wv = this.own(w, "conv3x3");
-    expectShape("conv3x3", "x", xv.shape, [null, null, null, null]);
     const [n, ci, h, wd] = xv.shape;
     const co = wv.shape[0];
-    expectShape("conv3x3", "weight", wv.shape, [null, ci, 3, 3]);
     const bv = bias ? this.own(bias, "conv3x3") : null;
-    if (bv) expectShape("conv3x3", "bias", bv.shape, [co]);
     return this.gemm("conv3x3", xv, wv, bv, 9, pre, "none", [n, co, h, wd]);
   }
 
   conv1x1(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
     const xv = this.own(x, "conv1x1"), wv = this.own(w, "conv1x1");
-    expectShape("conv1x1", "x", xv.shape, [null, null, null, null]);
     const [n, ci, h, wd] = xv.shape;
     const co = wv.shape[0];
-    expectShape("conv1x1", "weight", wv.shape, [null, ci, 1, 1]);
     const bv = bias ? this.own(bias, "conv1x1") : null;
-    if (bv) expectShape("conv1x1", "bias", bv.shape, [co]);
     return this.gemm("conv1x1", xv, wv, bv, 1, undefined, "none", [n, co, h, wd]);
   }
 
   linear(x: Tensor, w: Tensor, bias: Tensor | null, inputAct: "silu" | "none" = "none"): Tensor {
     const xv = this.own(x, "linear"), wv = this.own(w, "linear");
-    expectShape("linear", "x", xv.shape, [null, null]);
     const [n, k] = xv.shape;
     const m = wv.shape[0];
-    expectShape("linear", "weight", wv.shape, [m, k]);
     const bv = bias ? this.own(bias, "linear") : null;
-    if (bv) expectShape("linear", "bias", bv.shape, [m]);
     return this.gemm("linear", xv, wv, bv, 1, undefined, inputAct, [n, m]);
   }
 
   normalize(x: Tensor, pre: NormPreOp): Tensor {
     const xv = this.own(x, "normalize");
-    expectShape("normalize", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
     const hw = h * w;
     const dispatches: Dispatch[] = [];
@@ -426,19 +415,16 @@ export class WebGpuBackend implements Backend {
 
   gateAdd(h: Tensor, gate: ChannelSlice | null, residual: Tensor): Tensor {
     const hv = this.own(h, "gateAdd"), rv = this.own(residual, "gateAdd");
-    expectShape("gateAdd", "h", hv.shape, [null, null, null, null]);
-    expectShape("gateAdd", "residual", rv.shape, hv.shape);
     const [n, c, hh, w] = hv.shape;
     const per = c * hh * w;
     if (!gate) return this.addTensors("gateAdd", hv, rv);
-    const g = this.slice(gate, n, c, "gateAdd");
+    const g = this.slice(gate, "gateAdd");
     return this.simple(`gateAdd ${shapeStr(hv.shape)}`, "eltwise", "gate_add", this.make(hv.shape), [{ t: hv, per }, { t: rv, per }], per,
       (n0, nc) => [nc * per, c, hh * w, g.k, g.offset, n0], [{ buffer: g.t.buffer }]);
   }
 
   add(a: Tensor, b: Tensor): Tensor {
     const av = this.own(a, "add"), bv = this.own(b, "add");
-    expectShape("add", "b", bv.shape, av.shape);
     return this.addTensors("add", av, bv);
   }
 
@@ -455,11 +441,7 @@ export class WebGpuBackend implements Backend {
 
   gather(table: Tensor, ids: readonly number[]): Tensor {
     const tv = this.own(table, "gather");
-    expectShape("gather", "table", tv.shape, [null, null]);
-    const [v, d] = tv.shape;
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= v) throw new Error(`gather: index ${id} outside the table's ${v} rows`);
-    }
+    const d = tv.shape[1];
     const out = this.make([ids.length, d]);
     if (ids.length * d === 0) return out;
     const e = this.rt.elementBytes;
@@ -479,10 +461,7 @@ export class WebGpuBackend implements Backend {
 
   pixelShuffle(x: Tensor, r: number): Tensor {
     const xv = this.own(x, "pixelShuffle");
-    checkFactor("pixelShuffle", r);
-    expectShape("pixelShuffle", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
-    if (c % (r * r) !== 0) throw new Error(`pixelShuffle: ${c} channels not divisible by ${r * r}`);
     const per = c * h * w;
     return this.simple(`pixelShuffle ${shapeStr(xv.shape)} r=${r}`, "layout", "pixel_shuffle", this.make([n, c / (r * r), h * r, w * r]), [{ t: xv, per }], per,
       (_n0, nc) => [nc * per, c / (r * r), h * r, w * r, r], [{ buffer: this.rt.empty }]);
@@ -490,10 +469,7 @@ export class WebGpuBackend implements Backend {
 
   pixelUnshuffle(x: Tensor, r: number): Tensor {
     const xv = this.own(x, "pixelUnshuffle");
-    checkFactor("pixelUnshuffle", r);
-    expectShape("pixelUnshuffle", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
-    if (h % r !== 0 || w % r !== 0) throw new Error(`pixelUnshuffle: ${h}x${w} not divisible by ${r}`);
     const per = c * h * w;
     return this.simple(`pixelUnshuffle ${shapeStr(xv.shape)} r=${r}`, "layout", "pixel_unshuffle", this.make([n, c * r * r, h / r, w / r]), [{ t: xv, per }], per,
       (_n0, nc) => [nc * per, c * r * r, h / r, w / r, r], [{ buffer: this.rt.empty }]);
@@ -501,9 +477,7 @@ export class WebGpuBackend implements Backend {
 
   concat(a: Tensor, b: Tensor): Tensor {
     const av = this.own(a, "concat"), bv = this.own(b, "concat");
-    expectShape("concat", "a", av.shape, [null, null, null, null]);
     const [n, ca, h, w] = av.shape;
-    expectShape("concat", "b", bv.shape, [n, null, h, w]);
     const cb = bv.shape[1];
     const hw = h * w;
     return this.simple(`concat ${shapeStr(av.shape)} + ${shapeStr(bv.shape)}`, "layout", "concat", this.make([n, ca + cb, h, w]),
@@ -513,8 +487,6 @@ export class WebGpuBackend implements Backend {
   /** Nearest-neighbour enlargement by an integer factor: [N, C, H, W] -> [N, C, H*r, W*r] (F.interpolate "nearest"). */
   upsampleNearest(x: Tensor, r: number): Tensor {
     const xv = this.own(x, "upsampleNearest");
-    checkFactor("upsampleNearest", r);
-    expectShape("upsampleNearest", "x", xv.shape, [null, null, null, null]);
     const [n, c, h, w] = xv.shape;
     const per = c * h * w * r * r;
     return this.simple(`upsampleNearest ${shapeStr(xv.shape)} r=${r}`, "layout", "upsample_nearest", this.make([n, c, h * r, w * r]), [{ t: xv, per: c * h * w }], per,
@@ -527,9 +499,6 @@ export class WebGpuBackend implements Backend {
    */
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
     const qv = this.own(q, "attention"), kv = this.own(k, "attention"), vv = this.own(v, "attention");
-    expectShape("attention", "q", qv.shape, [null, null, null, null]);
-    expectShape("attention", "k", kv.shape, qv.shape);
-    expectShape("attention", "v", vv.shape, qv.shape);
     const [n, c, h, w] = qv.shape;
     const t = h * w;
     const out = this.make(qv.shape);

@@ -3,6 +3,8 @@
 // onnxruntime-node (native) and PyTorch CPU, all in this run and at one thread count. Validates first: ours
 // vs PyTorch's stored output, then every peer vs ours; then times (median) and prints ms, GFLOP/s (2 x
 // direct-conv MACs) and our time ratio to each peer. `--json` adds one JSON line.
+// onnxruntime-node runs in a child process of its own (this script with --ort-node-child; see bench/peers.ts
+// ortNode for why it never shares a process with onnxruntime-web), validated there against PyTorch's output.
 // Setup: npm run bench:peers:install && npm run bench:peers:models (see bench/README.md).
 // Run: node dist/bench/conv3x3.bench.js [--threads 1] [--batch 1,2] [--reps 5] [--shapes 96x32,384x8] [--peers ort-web,tfjs,ort-node,torch] [--json]
 import { readFileSync } from "node:fs";
@@ -19,14 +21,40 @@ const { values } = parseArgs({
   options: {
     threads: { type: "string", default: "1" }, batch: { type: "string", default: "1,2" }, reps: { type: "string", default: "5" },
     shapes: { type: "string", default: ALL_SHAPES.join(",") }, peers: { type: "string", default: "ort-web,tfjs,ort-node,torch" },
-    json: { type: "boolean" },
+    json: { type: "boolean" }, "ort-node-child": { type: "boolean" },
   },
 });
 const threads = Number(values.threads), reps = Number(values.reps);
 const batches = values.batch!.split(",").map(Number);
+const VALIDATE = 1e-4;
+
+if (values["ort-node-child"]) {
+  // The child: onnxruntime-node alone in this process; times every shape and batch, checks it against
+  // PyTorch's stored output (batch <= 2), prints one JSON line.
+  const out: Record<string, { ms: number; err: number | null }> = {};
+  let version = "";
+  for (const shape of values.shapes!.split(",")) {
+    const [c, h] = shape.split("x").map(Number);
+    const file = await readSafetensorsFile(`${modelsDir()}conv_${shape}.safetensors`);
+    const [x2, want] = [file.getF32("x"), file.getF32("out")];
+    const r = await ortNode(`${modelsDir()}conv_${shape}.onnx`, threads);
+    version = r.version;
+    const rng = new GaussianRng(5);
+    for (const n of batches) {
+      const xs = n === 2 ? x2 : n === 1 ? x2.subarray(0, c * h * h) : rng.normal([n, c, h, h]).data;
+      const feed = { x: { data: xs, shape: [n, c, h, h] } };
+      const y = await r.run(feed);
+      const err = n <= 2 ? relL2(y, want.subarray(0, y.length)) : null;
+      if (err !== null && !(err <= VALIDATE)) throw new Error(`bench/conv3x3: ${shape} batch ${n}: ort-node vs PyTorch relative L2 ${err}`);
+      out[`${shape}/${n}`] = { ms: await timeIt(reps, () => r.run(feed)), err };
+    }
+    r.close?.();
+  }
+  console.log(JSON.stringify({ version, rows: out }));
+  (globalThis as { process?: { exit(c: number): never } }).process?.exit(0);
+}
 const wanted = new Set(values.peers!.split(",").filter(Boolean));
 const PEERS = ["ort-web", "tfjs", "ort-node", "torch"] as const;
-const VALIDATE = 1e-4;
 
 const ours = await createWasmBackend({ threads });
 const notes: Record<string, string> = {};
@@ -39,7 +67,19 @@ for (const p of PEERS) {
   }
 }
 
-// PyTorch first (its own process): timings of every shape and batch at this thread count.
+// onnxruntime-node first, in its own process (see --ort-node-child above).
+const nodeMs = new Map<string, { ms: number; err: number | null }>();
+if (!missing["ort-node"]) {
+  const { spawnSync } = await import("node:child_process");
+  const proc = (globalThis as unknown as { process: { execPath: string; argv: string[] } }).process;
+  const r = spawnSync(proc.execPath, [proc.argv[1], "--ort-node-child", "--threads", String(threads), "--batch", values.batch!, "--reps", String(reps), "--shapes", values.shapes!], { encoding: "utf8", maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`bench/conv3x3: the onnxruntime-node process failed: ${(r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" | ")}`);
+  const j = JSON.parse(r.stdout.trim().split("\n").pop()!);
+  for (const [k, v] of Object.entries(j.rows)) nodeMs.set(k, v as { ms: number; err: number | null });
+  notes["ort-node"] = `onnxruntime-node ${j.version} native CPU (its own process, validated against PyTorch's output), ${threads} thread(s)`;
+}
+
+// PyTorch (its own process): timings of every shape and batch at this thread count.
 const torchMs = new Map<string, number>();
 if (!missing.torch) {
   const r = await torchPeer(["time", "--what", "conv", "--batch", values.batch!, "--threads", String(threads), "--reps", String(reps)], threads);
@@ -66,11 +106,6 @@ for (const shape of values.shapes!.split(",")) {
     const r = await ortWeb(onnx, threads);
     runners["ort-web"] = r;
     notes["ort-web"] = `onnxruntime-web ${r.version} WASM SIMD, ${threads} thread(s)`;
-  }
-  if (!missing["ort-node"]) {
-    const r = await ortNode(`${modelsDir()}conv_${shape}.onnx`, threads);
-    runners["ort-node"] = r;
-    notes["ort-node"] = `onnxruntime-node ${r.version} native CPU, ${threads} thread(s)`;
   }
   let tfConv: ((x: Float32Array, n: number) => Float32Array) | null = null;
   if (!missing.tfjs) {
@@ -111,7 +146,12 @@ for (const shape of values.shapes!.split(",")) {
     }
     const ms: Row["ms"] = { ours: await timeIt(reps, runOurs) };
     const feed = { x: { data: xs, shape: [n, c, h, h] } };
-    for (const p of ["ort-web", "ort-node"] as const) {
+    const nat = nodeMs.get(`${shape}/${n}`);
+    if (nat) {
+      ms["ort-node"] = nat.ms;
+      err["ort-node"] = nat.err;
+    }
+    for (const p of ["ort-web"] as const) {
       const r = runners[p];
       if (!r) continue;
       err[p] = relL2(await r.run(feed), mine);
@@ -142,7 +182,7 @@ const worst = (p: string) => {
   const v = rows.map((r) => r.err[p]).filter((e): e is number => typeof e === "number");
   return v.length ? Math.max(...v).toExponential(2) : "n/a";
 };
-console.log(`validation (relative L2, worst over shapes; limit ${VALIDATE}): ours vs PyTorch's output ${worst("ours")}; ${PEERS.filter((p) => p !== "torch").map((p) => `${p} vs ours ${worst(p)}`).join(", ")}`);
+console.log(`validation (relative L2, worst over shapes; limit ${VALIDATE}): ours vs PyTorch's output ${worst("ours")}; ${PEERS.filter((p) => p !== "torch").map((p) => `${p} vs ${p === "ort-node" ? "PyTorch" : "ours"} ${worst(p)}`).join(", ")}`);
 const cols = ["ours", ...PEERS] as const;
 console.log(`| shape | batch | GFLOP | ${cols.map((p) => `${p} ms (GFLOP/s)`).join(" | ")} | ${PEERS.map((p) => `ours/${p}`).join(" | ")} |`);
 console.log(`| --- | --- | --- | ${cols.map(() => "---").join(" | ")} | ${PEERS.map(() => "---").join(" | ")} |`);

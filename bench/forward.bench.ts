@@ -1,10 +1,13 @@
-// bench/forward: DiC-S forward latency per backend at batch 1 and 2 — validate, then time, then a
+// bench/forward: DiC forward latency per backend at batch 1 and 2 — validate, then time, then a
 // table (ms, GFLOP/s counting 2 x MACs of direct convolution, peak RSS and wasm memory). `--json` prints
-// JSON too. Peers in the same run, at the same thread count: PyTorch CPU eager, and with `--peers` the
-// same DiC-S exported to ONNX (reference/export_peers.py) on onnxruntime-web (WASM SIMD) and
-// onnxruntime-node (native); TF.js has no ONNX importer, so it is a peer of bench/conv3x3 only.
-// Run: node dist/bench/forward.bench.js [--backend js] [--config DiC-S] [--batch 1,2] [--reps 3] [--threads 1]
-//        [--peers torch,ort-web,ort-node] [--json]
+// JSON too. PyTorch CPU eager on the same configuration and thread count in the same run.
+// With --matrix (or --peers): the exported DiC-S against onnxruntime-node, onnxruntime-web and PyTorch, ours
+// on Node 24, Node 20, Deno and Bun, every runner in its own process, interleaved rounds (bench/lib/forward-matrix.ts).
+// TF.js has no ONNX importer, so it is a peer of bench/conv3x3 only.
+// Run: node dist/bench/forward.bench.js [--backend js] [--config DiC-S] [--batch 1,2] [--reps 3] [--threads 1] [--json]
+//      node dist/bench/forward.bench.js --matrix [--rounds 3] [--reps 2] [--threads 1,2] [--batch 1,2]
+//        [--runtimes node24,node20,deno,bun] [--peers ort-node,ort-web,torch] [--base DIR [--base-runtimes node24,deno]] [--json]
+//      (--base: another built checkout of ours, e.g. main, timed in the same rounds: before/after in one run)
 import { parseArgs } from "node:util";
 import { type BackendName, createBackend } from "../src/backend/registry.ts";
 import { env, processArgs } from "../src/env.ts";
@@ -16,7 +19,7 @@ import { GaussianRng } from "../src/rng.ts";
 import { bindDiC } from "../src/model/load.ts";
 import { readSafetensorsFile } from "../src/weights/read-file.ts";
 import { repoRoot } from "./root.ts";
-import { modelsDir, ortNode, ortWeb, peerMissing, type PeerInput, type PeerRunner, relL2, timeIt } from "./peers.ts";
+import { runMatrix } from "./lib/forward-matrix.ts";
 
 function rssMiB(): number | null {
   const proc = (globalThis as { process?: { memoryUsage?: () => { rss: number } } }).process;
@@ -35,21 +38,32 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1,2" }, reps: { type: "string", default: "3" }, json: { type: "boolean" },
     fixture: { type: "string", default: new URL("tests/fixtures/gen/forward_dics", repoRoot()).pathname },
     peer: { type: "string", default: "torch" }, threads: { type: "string", default: "1" },
-    peers: { type: "string", default: "" },
+    peers: { type: "string" }, matrix: { type: "boolean" }, rounds: { type: "string", default: "3" },
+    runtimes: { type: "string", default: "node24,node20,deno,bun" }, base: { type: "string" }, "base-runtimes": { type: "string", default: "node24,deno" },
   },
 });
+const list = (s: string) => s.split(",").filter(Boolean);
+if (values.matrix || (values.peers && list(values.peers).some((p) => p.startsWith("ort-")))) {
+  // The exported DiC-S against the ONNX peers: never in this process (bench/lib/forward-matrix.ts says why).
+  const args = processArgs();
+  runMatrix({
+    runtimes: list(values.runtimes!), peers: list(values.peers ?? "ort-node,ort-web,torch"),
+    threads: list(args.includes("--threads") ? values.threads! : "1,2").map(Number), batches: list(values.batch!).map(Number),
+    rounds: Number(values.rounds), reps: Number(args.includes("--reps") ? values.reps : "2"), json: Boolean(values.json),
+    base: values.base, baseRuntimes: list(values["base-runtimes"]!),
+  });
+  (globalThis as { process?: { exit(c: number): never } }).process?.exit(0);
+}
 const threads = Number(values.threads);
-const onnxPeers = values.peers!.split(",").filter((p) => p === "ort-web" || p === "ort-node") as ("ort-web" | "ort-node")[];
-if (values.peers!.split(",").includes("none")) values.peer = "none";
+if (values.peers && list(values.peers).includes("none")) values.peer = "none";
 
 const { backend, reason } = await createBackend(values.backend as BackendName, { threads });
 const config = resolveConfig(parseConfigArg(values.config!));
 const macs = forwardMacs(config);
 
 // 1. Validate: this backend against the PyTorch fixture when it exists (npm run fixtures).
-// (With ONNX peers the exported DiC-S is validated instead, below: one model in memory, for the memory figures.)
-let validation = onnxPeers.length ? "on the exported DiC-S (below)" : "skipped (no fixture; run npm run fixtures)";
-if (!onnxPeers.length) try {
+let validation = "skipped (no fixture; run npm run fixtures)";
+try {
   const w = await readSafetensorsFile(`${values.fixture}_weights.safetensors`);
   const inputs = await readSafetensorsFile(`${values.fixture}_inputs.safetensors`);
   const want = (await readSafetensorsFile(`${values.fixture}_out.safetensors`)).getF32("out");
@@ -66,53 +80,10 @@ if (!onnxPeers.length) try {
   if ((e as { code?: string }).code !== "ENOENT" && !String(e).includes("ENOENT")) throw e;
 }
 
-// 2. Time: random weights of the configuration, median of reps after one warm-up; with ONNX peers, the
-// weights exported with their model (validated against PyTorch's output first, then each peer vs ours).
-const peerNotes: string[] = [];
-let graph: DiCGraph;
-const runners = new Map<string, PeerRunner>();
-if (onnxPeers.length) {
-  if (values.config !== "DiC-S") throw new Error("bench/forward: --peers runs the exported DiC-S only (--config DiC-S)");
-  const w = await readSafetensorsFile(`${modelsDir()}dic-s.safetensors`).catch((e) => {
-    throw new Error(`bench/forward: ${(e as Error).message} — run npm run bench:peers:models`);
-  });
-  const io = await readSafetensorsFile(`${modelsDir()}dic-s_io.safetensors`);
-  const { configForFile } = await import("../src/model/load.ts");
-  graph = bindDiC(w, configForFile(w), backend);
-  const [xs, ts, ys, want] = [io.getF32("x"), Array.from(io.getF32("t")), Array.from(io.getF32("y")), io.getF32("out")];
-  const x = backend.upload({ shape: [...io.tensors.get("x")!.shape], data: xs });
-  const mine = (await backend.download(graph.forward(x, ts, ys))).data;
-  const err = relL2(mine, want);
-  if (!(err <= 1e-4)) throw new Error(`bench/forward: ours vs PyTorch on the exported DiC-S: relative L2 ${err}`);
-  peerNotes.push(`exported DiC-S: ours vs PyTorch ${err.toExponential(2)}`);
-  const onnxPath = `${modelsDir()}dic-s.onnx`;
-  for (const p of onnxPeers) {
-    const missing = await peerMissing(p === "ort-web" ? "onnxruntime-web" : "onnxruntime-node");
-    if (missing) {
-      peerNotes.push(`${p}: missing (${missing})`);
-      continue;
-    }
-    const { readFileSync } = await import("node:fs");
-    const r = p === "ort-web" ? await ortWeb(readFileSync(onnxPath), threads) : await ortNode(onnxPath, threads);
-    const out = await r.run(onnxFeeds(xs, ts, ys, io.tensors.get("x")!.shape as number[]));
-    const e = relL2(out, mine);
-    if (!(e <= 1e-4)) throw new Error(`bench/forward: ${p} vs ours relative L2 ${e}`);
-    runners.set(p, r);
-    peerNotes.push(`${p}: ${p === "ort-web" ? "onnxruntime-web" : "onnxruntime-node"} ${r.version} ${p === "ort-web" ? "WASM SIMD" : "native CPU"}, ${threads} thread(s), vs ours ${e.toExponential(2)}`);
-  }
-} else {
-  const weights = new Map([...randomWeights(config, 1)].map(([k, v]) => [k, backend.upload(v)]));
-  graph = new DiCGraph(backend, config, weights);
-}
+// 2. Time: random weights of the configuration, median of reps after one warm-up.
+const weights = new Map([...randomWeights(config, 1)].map(([k, v]) => [k, backend.upload(v)]));
+const graph = new DiCGraph(backend, config, weights);
 
-function onnxFeeds(x: Float32Array, t: number[], y: number[], shape: number[]): Record<string, PeerInput> {
-  return {
-    x: { data: x, shape },
-    t: { data: Float32Array.from(t), shape: [t.length] },
-    y: { data: BigInt64Array.from(y.map((v) => BigInt(v))), shape: [y.length] },
-  };
-}
-const peerMs = new Map<string, number>(); // "peer/batch" -> ms
 const rows: Record<string, number | string | null>[] = [];
 for (const n of values.batch!.split(",").map(Number)) {
   const s = config.input_size;
@@ -132,11 +103,8 @@ for (const n of values.batch!.split(",").map(Number)) {
     batch: n, ms: +ms.toFixed(1), gflops: +((2 * macs * n) / (ms * 1e6)).toFixed(2), peakRssMiB: rssMiB() && +rssMiB()!.toFixed(0),
     wasmMemMiB: mem ? +(mem.committedBytes / 2 ** 20).toFixed(0) : null, peakLiveMiB: mem ? +(mem.peakLiveBytes / 2 ** 20).toFixed(0) : null,
   });
-  const xh = new GaussianRng(2).normal([n, config.in_channels, s, s]);
-  for (const [p, r] of runners) peerMs.set(`${p}/${n}`, await timeIt(Number(values.reps), () => r.run(onnxFeeds(xh.data, t, y, xh.shape))));
   backend.free(x);
 }
-for (const r of runners.values()) r.close?.();
 
 // 3. Peer in the same run: PyTorch CPU eager on the same configuration and thread count.
 const peer = new Map<number, number>();
@@ -158,24 +126,17 @@ for (const r of rows) {
   const p = peer.get(r.batch as number);
   r.peerMs = p === undefined ? null : +p.toFixed(1);
   r.ratio = p === undefined ? null : +((r.ms as number) / p).toFixed(2);
-  for (const q of runners.keys()) {
-    const v = peerMs.get(`${q}/${r.batch}`);
-    r[`${q}Ms`] = v === undefined ? null : +v.toFixed(1);
-    r[`${q}Ratio`] = v === undefined ? null : +((r.ms as number) / v).toFixed(2);
-  }
 }
 
 console.log(`bench/forward: ${values.config} (${(paramCount(config) / 1e6).toFixed(2)} M params, ${(macs / 1e9).toFixed(2)} GMAC/sample)`);
 console.log(`runtime ${env.runtime} ${env.version}; backend ${backend.description} [${reason}]`);
 console.log(`validation: ${validation}`);
-for (const n of peerNotes) console.log(n);
 console.log(`peer: ${peerNote}`);
-const extra = [...runners.keys()];
-console.log(`| batch | ms (median) | GFLOP/s | peak RSS MiB | wasm memory MiB (peak live) | torch ms | ours / torch |${extra.map((q) => ` ${q} ms | ours / ${q} |`).join("")}`);
-console.log(`| --- | --- | --- | --- | --- | --- | --- |${extra.map(() => " --- | --- |").join("")}`);
+console.log("| batch | ms (median) | GFLOP/s | peak RSS MiB | wasm memory MiB (peak live) | torch ms | ours / torch |");
+console.log("| --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) {
   const mem = r.wasmMemMiB === null ? "n/a" : `${r.wasmMemMiB} (${r.peakLiveMiB})`;
-  console.log(`| ${r.batch} | ${r.ms} | ${r.gflops} | ${r.peakRssMiB ?? "n/a"} | ${mem} | ${r.peerMs ?? "n/a"} | ${r.ratio ?? "n/a"} |${extra.map((q) => ` ${r[`${q}Ms`] ?? "n/a"} | ${r[`${q}Ratio`] ?? "n/a"} |`).join("")}`);
+  console.log(`| ${r.batch} | ${r.ms} | ${r.gflops} | ${r.peakRssMiB ?? "n/a"} | ${mem} | ${r.peerMs ?? "n/a"} | ${r.ratio ?? "n/a"} |`);
 }
-if (values.json) console.log(JSON.stringify({ bench: "forward", config: values.config, backend: backend.name, description: backend.description, threads, runtime: env.runtime, validation, peer: peerNote, peers: peerNotes, rows }));
+if (values.json) console.log(JSON.stringify({ bench: "forward", config: values.config, backend: backend.name, description: backend.description, threads, runtime: env.runtime, validation, peer: peerNote, rows }));
 (backend as { close?: () => void }).close?.();

@@ -48,7 +48,9 @@ export async function peerMissing(name: string): Promise<string | null> {
 let ortWebThreads: number | null = null;
 /** onnxruntime-web (WASM, SIMD; numThreads is fixed per process at its first session). */
 export async function ortWeb(model: Uint8Array, threads: number): Promise<PeerRunner & { version: string }> {
-  const ort = (await peerRequire())!("onnxruntime-web");
+  const r = (await peerRequire())!;
+  if (loaded(r, "onnxruntime-node")) throw new Error("bench/peers: onnxruntime-web asked for in a process that loaded onnxruntime-node (run each in its own process)");
+  const ort = r("onnxruntime-web");
   if (ortWebThreads === null) {
     ort.env.wasm.numThreads = threads;
     ort.env.wasm.simd = true;
@@ -60,19 +62,31 @@ export async function ortWeb(model: Uint8Array, threads: number): Promise<PeerRu
   return ortRunner(ort, session, ort.env.versions?.web ?? "");
 }
 
+/** Whether this process has loaded the npm package `name` from bench/peers. */
+function loaded(r: Req, name: string): boolean {
+  const cache = (r as unknown as { cache?: Record<string, unknown> }).cache ?? {};
+  return Object.keys(cache).some((k) => k.includes(`/node_modules/${name}/`));
+}
+
 /**
- * onnxruntime-node (its native CPU execution provider). NOTE: no `executionProviders: ["cpu"]`: onnxruntime-web,
- * loaded in the same process, registers its WASM backend under the name "cpu" in the shared
- * onnxruntime-common, and a session asking for "cpu" then ran on WASM (measured: the same speed and the
- * same output bits as onnxruntime-web); without the option it runs natively (~2-3x onnxruntime-web here).
+ * onnxruntime-node (its native CPU execution provider). Only in a process that has not loaded
+ * onnxruntime-web (and ortWeb refuses once this ran): onnxruntime-web registers its WASM backend under the
+ * name "cpu" in the shared onnxruntime-common, and a "native" session in that process ran on WASM
+ * (measured: the same speed and output bits as onnxruntime-web), which made earlier native figures 2x slow.
+ * bench/forward and bench/conv3x3 run onnxruntime-node in a process of its own.
  */
 export async function ortNode(modelPath: string, threads: number): Promise<PeerRunner & { version: string }> {
-  const ort = (await peerRequire())!("onnxruntime-node");
+  const r = (await peerRequire())!;
+  if (loaded(r, "onnxruntime-web")) throw new Error("bench/peers: onnxruntime-node asked for in a process that loaded onnxruntime-web (run it in its own process)");
+  const ort = r("onnxruntime-node");
   const session = await ort.InferenceSession.create(modelPath, {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all", executionMode: "sequential",
+    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all", executionMode: "sequential", executionProviders: ["cpu"],
   });
   return ortRunner(ort, session, ort.env.versions?.node ?? "");
 }
+
+/** The thread settings ortNode uses, for the logs. */
+export const ORT_NODE_SETTINGS = "intraOpNumThreads T, interOpNumThreads 1, executionMode sequential, graphOptimizationLevel all, executionProviders [cpu]";
 
 function ortRunner(ort: any, session: any, version: string): PeerRunner & { version: string } { // eslint-disable-line @typescript-eslint/no-explicit-any
   return {

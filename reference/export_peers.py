@@ -5,8 +5,9 @@
       out = PyTorch's output) and dic-s.onnx + dic-s.safetensors (DiC-S, random weights with the official
       keys, config in the metadata) + dic-s_io.safetensors (x, t, y of batch 2 and PyTorch's output).
       ONNX models have a dynamic batch axis. torch.onnx.export needs no `onnx` Python package.
-  /usr/bin/python3 reference/export_peers.py time --what conv|forward --batch 1,2 --threads 1 --reps 5
-      PyTorch CPU eager timings of the same shapes / model; prints one JSON line.
+  /usr/bin/python3 reference/export_peers.py time --what conv|forward|forward-io --batch 1,2 --threads 1 --reps 5
+      PyTorch CPU eager timings of the same shapes / model; prints one JSON line (forward-io: the exported
+      DiC-S on the exported inputs, every rep's time and the output, for bench/forward's matrix).
 """
 import argparse
 import json
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dic_ref  # noqa: E402
-from safetensors_io import save_file  # noqa: E402
+from safetensors_io import load_file, save_file  # noqa: E402
 
 CONV_SHAPES = [(96, 32), (192, 16), (384, 8), (384, 32), (768, 16), (1536, 8)]
 
@@ -95,7 +96,7 @@ def timed(fn, reps):
     return sorted(times)[len(times) // 2]
 
 
-def time_peer(what, batches, threads, reps):
+def time_peer(what, batches, threads, reps, models=None):
     torch.set_num_threads(threads)
     rows = []
     if what == "conv":
@@ -104,13 +105,27 @@ def time_peer(what, batches, threads, reps):
             for n in batches:
                 x = torch.randn(n, c, h, h, generator=g)
                 rows.append({"channels": c, "size": h, "batch": n, "ms": timed(lambda: m(x), reps)})
-    else:
+    elif what == "forward":
         model, cfg = dic_s()
         for n in batches:
             x = torch.randn(n, cfg["in_channels"], cfg["input_size"], cfg["input_size"])
             t = torch.arange(n) * 300.0 + 100
             y = torch.arange(n) % cfg["num_classes"]
             rows.append({"batch": n, "ms": timed(lambda: model(x, t, y), reps)})
+    elif what == "forward-io":
+        # bench/forward's matrix: the exported inputs (dic-s_io), every rep's time and the output
+        model, cfg = dic_s()
+        io, _ = load_file(os.path.join(models, "dic-s_io.safetensors"))
+        for n in batches:
+            x, t, y = io["x"][:n], io["t"][:n], io["y"][:n].to(torch.int64)
+            times = []
+            with torch.no_grad():
+                out = model(x, t, y)
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    model(x, t, y)
+                    times.append((time.perf_counter() - t0) * 1000)
+            rows.append({"batch": n, "times": times, "out": out.flatten().tolist()})
     print(json.dumps({"torch": torch.__version__, "threads": threads, "rows": rows}))
 
 
@@ -118,7 +133,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd", choices=["export", "time"])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "peers", "models"))
-    ap.add_argument("--what", choices=["conv", "forward"], default="conv")
+    ap.add_argument("--what", choices=["conv", "forward", "forward-io"], default="conv")
     ap.add_argument("--batch", default="1,2")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
@@ -126,7 +141,7 @@ def main():
     if a.cmd == "export":
         export(a.out)
     else:
-        time_peer(a.what, [int(b) for b in a.batch.split(",")], a.threads, a.reps)
+        time_peer(a.what, [int(b) for b in a.batch.split(",")], a.threads, a.reps, a.out)
 
 
 if __name__ == "__main__":

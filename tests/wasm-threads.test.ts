@@ -48,7 +48,7 @@ threadTest(`wasm threads [${runtimeName}]: conv3x3 (Winograd and direct, with an
   for (const [threads, path] of [[2, "auto"], [3, "auto"], [2, "direct"]] as const) {
     const [one, many] = await backends(threads, path);
     for (const [n, ci, co, h, w] of [[1, 5, 7, 1, 1], [2, 6, 9, 2, 3], [1, 12, 12, 7, 7], [2, 9, 13, 8, 8], [1, 16, 24, 9, 9],
-      [3, 8, 4, 13, 6], [2, 32, 40, 16, 16], [1, 24, 10, 4, 5]]) {
+      [3, 8, 4, 13, 6], [2, 32, 40, 16, 16], [1, 24, 10, 4, 5], [1, 70, 67, 8, 8]]) {
       const [x, wt, bias, cond, w1] = [rand([n, ci, h, w]), rand([co, ci, 3, 3], 0.2), rand([co]), rand([n, 2 * ci]), rand([ci, co, 1, 1], 0.3)];
       const groups = ci % 3 === 0 ? 3 : 1;
       const run = async (b: WasmBackend, pre: boolean) => {

@@ -110,8 +110,29 @@ export function winogradInput(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, til
   winogradInputRange(pIn, n, hp, wp, cp, tilesY, tilesX, v, 0, (n * tilesY * tilesX + 3) >> 2);
 }
 
-/** winogradInput for the tile groups [g0, g1) only (a thread's share). */
+/** Channels (multiples of 4) per unit of work of the threaded input and output transforms. */
+export const TRANSFORM_BLOCK: i32 = 32;
+
+/**
+ * winogradInput for the work units [u0, u1) only (a thread's share): unit u is tile group u / blocks and its
+ * channels [32 b, 32 b + 32) for b = u % blocks, blocks = ceil(Cp / 32); small images (one tile group at 8x8)
+ * still split across threads that way.
+ */
+export function winogradInputUnits(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize, u0: i32, u1: i32): void {
+  const blocks = (cp + TRANSFORM_BLOCK - 1) / TRANSFORM_BLOCK;
+  for (let u = u0; u < u1; u++) {
+    const g = u / blocks, b = u - g * blocks;
+    inputBlock(pIn, n, hp, wp, cp, tilesY, tilesX, v, g, g + 1, b * TRANSFORM_BLOCK, min(cp, (b + 1) * TRANSFORM_BLOCK));
+  }
+}
+
+/** winogradInput for the tile groups [g0, g1) only. */
 export function winogradInputRange(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize, g0: i32, g1: i32): void {
+  inputBlock(pIn, n, hp, wp, cp, tilesY, tilesX, v, g0, g1, 0, cp);
+}
+
+/** winogradInput for the tile groups [g0, g1) and the channels [c0, c1) (multiples of 4) only. */
+function inputBlock(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize, g0: i32, g1: i32, c0: i32, c1: i32): void {
   const perImage = tilesY * tilesX;
   const tiles = n * perImage;
   const groups = (tiles + 3) >> 2;
@@ -125,7 +146,7 @@ export function winogradInputRange(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32
     const o1 = tileOrigin(pIn, g * 4 + 1, tiles, perImage, tilesX, hp, wp, px);
     const o2 = tileOrigin(pIn, g * 4 + 2, tiles, perImage, tilesX, hp, wp, px);
     const o3 = tileOrigin(pIn, g * 4 + 3, tiles, perImage, tilesX, hp, wp, px);
-    for (let c: usize = 0; c < px; c += 16) {
+    for (let c: usize = <usize>c0 << 2; c < (<usize>c1 << 2); c += 16) {
       for (let r = 0; r < 4; r++) {
         const origin = (r == 0 ? o0 : r == 1 ? o1 : r == 2 ? o2 : o3) + c;
         // columns: SCR[i][j] = (B^T d)[i][j]; rows: TILES[i*6 + j][r] = (SCR B)[i][j]
@@ -197,8 +218,22 @@ export function winogradOutput(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX
   winogradOutputRange(m, coPad, n, tilesY, tilesX, h, w, co, bias, out, 0, n * tilesY * tilesX);
 }
 
-/** winogradOutput for the tiles [t0, t1) only (a thread's share). */
+/** winogradOutput for the work units [u0, u1) only (a thread's share): tile u / blocks, channels [32 b, 32 b + 32), b = u % blocks. */
+export function winogradOutputUnits(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize, u0: i32, u1: i32): void {
+  const blocks = (co + TRANSFORM_BLOCK - 1) / TRANSFORM_BLOCK;
+  for (let u = u0; u < u1; u++) {
+    const t = u / blocks, b = u - t * blocks;
+    outputBlock(m, coPad, n, tilesY, tilesX, h, w, co, bias, out, t, t + 1, b * TRANSFORM_BLOCK, min(co, (b + 1) * TRANSFORM_BLOCK));
+  }
+}
+
+/** winogradOutput for the tiles [t0, t1) only. */
 export function winogradOutputRange(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize, t0: i32, t1: i32): void {
+  outputBlock(m, coPad, n, tilesY, tilesX, h, w, co, bias, out, t0, t1, 0, co);
+}
+
+/** winogradOutput for the tiles [t0, t1) and the output channels [c0, c1) (c0 a multiple of 4) only. */
+function outputBlock(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize, t0: i32, t1: i32, c0: i32, c1: i32): void {
   const tStride = <usize>coPad << 2;
   const pStride = <usize>((n * tilesY * tilesX + 3) & ~3) * tStride;
   const px = <usize>co << 2;
@@ -209,7 +244,7 @@ export function winogradOutputRange(m: usize, coPad: i32, n: i32, tilesY: i32, t
     const rows = min(4, h - ty * 4), cols = min(4, w - tx * 4);
     const src = m + <usize>t * tStride;
     const dst = out + (<usize>(b * h + ty * 4) * <usize>w + <usize>(tx * 4)) * px;
-    for (let c = 0; c < co; c += 4) {
+    for (let c = c0; c < c1; c += 4) {
       const cb = <usize>c << 2;
       // columns: SCR[i][j] = (A^T M)[i][j], i < 4
       for (let j = 0; j < 6; j++) outputColumn(src + cb + <usize>j * pStride, 6 * pStride, SCR + (<usize>j << 4), 96);

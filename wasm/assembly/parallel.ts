@@ -2,7 +2,7 @@
 // block in the shared memory, and every thread — the caller and each worker — runs `task` on it, claiming
 // chunks (ranges of tile groups, Winograd products, tiles, output rows or pre-op image rows) until none is left. The host
 // waits for the last chunk before the next command, which separates the stages.
-import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, winogradGemmCompactRange, winogradGemmRange, winogradInputRange, winogradOutputRange } from "./conv3x3";
+import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, TRANSFORM_BLOCK, winogradGemmCompactRange, winogradGemmRange, winogradInputUnits, winogradOutputUnits } from "./conv3x3";
 import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
 import { preApplyRows } from "./norm";
 import { ARGS, CHUNKS, CLAIM, DONE, OP, OP_DIRECT, OP_GEMM, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout";
@@ -59,9 +59,9 @@ export function setScratch(p: usize): void {
 /** Units of work of the command at ctl and their alignment. */
 function units(ctl: usize): i32 {
   const op = load<i32>(ctl + OP);
-  if (op == OP_WINOGRAD_INPUT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
+  if (op == OP_WINOGRAD_INPUT) return ((arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2) * ((arg(ctl, 4) + TRANSFORM_BLOCK - 1) / TRANSFORM_BLOCK);
   if (op == OP_WINOGRAD_GEMM) return 36;
-  if (op == OP_WINOGRAD_OUTPUT) return arg(ctl, 2) * arg(ctl, 3) * arg(ctl, 4);
+  if (op == OP_WINOGRAD_OUTPUT) return arg(ctl, 2) * arg(ctl, 3) * arg(ctl, 4) * ((arg(ctl, 7) + TRANSFORM_BLOCK - 1) / TRANSFORM_BLOCK);
   if (op == OP_GEMM) return (arg(ctl, 0) + 3) >> 2;
   if (op == OP_DIRECT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
   if (op == OP_PRE) return arg(ctl, 1) * arg(ctl, 2);
@@ -98,11 +98,11 @@ export function task(ctl: usize, gen: i32): void {
 function run(ctl: usize, u0: i32, u1: i32): void {
   const op = load<i32>(ctl + OP);
   if (op == OP_WINOGRAD_INPUT) {
-    winogradInputRange(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), <usize>arg(ctl, 7), u0, u1);
+    winogradInputUnits(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), <usize>arg(ctl, 7), u0, u1);
   } else if (op == OP_WINOGRAD_GEMM) {
     winogradGemmRange(arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), <usize>arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), u0, u1);
   } else if (op == OP_WINOGRAD_OUTPUT) {
-    winogradOutputRange(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), arg(ctl, 7),
+    winogradOutputUnits(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), arg(ctl, 7),
       <usize>arg(ctl, 8), <usize>arg(ctl, 9), u0, u1);
   } else if (op == OP_GEMM) {
     const m = arg(ctl, 0), n = arg(ctl, 1), k = arg(ctl, 2), lda = arg(ctl, 4), ldc = arg(ctl, 7);

@@ -96,7 +96,7 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
         core.pool.run(OP_WINOGRAD_INPUT, [pIn, n, hp, wp, cp, tilesY, tilesX, v]);
         if (chunked) {
           core.pool.run(OP_WINOGRAD_COMPACT, [tiles, cp, coPad, v, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, m, weights, chunk.chunk, chunkStride]);
-        } else core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m]);
+        } else core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m], 36); // one product a chunk: even shares
         core.pool.run(OP_WINOGRAD_OUTPUT, [m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr]);
       } else {
         core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);

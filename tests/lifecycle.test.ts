@@ -42,6 +42,18 @@ async function settle(want: (n: number) => boolean): Promise<number | null> {
   return n;
 }
 
+/** The thread count once it has held still for 300 ms (a runtime may reap a stopped worker's thread late). */
+async function steady(): Promise<number | null> {
+  let n = threads(), same = 0;
+  for (let i = 0; i < 50 && n !== null && same < 3; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const m = threads();
+    same = m === n ? same + 1 : 0;
+    n = m;
+  }
+  return n;
+}
+
 test("20 load/dispose cycles of a threaded wasm model add no threads", async () => {
   const probe = await createBackend("wasm", { threads: 2 });
   const threaded = (probe.backend as { threads?: number }).threads === 2;
@@ -169,15 +181,15 @@ test("models share one worker pool: three threaded wasm models start one set of 
   }
   assert.equal(sharedWorkerCount(), 0, "no workers while no threaded backend is open");
   const x = { shape: [1, 1, 28, 28], data: new Float32Array(784).fill(0.1) };
-  const before = await settle(() => true);
+  const before = await steady();
   const one = await loadModel(bytes, { backend: "wasm", threads: 3 });
   const want = await one.forward(x, [10], [1]);
-  const withOne = await settle(() => true);
+  const withOne = await steady();
   // Two more, one of them loaded while another loads: still the same two workers.
   const [two, three] = await Promise.all([loadModel(bytes, { backend: "wasm", threads: 3 }), loadModel(bytes, { backend: "wasm", threads: 3 })]);
   assert.equal(sharedWorkerCount(), 2, "three models with 3 threads share 2 workers");
   if (withOne !== null) {
-    const withThree = await settle(() => true);
+    const withThree = await steady();
     assert.ok(withThree! <= withOne + 1, `threads ${before} -> ${withOne} with one model -> ${withThree} with three`);
   }
   for (const m of [one, two, three]) assert.equal((m.backend as { threads?: number }).threads, 3);

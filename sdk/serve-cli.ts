@@ -80,8 +80,8 @@ export const SERVE_FLAGS: FlagTable = {
   part: { type: "string", value: "decode|encode", help: "only one side's tensors of the unet cut: decode (host) or encode (edge)" },
   sha256: { type: "string", value: "HEX", help: "the weights file's SHA-256 as published (with --part: taken as given)" },
   "max-work": { type: "string", value: "N", help: "edge: most work per request (images x steps x pixels)" },
-  "max-concurrent": { type: "string", value: "N", help: "edge: generations running at once (default 4)" },
-  "max-queue": { type: "string", value: "N", help: "edge: generations waiting, then 503 busy (default 64)" },
+  "max-concurrent": { type: "string", value: "N", help: "edge: generations running at once (default 4); host: requests computing at once (default 8)" },
+  "max-queue": { type: "string", value: "N", help: "edge: generations waiting, then 503 busy (default 64); host: requests waiting (default 256)" },
   deadline: { type: "string", value: "SECONDS", help: "edge: per-request deadline, then 504 (default 300)" },
   "max-body": { type: "string", value: "BYTES", help: "edge: largest JSON request body, then 413 (default 1048576)" },
   "memory-budget": { type: "string", value: "MB", help: "wasm: most MiB its memory may take (weights stored compactly where the fast form does not fit)" },
@@ -190,7 +190,8 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   const audience = audienceList.length === 0 ? undefined : role === "edge" && audienceList.length === 1 ? audienceList[0] : audienceList;
   if (role === "edge" && (v.vae !== undefined || v["vae-memory"] !== undefined)) throw new ServeUsageError("--vae and --vae-memory are for --role host (a host decodes the vae cut)");
   const limits = edgeLimits(v);
-  if (role === "host" && Object.values(limits).some((x) => x !== undefined)) throw new ServeUsageError("--max-work, --max-concurrent, --max-queue, --deadline and --max-body are for --role edge");
+  const { maxConcurrent, maxQueue, ...edgeOnly } = limits;
+  if (role === "host" && Object.values(edgeOnly).some((x) => x !== undefined)) throw new ServeUsageError("--max-work, --deadline and --max-body are for --role edge");
   const mb = v["vae-memory"];
   if (mb !== undefined && v.vae === undefined) throw new ServeUsageError("--vae-memory needs --vae");
   const vaeMemory = mb === undefined ? undefined : numberFlag(mb, "vae-memory", (n) => n > 0, "a number of megabytes > 0");
@@ -234,7 +235,7 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
     }
   }
   handler = role === "host"
-    ? await createHostHandler({ model, secret, log, audience: hostAudience, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
+    ? await createHostHandler({ model, secret, log, audience: hostAudience, maxConcurrent, maxQueue, vae, vaeMemoryBudget: vaeMemory === undefined ? undefined : vaeMemory * 1e6 })
     : await createEdgeHandler({ model, secret, upstreams, audience, log, ...limits });
   const names = role === "host" && hostAudience !== undefined ? `, audience ${[hostAudience].flat().join(" ")}` : "";
   io.err(`dic serve: ${role} listening on http://${hostname}:${bound} (${env.runtime}, ${model.model.backend.name}, weights sha256 ${toHex(model.weightsSha256).slice(0, 16)}${part ? `, part ${part}: ${info?.bytesRead ?? 0} of ${info?.fileSize ?? 0} bytes read` : ""}${vae ? `, vae ${vae.source}` : ""}${names}${role === "edge" ? `, upstreams ${upstreams.join(" ")}` : ""})`);

@@ -158,6 +158,12 @@ export interface HostOptions {
    * was addressed by (its Host), which the sender chooses: hosts that share a secret should each have one.
    */
   audience?: string | readonly string[];
+  /**
+   * Admission control: requests computing at once (default 8) and waiting (default 256; each holds only its
+   * auth frame until a slot frees); beyond that `busy` (503) with Retry-After, and edges try another host.
+   */
+  maxConcurrent?: number;
+  maxQueue?: number;
   log?: (line: string) => void;
   /** Decoder of the `vae` cut for latent models (pixel-space models need none); takes precedence over `vae`. */
   decodePixels?: ServedModel["decodePixels"];
@@ -203,6 +209,7 @@ export async function createHostHandler(opts: HostOptions): Promise<Handler> {
   return hostProtocolHandler({
     model: { ...served(m), decodePixels }, key: await importSecret(opts.secret),
     maxFrameBytes: opts.maxFrameBytes, authWindowMs: opts.authWindowMs, log: opts.log, audience: opts.audience,
+    maxConcurrent: opts.maxConcurrent, maxQueue: opts.maxQueue,
   });
 }
 

@@ -63,7 +63,7 @@ test("dic serve: bad flags end with one line naming the problem", async () => {
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--remote", "--model", "w.safetensors"], /--remote: an edge with no weights takes no --model/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--max-work", "0x10"], /--max-work: expected an integer >= 1/],
     [["serve", "--role", "edge", "--port", "0", "--secret-file", `${dir}/ok`, "--upstream", "http://x:1", "--deadline", "soon"], /--deadline: expected a number/],
-    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--max-queue", "4"], /are for --role edge/],
+    [["serve", "--role", "host", "--port", "0", "--secret-file", `${dir}/ok`, "--max-work", "4"], /are for --role edge/],
     // One number parser for every flag: plain decimal only, so hex, blanks and a half port are refused.
     [["serve", "--role", "host", "--port", "0x50", "--secret-file", `${dir}/ok`], /--port: expected an integer in 0\.\.65535/],
     [["serve", "--role", "host", "--port", "", "--secret-file", `${dir}/ok`], /--port: expected an integer/],
@@ -150,4 +150,52 @@ test("host handler: a handoff's sampler state is the sampler's to read; a wrong 
     assert.match(String(what), /^bad_request: /);
     assert.match(String(what), why);
   }
+});
+
+test("host admission: a full host answers busy (503, Retry-After) before it reads the body; a streamed handoff holds its slot until it ends", async () => {
+  const { signFrames, importSecret } = await import("../src/protocol/auth.ts");
+  const { encodeTensor } = await import("../src/protocol/tensor-codec.ts");
+  const small = await createHostHandler({ model: served, secret: SECRET, maxConcurrent: 1, maxQueue: 1 });
+  const post = (body: Uint8Array | ReadableStream<Uint8Array>) => small(new Request("http://host.test/v1/run", { method: "POST", body: body as BodyInit, duplex: "half" } as RequestInit));
+  const f = await modelFacts();
+  const c = f.config;
+  const x = encodeTensor({ shape: [1, c.in_channels, c.input_size, c.input_size], data: new Float32Array(c.in_channels * c.input_size ** 2).fill(0.1) });
+  const [hello] = unetFrames(f, "s-admit-long", { hello: { cut: "handoff", generation: { labels: [7], steps: 40, sampler: "ddim", eta: 0, cfg_scale: 1, cfg_mode: "standard", seed: 1 } } });
+  const long = await signFrames(await importSecret(SECRET), [hello, { v: hello.v, session: "s-admit-long", seq: 2, type: "handoff", preview_every: 0, state: { x, next_step: 0, rng: null, sampler_state: null } }], { audience: "host.test" });
+  // 1: a 40-step handoff takes the one slot and streams its answer.
+  const first = await post(long);
+  assert.equal(first.status, 200);
+  // 2: queued; its body is not read while it waits (a stream that never delivers more than the auth frame would hang it otherwise).
+  const queuedBody = await validBody("s-admit-queued");
+  const authLen = 4 + new DataView(queuedBody.buffer, queuedBody.byteOffset).getUint32(0);
+  let pulls = 0;
+  const queuedStream = new ReadableStream<Uint8Array>({
+    pull(ctl) {
+      pulls++;
+      if (pulls === 1) ctl.enqueue(queuedBody.subarray(0, authLen));
+      else {
+        ctl.enqueue(queuedBody.subarray(authLen));
+        ctl.close();
+      }
+    },
+  }, { highWaterMark: 0 });
+  const queued = post(queuedStream);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(pulls, 1, "a queued request's body is read only up to its auth frame");
+  // 3: the queue is full: busy at once, with a hint when to retry.
+  const third = await post(await validBody("s-admit-third"));
+  assert.equal(third.status, 503);
+  assert.ok(Number(third.headers.get("retry-after")) >= 1, "Retry-After");
+  const err = decodeFrame(new Uint8Array(await third.arrayBuffer()).subarray(4));
+  assert.equal(err.type === "error" && err.code, "busy");
+  assert.match(err.type === "error" ? err.message : "", /host is at its limit \(1 running, 1 queued\)/);
+  // The handoff ends; the queued request then runs and succeeds.
+  const frames = new Uint8Array(await first.arrayBuffer());
+  assert.ok(frames.length > 0);
+  const q = await queued;
+  assert.equal(q.status, 200);
+  const qf = decodeFrame(new Uint8Array(await q.arrayBuffer()).subarray(4));
+  assert.equal(qf.type, "step_result");
+  // And the slot is free again.
+  assert.equal((await post(await validBody("s-admit-after"))).status, 200);
 });

@@ -1,4 +1,4 @@
-// Edge admission control (docs/protocol.md section 10.1): a concurrency limit with a bounded queue, and a JSON
+// Admission control (docs/protocol.md section 10): a concurrency limit with a bounded queue (edges and hosts), and a JSON
 // body read under a byte limit and a nesting limit. Refusals are ProtocolErrors with stable codes.
 import { ProtocolError } from "./errors.ts";
 
@@ -15,7 +15,8 @@ export class Admission {
   /** Moving average of how long a slot is held, ms (the Retry-After estimate). */
   private heldMs = 0;
 
-  constructor(readonly maxConcurrent: number, readonly maxQueue: number) {
+  /** `who` names the server in the refusal ("edge", "host"). */
+  constructor(readonly maxConcurrent: number, readonly maxQueue: number, readonly who = "edge") {
     if (!(Number.isInteger(maxConcurrent) && maxConcurrent >= 1)) throw new RangeError(`maxConcurrent must be an integer >= 1, got ${maxConcurrent}`);
     if (!(Number.isInteger(maxQueue) && maxQueue >= 0)) throw new RangeError(`maxQueue must be an integer >= 0, got ${maxQueue}`);
   }
@@ -39,7 +40,7 @@ export class Admission {
       return Promise.resolve(this.release());
     }
     if (this.waiting.length >= this.maxQueue) {
-      return Promise.reject(new ProtocolError("busy", `the edge is at its limit (${this.maxConcurrent} running, ${this.maxQueue} queued); retry later`, { retryAfter: this.retryAfterSeconds() }));
+      return Promise.reject(new ProtocolError("busy", `the ${this.who} is at its limit (${this.maxConcurrent} running, ${this.maxQueue} queued); retry later`, { retryAfter: this.retryAfterSeconds() }));
     }
     return new Promise<Release>((resolve, reject) => {
       const entry = {

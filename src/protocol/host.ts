@@ -1,6 +1,7 @@
 // The host end (docs/protocol.md section 7): a stateless Web-standard handler that authenticates a
 // request, checks it against the model before allocating, and finishes the work of one cut point.
 import { BodyDigest, checkDigest, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuthFrame } from "./auth.ts";
+import { Admission, type Release } from "./admission.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   AUDIENCE_RE, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
@@ -38,7 +39,17 @@ export interface HostProtocolOptions {
    * each be given their own.
    */
   audience?: string | readonly string[];
+  /**
+   * Requests computing at once (default 8); up to `maxQueue` more (default 256) wait in arrival order,
+   * holding only their auth frame (the body is read when a slot frees); beyond that `busy` (503) with
+   * Retry-After, and the edge tries another host.
+   */
+  maxConcurrent?: number;
+  maxQueue?: number;
 }
+
+/** Defaults of a host's admission control. */
+export const HOST_ADMISSION_DEFAULTS = { maxConcurrent: 8, maxQueue: 256 } as const;
 
 /** Largest auth frame: the only bytes a host reads before it knows who is asking. */
 export const MAX_AUTH_FRAME_BYTES = 4096;
@@ -59,7 +70,9 @@ export function hostAudiences(audience: string | readonly string[] | undefined):
 export function errorResponse(e: unknown, session = "-", step: number | null = null): Response {
   // NOTE: an unexpected error's message may name paths or internals; the client gets only its code.
   const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", "internal error (the host's log has the details)");
-  return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers: { "content-type": FRAMES_MEDIA_TYPE } });
+  const headers: Record<string, string> = { "content-type": FRAMES_MEDIA_TYPE };
+  if (typeof pe.extra.retryAfter === "number") headers["retry-after"] = String(pe.extra.retryAfter);
+  return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers });
 }
 
 /** The bytes of an error frame for `e`. */
@@ -104,14 +117,16 @@ export function hostProtocolHandler(opts: HostProtocolOptions): (req: Request) =
   const servedCuts = CUTS.filter((c) => CUT_TABLE[c].hostServes(part, canDecode));
 
   const audiences = hostAudiences(opts.audience);
+  const admission = new Admission(opts.maxConcurrent ?? HOST_ADMISSION_DEFAULTS.maxConcurrent, opts.maxQueue ?? HOST_ADMISSION_DEFAULTS.maxQueue, "host");
 
   /**
    * Reads and authenticates a request body (docs/protocol.md section 6): the auth frame alone, within a
    * short deadline and a few KiB; its MAC, audience and nonce; only then the body, frame by frame up to
    * the declared length, each frame hashed as it arrives; the digest at the end. Returns the frames,
-   * decoded only once the body matches what was signed.
+   * decoded only once the body matches what was signed. An authenticated request waits for a slot of
+   * the host's admission control before its body is read; `admitted` gets the slot.
    */
-  async function readRequest(req: Request): Promise<Frame[]> {
+  async function readRequest(req: Request, admitted: (r: Release) => void): Promise<Frame[]> {
     const declared = Number(req.headers.get("content-length") ?? NaN);
     if (declared > maxBody) throw new ProtocolError("too_large", `request body of ${declared} bytes exceeds the limit of ${maxBody}`);
     if (!req.body) throw new ProtocolError("bad_frame", "empty request body (expected auth, hello and a work frame)");
@@ -133,6 +148,8 @@ export function hostProtocolHandler(opts: HostProtocolOptions): (req: Request) =
       if (Number.isFinite(declared) && declared !== first.wire.length + auth.length) {
         throw new ProtocolError("unauthenticated", `Content-Length ${declared} differs from the length the auth frame declares (${first.wire.length + auth.length})`);
       }
+      // NOTE: a queued request holds its connection and auth frame only; its body waits in the sender's socket.
+      admitted(await admission.acquire(req.signal));
       return await readSignedBody(reader, auth);
     } finally {
       await reader.cancel();
@@ -158,7 +175,7 @@ export function hostProtocolHandler(opts: HostProtocolOptions): (req: Request) =
     return raws.map((w) => decodeFrame(w.subarray(4)));
   }
 
-  const hostRun = (req: Request): HostRun => ({ model, cfg, maxFrameBytes: maxFrame, log, req });
+  const hostRun = (req: Request, keep: (work: Promise<unknown>) => void): HostRun => ({ model, cfg, maxFrameBytes: maxFrame, log, req, keep });
 
   /** `GET /v1/info`: the protocol versions, the cuts served and the model's identity. */
   function info(): Response {
@@ -175,8 +192,10 @@ export function hostProtocolHandler(opts: HostProtocolOptions): (req: Request) =
   /** `POST /v1/run`: authenticates, checks the hello against the model, and lets the cut answer its work frame. */
   async function run(req: Request): Promise<Response> {
     let session = "-", step: number | null = null;
+    let release: Release | undefined;
+    let kept: Promise<unknown> | undefined;
     try {
-      const frames = await readRequest(req);
+      const frames = await readRequest(req, (r) => (release = r));
       const hello = expectFrame(frames[0] ?? ({ type: "none" } as unknown as Frame), "hello", "frame after auth");
       session = hello.session;
       checkHello(hello, model);
@@ -190,11 +209,15 @@ export function hostProtocolHandler(opts: HostProtocolOptions): (req: Request) =
       const cut = hostCut(hello.cut);
       const f = expectFrame(work, cut.sends, `${hello.cut} work frame`);
       if (f.type === "step") step = f.step;
-      return await cut.run(hostRun(req), hello, f);
+      return await cut.run(hostRun(req, (w) => (kept = w)), hello, f);
     } catch (e) {
       if (!(e instanceof ProtocolError)) log(`host: ${session} internal error: ${(e as Error).stack ?? e}`);
       else log(`host: ${session} refused: ${e.message}`);
       return errorResponse(e, session, step);
+    } finally {
+      const free = release ?? (() => {});
+      if (kept) kept.then(free, free);
+      else free();
     }
   }
 

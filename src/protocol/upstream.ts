@@ -193,6 +193,7 @@ export class UpstreamPool {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let last = performance.now();
       let timedOut = false;
+      let hostBusy = false;
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(() => {
@@ -221,6 +222,7 @@ export class UpstreamPool {
               this.markUp(index); // it answered: a refusal of the request, not a failure of the host
               throw new ProtocolError(code, `${name}: ${f.message}`, { upstreamStatus: f.status, fromHost: true });
             }
+            hostBusy = code === "busy";
             throw new Error(`${f.code} (${f.status}): ${f.message}`);
           }
           got.push(f);
@@ -236,7 +238,9 @@ export class UpstreamPool {
         if (signal?.aborted) throw signal.reason ?? e;
         const message = timedOut ? `no answer for ${waitMs} ms` : String((e as Error).message ?? e);
         lastError = `${name}: ${message.replace(/\bhttps?:\/\/[^\s)]+/gi, "<upstream>")}`;
-        this.markDown(index, message);
+        // A busy host answered: it is up, only full; the next attempt goes to another.
+        if (hostBusy) this.markUp(index);
+        else this.markDown(index, message);
         this.opts.log?.(`edge: ${what} attempt ${attempt + 1} failed (${url}: ${message}); trying the next upstream`);
       } finally {
         clearTimeout(timer);

@@ -59,6 +59,8 @@ export interface HostRun {
   log: (line: string) => void;
   /** The request (its signal cancels a streamed answer). */
   req: Request;
+  /** A cut whose answer streams on after run() returns passes the work here: the host's slot is held until it settles. */
+  keep(work: Promise<unknown>): void;
 }
 
 /** The host side of a wire cut: answers its work frame. */

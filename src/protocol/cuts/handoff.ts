@@ -100,6 +100,7 @@ async function runHost(h: HostRun, hello: FrameOf<"hello">, f: FrameOf<"handoff"
       return yieldToEventLoop();
     },
   });
+  h.keep(run);
   run.then((r) => {
     out.write({ ...base, seq: ++seq, type: "final", x: encodeTensor(r.x, dtype), image: null, pixel_range: model.pixelRange } as Frame);
     out.close();

@@ -170,7 +170,8 @@ if (runtimeName === "node") {
   test("examples/browser.html draws a sneaker", async () => {
     const page = await newPage("examples/browser.html");
     try {
-      await page.waitForFunction(() => document.body.dataset.done === "1", null, { timeout: 120_000 });
+      // The page sets done when it hands the PNG to the <img>; the image decodes after that (complete: loaded or broken).
+      await page.waitForFunction(() => document.body.dataset.done === "1" && (document.getElementById("out") as HTMLImageElement).complete, null, { timeout: 120_000 });
       assert.deepEqual(await page.evaluate(() => [(document.getElementById("out") as HTMLImageElement).naturalWidth, document.getElementById("info")!.textContent]),
         [28, "Sneaker on wasm"]);
     } finally {

@@ -5,6 +5,7 @@ import { type FlagTable, numberFlag } from "./cli-args.ts";
 import { env } from "../src/env.ts";
 import { readBytes } from "../src/io.ts";
 import { toHex } from "../src/protocol/auth.ts";
+import { audienceProblem } from "../src/protocol/frames.ts";
 import { toNodeListener } from "./node-adapter.ts";
 import { createEdgeHandler, createHostHandler, type EdgeOptions, type Handler, loadRemoteModel, loadServingModel } from "./serve.ts";
 import { loadVAE, type VAEModel } from "./vae.ts";
@@ -186,7 +187,10 @@ export async function runServe(v: ServeFlags, io: ServeIO): Promise<never> {
   if (role === "edge" && audienceList.length > 1 && audienceList.length !== upstreams.length) {
     throw new ServeUsageError(`--audience: ${audienceList.length} names for ${upstreams.length} upstreams (give one, or one per --upstream)`);
   }
-  for (const a of audienceList) if (!/^[\x21-\x7e]{1,255}$/.test(a)) throw new ServeUsageError(`--audience: ${JSON.stringify(a)} is not 1..255 visible ASCII characters`);
+  for (const a of audienceList) {
+    const problem = audienceProblem(a);
+    if (problem) throw new ServeUsageError(`--audience: ${problem}`);
+  }
   const audience = audienceList.length === 0 ? undefined : role === "edge" && audienceList.length === 1 ? audienceList[0] : audienceList;
   if (role === "edge" && (v.vae !== undefined || v["vae-memory"] !== undefined)) throw new ServeUsageError("--vae and --vae-memory are for --role host (a host decodes the vae cut)");
   const limits = edgeLimits(v);

@@ -14,7 +14,7 @@ import type { DownloadOptions } from "../src/weights/download.ts";
 import type { ModelPart } from "../src/model/params.ts";
 import { CUT_TABLE } from "../src/protocol/cuts/index.ts";
 import { EDGE_CUTS, type EdgeCut, runEdgeGeneration } from "../src/protocol/edge.ts";
-import { ProtocolError } from "../src/protocol/errors.ts";
+import { ProtocolError, refusalHeaders } from "../src/protocol/errors.ts";
 import { type Frame, FRAMES_MEDIA_TYPE, type GenerationSettings, PROTOCOL_VERSION } from "../src/protocol/frames.ts";
 import { hostProtocolHandler } from "../src/protocol/host.ts";
 import { type ModelIdentity, parseHostModelInfo, type ServedModel } from "../src/protocol/session.ts";
@@ -370,9 +370,7 @@ function errorJson(pe: ProtocolError): Record<string, unknown> {
 }
 
 function errorResponseJson(pe: ProtocolError, session?: string): Response {
-  const headers: Record<string, string> = {};
-  if (typeof pe.extra.retryAfter === "number") headers["retry-after"] = String(pe.extra.retryAfter);
-  if (typeof pe.extra.allow === "string") headers.allow = pe.extra.allow;
+  const headers = refusalHeaders(pe);
   if (session) headers["x-dic-session"] = session;
   return Response.json(errorJson(pe), { status: pe.status, headers });
 }

@@ -37,7 +37,9 @@ test("host handler: info, unknown paths and methods", async () => {
   assert.deepEqual(info.versions, [2]);
   assert.equal(info.model.weights_sha256.length, 64);
   assert.equal((await handler(new Request("http://host.test/nope"))).status, 404);
-  assert.equal((await handler(new Request("http://host.test/v1/run"))).status, 405);
+  const wrongMethod = await handler(new Request("http://host.test/v1/run"));
+  assert.equal(wrongMethod.status, 405);
+  assert.equal(wrongMethod.headers.get("allow"), "POST");
 });
 
 test("dic serve: bad flags end with one line naming the problem", async () => {

@@ -43,6 +43,14 @@ export class ProtocolError extends DicError<ErrorCode> {
   }
 }
 
+/** The HTTP headers a refusal carries beside its body: Retry-After (seconds) for `busy`, Allow for a wrong method. */
+export function refusalHeaders(pe: ProtocolError): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (typeof pe.extra.retryAfter === "number") headers["retry-after"] = String(pe.extra.retryAfter);
+  if (typeof pe.extra.allow === "string") headers.allow = pe.extra.allow;
+  return headers;
+}
+
 /** Whether `code` is one of the v2 codes. */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === "string" && Object.hasOwn(ERROR_STATUS, code);

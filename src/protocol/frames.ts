@@ -105,6 +105,11 @@ const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
 /** An audience: 1..255 visible ASCII characters (no spaces or line breaks, so the MAC input is unambiguous). */
 export const AUDIENCE_RE = /^[\x21-\x7e]{1,255}$/;
 
+/** What is wrong with `name` as an audience (`"x" is not 1..255 visible ASCII characters`), or null when it is one. */
+export function audienceProblem(name: unknown): string | null {
+  return typeof name === "string" && AUDIENCE_RE.test(name) ? null : `${JSON.stringify(name)} is not 1..255 visible ASCII characters`;
+}
+
 type Obj = Record<string, unknown>;
 
 function bad(msg: string): never {

@@ -2,9 +2,9 @@
 // request, checks it against the model before allocating, and finishes the work of one cut point.
 import { BodyDigest, checkDigest, DEFAULT_AUTH_WINDOW_MS, NonceCache, toHex, verifyAuthFrame } from "./auth.ts";
 import { Admission, type Release } from "./admission.ts";
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError, refusalHeaders } from "./errors.ts";
 import {
-  AUDIENCE_RE, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
+  audienceProblem, CUTS, DEFAULT_MAX_FRAME_BYTES, decodeFrame, encodeFrame, expectFrame, type Frame, type FrameOf,
   FRAMES_MEDIA_TYPE, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 } from "./frames.ts";
 import { CUT_TABLE, hostCut, type HostRun } from "./cuts/index.ts";
@@ -62,7 +62,10 @@ export function hostAudiences(audience: string | readonly string[] | undefined):
   if (audience === undefined) return null;
   const list = typeof audience === "string" ? [audience] : [...audience];
   if (list.length === 0) throw new Error("audience: give at least one name (or none for the default)");
-  for (const a of list) if (typeof a !== "string" || !AUDIENCE_RE.test(a)) throw new Error(`audience: ${JSON.stringify(a)} is not 1..255 visible ASCII characters`);
+  for (const a of list) {
+    const problem = audienceProblem(a);
+    if (problem) throw new Error(`audience: ${problem}`);
+  }
   return list;
 }
 
@@ -70,9 +73,7 @@ export function hostAudiences(audience: string | readonly string[] | undefined):
 export function errorResponse(e: unknown, session = "-", step: number | null = null): Response {
   // NOTE: an unexpected error's message may name paths or internals; the client gets only its code.
   const pe = e instanceof ProtocolError ? e : new ProtocolError("internal", "internal error (the host's log has the details)");
-  const headers: Record<string, string> = { "content-type": FRAMES_MEDIA_TYPE };
-  if (typeof pe.extra.retryAfter === "number") headers["retry-after"] = String(pe.extra.retryAfter);
-  return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers });
+  return new Response(errorFrameBytes(pe, session, step), { status: pe.status, headers: { "content-type": FRAMES_MEDIA_TYPE, ...refusalHeaders(pe) } });
 }
 
 /** The bytes of an error frame for `e`. */
@@ -226,11 +227,7 @@ export function hostProtocolHandler(opts: HostProtocolOptions): (req: Request) =
     if (req.method === "GET" && url.pathname === "/v1/info") return info();
     if (req.method === "GET" && url.pathname === "/healthz") return new Response("ok\n");
     if (url.pathname !== "/v1/run") return errorResponse(new ProtocolError("not_found", `no ${url.pathname} here (POST /v1/run, GET /v1/info, GET /healthz)`));
-    if (req.method !== "POST") {
-      const res = errorResponse(new ProtocolError("method_not_allowed", `${req.method} /v1/run: use POST`));
-      res.headers.set("allow", "POST");
-      return res;
-    }
+    if (req.method !== "POST") return errorResponse(new ProtocolError("method_not_allowed", `${req.method} /v1/run: use POST`, { allow: "POST" }));
     return run(req);
   }
 

@@ -4,7 +4,7 @@
 // the time a request may wait for its next frame adapts to the step times observed.
 import { signFrames } from "./auth.ts";
 import { ProtocolError, isErrorCode } from "./errors.ts";
-import { AUDIENCE_RE, DEFAULT_MAX_FRAME_BYTES, type Frame, FRAMES_MEDIA_TYPE } from "./frames.ts";
+import { audienceProblem, DEFAULT_MAX_FRAME_BYTES, type Frame, FRAMES_MEDIA_TYPE } from "./frames.ts";
 import { FrameReader } from "./stream.ts";
 
 /** Options of {@link UpstreamPool}. */
@@ -79,7 +79,10 @@ export class UpstreamPool {
     const a = opts.audience;
     if (Array.isArray(a) && a.length !== opts.urls.length) throw new Error(`audience: ${a.length} names for ${opts.urls.length} upstreams (give one, or one per upstream)`);
     this.audiences = opts.urls.map((u, i) => (a === undefined ? new URL(u).host : typeof a === "string" ? a : (a as readonly string[])[i]));
-    for (const n of this.audiences) if (!AUDIENCE_RE.test(n)) throw new Error(`audience: ${JSON.stringify(n)} is not 1..255 visible ASCII characters`);
+    for (const n of this.audiences) {
+      const problem = audienceProblem(n);
+      if (problem) throw new Error(`audience: ${problem}`);
+    }
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
     this.firstTimeoutMs = Math.min(this.idleTimeoutMs, opts.firstTimeoutMs ?? 5_000);
     this.minTimeoutMs = Math.min(this.idleTimeoutMs, opts.minTimeoutMs ?? 1_000);

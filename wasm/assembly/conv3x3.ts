@@ -63,21 +63,29 @@ export function directWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize): 
   }
 }
 
+// The transforms' constant factors as f32x4 rows in memory: V8 rebuilds a v128 constant at each use (see
+// gelu.ts), and the transforms use them 12 times per tile and block of four channels.
+const K: usize = memory.data<f32>([2, 2, 2, 2, 4, 4, 4, 4, 5, 5, 5, 5, 8, 8, 8, 8], 16);
+@inline function two(): v128 { return v128.load(K); }
+@inline function four(): v128 { return v128.load(K, 16); }
+@inline function five(): v128 { return v128.load(K, 32); }
+@inline function eight(): v128 { return v128.load(K, 48); }
+
 /** One column (or row) of B^T d, d given as six f32x4 at stride `s` bytes, results to six slots at stride `o`. */
 @inline function inputColumn(src: usize, s: usize, dst: usize, o: usize): void {
   const d0 = v128.load(src), d1 = v128.load(src + s), d2 = v128.load(src + 2 * s);
   const d3 = v128.load(src + 3 * s), d4 = v128.load(src + 4 * s), d5 = v128.load(src + 5 * s);
-  const four = f32x4.splat(4), five = f32x4.splat(5), two = f32x4.splat(2);
-  const a = f32x4.sub(d4, f32x4.mul(four, d2));
-  const b = f32x4.sub(d3, f32x4.mul(four, d1));
+  const c4 = four(), c5 = five(), c2 = two();
+  const a = f32x4.sub(d4, f32x4.mul(c4, d2));
+  const b = f32x4.sub(d3, f32x4.mul(c4, d1));
   const c = f32x4.sub(d4, d2);
-  const e = f32x4.mul(two, f32x4.sub(d3, d1));
-  v128.store(dst, f32x4.add(f32x4.sub(f32x4.mul(four, d0), f32x4.mul(five, d2)), d4));
+  const e = f32x4.mul(c2, f32x4.sub(d3, d1));
+  v128.store(dst, f32x4.add(f32x4.sub(f32x4.mul(c4, d0), f32x4.mul(c5, d2)), d4));
   v128.store(dst + o, f32x4.add(a, b));
   v128.store(dst + 2 * o, f32x4.sub(a, b));
   v128.store(dst + 3 * o, f32x4.add(c, e));
   v128.store(dst + 4 * o, f32x4.sub(c, e));
-  v128.store(dst + 5 * o, f32x4.add(f32x4.sub(f32x4.mul(four, d1), f32x4.mul(five, d3)), d5));
+  v128.store(dst + 5 * o, f32x4.add(f32x4.sub(f32x4.mul(c4, d1), f32x4.mul(c5, d3)), d5));
 }
 
 /** 4x4 transpose of f32 lanes: rows r0..r3 (a tile's four channels each) -> columns (a channel's four tiles). */
@@ -196,9 +204,9 @@ export function winogradGemmRange(tiles: i32, cp: i32, coPad: i32, v: usize, u: 
   const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
   const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
   v128.store(dst, f32x4.add(f32x4.add(m0, s12), s34));
-  v128.store(dst + o, f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)));
-  v128.store(dst + 2 * o, f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)));
-  v128.store(dst + 3 * o, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5));
+  v128.store(dst + o, f32x4.add(d12, f32x4.mul(two(), d34)));
+  v128.store(dst + 2 * o, f32x4.add(s12, f32x4.mul(four(), s34)));
+  v128.store(dst + 3 * o, f32x4.add(f32x4.add(d12, f32x4.mul(eight(), d34)), m5));
 }
 
 /** Row i of (A^T M) A + bias from the six f32x4 at src, stored to the first `cols` pixels at dst. */
@@ -209,8 +217,8 @@ export function winogradGemmRange(tiles: i32, cp: i32, coPad: i32, v: usize, u: 
   const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
   storeLanes(dst, f32x4.add(f32x4.add(f32x4.add(m0, s12), s34), bias), lanes);
   if (cols > 1) storeLanes(dst + px, f32x4.add(f32x4.add(d12, f32x4.add(d34, d34)), bias), lanes);
-  if (cols > 2) storeLanes(dst + 2 * px, f32x4.add(f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)), bias), lanes);
-  if (cols > 3) storeLanes(dst + 3 * px, f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5), bias), lanes);
+  if (cols > 2) storeLanes(dst + 2 * px, f32x4.add(f32x4.add(s12, f32x4.mul(four(), s34)), bias), lanes);
+  if (cols > 3) storeLanes(dst + 3 * px, f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(eight(), d34)), m5), bias), lanes);
 }
 
 /** out [N][H][W][Co] = A^T M A + bias (M: [36][T][CoPad]), cropping tiles that overhang the bottom and right edges. */

@@ -2,26 +2,47 @@
 // polynomial for e^r and 2^n built in the exponent bits (relative error ~1e-7 for x in [-87, 88]).
 // Used by the VAE's GroupNorm + SiLU pre-op and by the attention softmax.
 
-/** e^x lane-wise; x is clamped to [-87.3, 88.3] (results below 2^-126 are not needed here). */
+// The constants as f32x4 rows of a table in memory (V8 rebuilds a v128 constant at each use; see gelu.ts).
+const C: usize = memory.data<f32>([
+  -87.3, -87.3, -87.3, -87.3 /* LO */,
+  88.3, 88.3, 88.3, 88.3 /* HI */,
+  1.4426950408889634, 1.4426950408889634, 1.4426950408889634, 1.4426950408889634 /* LOG2E */,
+  0.693359375, 0.693359375, 0.693359375, 0.693359375 /* LN2_HI */,
+  -0.00021219444, -0.00021219444, -0.00021219444, -0.00021219444 /* LN2_LO */,
+  0.000198756915, 0.000198756915, 0.000198756915, 0.000198756915 /* E0 */,
+  0.0013981999507, 0.0013981999507, 0.0013981999507, 0.0013981999507 /* E1 */,
+  0.0083334519073, 0.0083334519073, 0.0083334519073, 0.0083334519073 /* E2 */,
+  0.041665795894, 0.041665795894, 0.041665795894, 0.041665795894 /* E3 */,
+  0.16666665459, 0.16666665459, 0.16666665459, 0.16666665459 /* E4 */,
+  0.50000001201, 0.50000001201, 0.50000001201, 0.50000001201 /* E5 */,
+  1.0, 1.0, 1.0, 1.0 /* ONE */,
+], 16);
+
+@inline function k(row: i32): v128 {
+  return v128.load(C + (<usize>row << 4));
+}
+
+/** e^x lane-wise; x is clamped to [-87.3, 88.3] (results below 2^-126 are not needed here). pmin / pmax:
+ * one instruction each, and a NaN lane stays NaN. */
 @inline export function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.3));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  x = f32x4.pmin(f32x4.pmax(x, k(0)), k(1));
+  const n = f32x4.nearest(f32x4.mul(x, k(2)));
+  let r = f32x4.sub(x, f32x4.mul(n, k(3)));
+  r = f32x4.sub(r, f32x4.mul(n, k(4)));
+  let p = k(5);
+  p = f32x4.add(f32x4.mul(p, r), k(6));
+  p = f32x4.add(f32x4.mul(p, r), k(7));
+  p = f32x4.add(f32x4.mul(p, r), k(8));
+  p = f32x4.add(f32x4.mul(p, r), k(9));
+  p = f32x4.add(f32x4.mul(p, r), k(10));
+  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), k(11));
   const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return f32x4.mul(y, pow2);
 }
 
 /** x * sigmoid(x) = x / (1 + e^-x), lane-wise. */
 @inline export function silu4(x: v128): v128 {
-  return f32x4.div(x, f32x4.add(f32x4.splat(1), exp4(f32x4.neg(x))));
+  return f32x4.div(x, f32x4.add(k(11), exp4(f32x4.neg(x))));
 }
 
 /** dst = SiLU(src) over count floats (dst may equal src): the SiLU of the VAE's GroupNorm + SiLU pre-op. */

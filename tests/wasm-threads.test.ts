@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { NormPreOp } from "../src/backend/contract.ts";
 import { createWasmBackend, defaultThreads, probeWasm, threadsUnavailable, type WasmBackend } from "../src/backend/wasm/index.ts";
-import { OP_GEMM } from "../src/backend/wasm/threads.ts";
+import { OP_CHANNEL_TOTALS, OP_GATE_ADD, OP_GEMM, OP_GEMM_COLS } from "../src/backend/wasm/threads.ts";
 import { createBackend } from "../src/backend/registry.ts";
 import { resolveConfig } from "../src/model/config.ts";
 import { DiCGraph } from "../src/model/dic.ts";
@@ -71,6 +71,47 @@ threadTest(`wasm threads [${runtimeName}]: conv3x3 (Winograd and direct, with an
     many.close();
   }
   console.log(`wasm threads [${runtimeName}]: conv worst relative L2 threads vs single ${worst.toExponential(2)}`);
+});
+
+threadTest(`wasm threads [${runtimeName}]: short commands on the pool (channel totals, column-split GEMM, gateAdd) match their serial kernels bit for bit`, async () => {
+  // ThreadPool.runShort takes the pool or the serial kernel depending on whether a worker sleeps: both must agree exactly.
+  const b = await createWasmBackend({ threads: 3 });
+  const core = b.core, k = core.k, pool = core.pool!;
+  const put = (data: Float32Array) => {
+    const p = core.heap.alloc(data.length * 4 + 64);
+    core.f32().set(data, p >> 2);
+    return p;
+  };
+  const get = (p: number, len: number) => core.f32().slice(p >> 2, (p >> 2) + len);
+  const f64 = (p: number, len: number) => new Float64Array(core.k.memory.buffer, p, len).slice();
+  for (const [n, hw, c] of [[1, 64, 96], [2, 49, 70], [3, 25, 13], [1, 9, 384]]) {
+    const quads = Math.ceil(c / 4), units = n * quads;
+    const x = put(rand([n * hw * c]).data);
+    const centers = put(rand([n * quads * 4]).data);
+    for (const center of [0, centers]) {
+      const [s1, s2] = [core.heap.alloc(units * 32), core.heap.alloc(units * 32)];
+      k.channelTotalsUnits(x, n, hw, c, center, s1, 0, units);
+      pool.run(OP_CHANNEL_TOTALS, [x, n, hw, c, center, s2]);
+      assert.deepStrictEqual(f64(s2, units * 4), f64(s1, units * 4), `channel totals [${n},${hw},${c}] centred ${center !== 0}`);
+    }
+    const [h, res, gate] = [put(rand([n * hw * c]).data), put(rand([n * hw * c]).data), put(rand([n * (2 * c + 3)]).data)];
+    for (const g of [0, gate]) {
+      const [d1, d2] = [core.heap.alloc(n * hw * c * 4), core.heap.alloc(n * hw * c * 4)];
+      k.gateAdd(h, g, 2 * c + 3, 3, res, d1, n, hw, c);
+      pool.run(OP_GATE_ADD, [h, g, 2 * c + 3, 3, res, d2, n, hw, c]);
+      assert.deepStrictEqual(get(d2, n * hw * c), get(d1, n * hw * c), `gateAdd [${n},${hw},${c}] gate ${g !== 0}`);
+    }
+  }
+  for (const [m, kk, nn] of [[1, 96, 288], [2, 77, 67], [3, 384, 1152], [1, 5, 9]]) {
+    const a = put(rand([m * kk]).data), bias = put(rand([nn + 8]).data);
+    const w = core.heap.alloc(Math.ceil(nn / 8) * 8 * kk * 4);
+    k.packB(put(rand([kk * nn]).data), kk, nn, nn, 1, w);
+    const [c1, c2] = [core.heap.alloc(m * nn * 4), core.heap.alloc(m * nn * 4)];
+    k.gemm(m, nn, kk, a, kk, w, c1, nn, bias);
+    pool.run(OP_GEMM_COLS, [m, nn, kk, a, kk, w, c2, nn, bias]);
+    assert.deepStrictEqual(get(c2, m * nn), get(c1, m * nn), `column-split gemm ${m}x${kk}x${nn}`);
+  }
+  b.close();
 });
 
 threadTest(`wasm threads [${runtimeName}]: tiny-model forward matches one thread`, async () => {

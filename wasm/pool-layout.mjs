@@ -10,6 +10,9 @@ export const OPS = [
   { name: "GEMM", code: 4, doc: "gemm split by rows (multiples of 4). Args as gemm." },
   { name: "DIRECT", code: 5, doc: "Direct conv3x3 (im2col + GEMM), split by output pixel. Args as directConv." },
   { name: "PRE", code: 6, doc: "The fused pre-op pass (norm, modulate, GELU into the padded conv input), split by image row. Args as preApply." },
+  { name: "CHANNEL_TOTALS", code: 8, doc: "Group-norm channel sums (or sums of squares about the group means), split by image and block of four channels. Args as channelTotalsUnits (less u0, u1)." },
+  { name: "GEMM_COLS", code: 9, doc: "gemm split by panels of 8 columns (few rows: linear). Args as gemm." },
+  { name: "GATE_ADD", code: 10, doc: "gateAdd split by pixel. Args as gateAdd." },
   { name: "WINOGRAD_COMPACT", code: 7, doc: "The 36 Winograd GEMMs of a compact weight, split by chunk of output channels. Args as winogradGemmCompactRange (less j0, j1)." },
 ];
 

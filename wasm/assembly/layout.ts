@@ -69,16 +69,20 @@ export function concat(a: usize, ca: i32, b: usize, cb: i32, dst: usize, pixels:
 
 /** dst = gate[n][off + c] * h + residual on [N][HW][C]; gate rows have k floats (gate == 0: no gate). */
 export function gateAdd(h: usize, gate: usize, k: i32, off: i32, res: usize, dst: usize, n: i32, hw: i32, c: i32): void {
+  gateAddPixels(h, gate, k, off, res, dst, n, hw, c, 0, n * hw);
+}
+
+/** gateAdd for the pixels [p0, p1) of the N * HW only (a thread's share). */
+export function gateAddPixels(h: usize, gate: usize, k: i32, off: i32, res: usize, dst: usize, n: i32, hw: i32, c: i32, p0: i32, p1: i32): void {
   const px = <usize>c << 2;
-  for (let b = 0; b < n; b++) {
+  for (let i = p0; i < p1; i++) {
+    const b = i / hw;
     const g = gate + (<usize>(b * k + off) << 2);
-    let p = (<usize>b * <usize>hw) * px;
-    for (let i = 0; i < hw; i++, p += px) {
-      for (let q = 0; q < c; q += 4) {
-        const o = p + (<usize>q << 2);
-        const gv = gate ? v128.load(g + (<usize>q << 2)) : f32x4.splat(1);
-        storeLanes(dst + o, madd(gv, v128.load(h + o), v128.load(res + o)), c - q);
-      }
+    const p = <usize>i * px;
+    for (let q = 0; q < c; q += 4) {
+      const o = p + (<usize>q << 2);
+      const gv = gate ? v128.load(g + (<usize>q << 2)) : f32x4.splat(1);
+      storeLanes(dst + o, madd(gv, v128.load(h + o), v128.load(res + o)), c - q);
     }
   }
 }

@@ -6,63 +6,99 @@ import { gelu4 } from "./gelu";
 import { hsum, laneMask, storeLanes } from "./simd";
 
 /**
- * Per-channel totals over the hw pixels of one NHWC image: sum of x, or of (x - center[c])^2 when
- * center != 0. out: f64 [ceil(c/4)*4]. f32 partial sums over 16 pixels, flushed into f64.
+ * Totals over the hw pixels of one NHWC image of channels [q, q + 4): sum of x, or of (x - center[c])^2
+ * when center != 0 (center: f32 [ceil(c/4)*4] of this image). out: f64 [ceil(c/4)*4]. f32 partial sums
+ * over 16 pixels, flushed into f64. Each quad is summed the same way whoever runs it (thread-count invariant).
  */
-function channelTotals(img: usize, hw: i32, c: i32, center: usize, out: usize): void {
+function quadTotals(img: usize, hw: i32, c: i32, q: i32, center: usize, out: usize): void {
   const px = <usize>c << 2;
-  for (let q = 0; q < c; q += 4) {
-    const mq = center ? v128.load(center + (<usize>q << 2)) : f32x4.splat(0);
-    let lo = f64x2.splat(0), hi = f64x2.splat(0);
-    let p = 0;
-    while (p < hw) {
-      const end = min(hw, p + 16);
-      let acc = f32x4.splat(0);
-      let ptr = img + <usize>p * px + (<usize>q << 2);
-      if (center) {
-        for (; p < end; p++, ptr += px) {
-          const d = f32x4.sub(v128.load(ptr), mq);
-          acc = f32x4.add(acc, f32x4.mul(d, d));
-        }
-      } else {
-        for (; p < end; p++, ptr += px) acc = f32x4.add(acc, v128.load(ptr));
+  const mq = center ? v128.load(center + (<usize>q << 2)) : f32x4.splat(0);
+  let lo = f64x2.splat(0), hi = f64x2.splat(0);
+  let p = 0;
+  while (p < hw) {
+    const end = min(hw, p + 16);
+    let acc = f32x4.splat(0);
+    let ptr = img + <usize>p * px + (<usize>q << 2);
+    if (center) {
+      for (; p < end; p++, ptr += px) {
+        const d = f32x4.sub(v128.load(ptr), mq);
+        acc = f32x4.add(acc, f32x4.mul(d, d));
       }
-      lo = f64x2.add(lo, f64x2.promote_low_f32x4(acc));
-      hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(acc, acc, 2, 3, 0, 1)));
+    } else {
+      for (; p < end; p++, ptr += px) acc = f32x4.add(acc, v128.load(ptr));
     }
-    v128.store(out + (<usize>q << 3), lo);
-    v128.store(out + (<usize>q << 3), hi, 16);
+    lo = f64x2.add(lo, f64x2.promote_low_f32x4(acc));
+    hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(acc, acc, 2, 3, 0, 1)));
+  }
+  v128.store(out + (<usize>q << 3), lo);
+  v128.store(out + (<usize>q << 3), hi, 16);
+}
+
+/**
+ * quadTotals for the units [u0, u1) of N * ceil(C/4) (unit u: image u / quads, channels 4 (u % quads) on; a
+ * thread's share) of x [N][HW][C]. centers: f32 [N][ceil(C/4)*4] or 0; out: f64 [N][ceil(C/4)*4].
+ */
+export function channelTotalsUnits(x: usize, n: i32, hw: i32, c: i32, centers: usize, out: usize, u0: i32, u1: i32): void {
+  const quads = (c + 3) >> 2;
+  const cPad = <usize>quads << 2;
+  for (let u = u0; u < u1; u++) {
+    const b = u / quads, q = (u - b * quads) << 2;
+    const img = x + ((<usize>b * <usize>hw * <usize>c) << 2);
+    quadTotals(img, hw, c, q, centers ? centers + ((<usize>b * cPad) << 2) : 0, out + ((<usize>b * cPad) << 3));
   }
 }
 
 /**
- * Group-norm statistics of x [N][HW][C]: stats[(n * groups + g) * 2 + {0, 1}] = mean, 1/sqrt(var + eps).
- * scratch: f64 [ceil(c/4)*4] then f32 [ceil(c/4)*4] (channel means).
+ * From channel sums (f64 [N][ceil(C/4)*4], channelTotalsUnits): each group's mean to stats[(n * groups + g)
+ * * 2] and to every channel of the group in meanC (f32 [N][ceil(C/4)*4], zero past C).
  */
-export function groupStats(x: usize, n: i32, hw: i32, c: i32, groups: i32, eps: f32, stats: usize, scratch: usize): void {
+export function groupMeans(sums: usize, n: i32, hw: i32, c: i32, groups: i32, stats: usize, meanC: usize): void {
   const cPad = (c + 3) & ~3;
-  const sums = scratch;
-  const meanC = scratch + (<usize>cPad << 3);
   const cg = c / groups;
   const count = <f64>cg * <f64>hw;
   for (let b = 0; b < n; b++) {
-    const img = x + ((<usize>b * <usize>hw * <usize>c) << 2);
-    channelTotals(img, hw, c, 0, sums);
+    const sb = sums + ((<usize>b * <usize>cPad) << 3), mb = meanC + ((<usize>b * <usize>cPad) << 2);
     for (let g = 0; g < groups; g++) {
       let s: f64 = 0;
-      for (let i = g * cg; i < (g + 1) * cg; i++) s += load<f64>(sums + (<usize>i << 3));
+      for (let i = g * cg; i < (g + 1) * cg; i++) s += load<f64>(sb + (<usize>i << 3));
       const mean = s / count;
       store<f32>(stats + (<usize>((b * groups + g) * 2) << 2), <f32>mean);
-      for (let i = g * cg; i < (g + 1) * cg; i++) store<f32>(meanC + (<usize>i << 2), <f32>mean);
+      for (let i = g * cg; i < (g + 1) * cg; i++) store<f32>(mb + (<usize>i << 2), <f32>mean);
     }
-    for (let i = c; i < cPad; i++) store<f32>(meanC + (<usize>i << 2), 0);
-    channelTotals(img, hw, c, meanC, sums);
+    for (let i = c; i < cPad; i++) store<f32>(mb + (<usize>i << 2), 0);
+  }
+}
+
+/** From centred channel sums of squares (channelTotalsUnits about groupMeans' meanC): 1/sqrt(var + eps) to stats[... * 2 + 1]. */
+export function groupInvStd(sums: usize, n: i32, hw: i32, c: i32, groups: i32, eps: f32, stats: usize): void {
+  const cPad = (c + 3) & ~3;
+  const cg = c / groups;
+  const count = <f64>cg * <f64>hw;
+  for (let b = 0; b < n; b++) {
+    const sb = sums + ((<usize>b * <usize>cPad) << 3);
     for (let g = 0; g < groups; g++) {
       let s: f64 = 0;
-      for (let i = g * cg; i < (g + 1) * cg; i++) s += load<f64>(sums + (<usize>i << 3));
+      for (let i = g * cg; i < (g + 1) * cg; i++) s += load<f64>(sb + (<usize>i << 3));
       store<f32>(stats + (<usize>((b * groups + g) * 2 + 1) << 2), <f32>(1.0 / Math.sqrt(s / count + <f64>eps)));
     }
   }
+}
+
+/**
+ * Group-norm statistics of x [N][HW][C]: stats[(n * groups + g) * 2 + {0, 1}] = mean, 1/sqrt(var + eps) (two
+ * passes: channel sums, then sums of squares about the group mean). scratch: f64 [N][ceil(C/4)*4] then f32
+ * [N][ceil(C/4)*4] (the channel means). With workers the two passes may run as pool commands
+ * (OP_CHANNEL_TOTALS) around groupMeans and groupInvStd, with the same result.
+ */
+export function groupStats(x: usize, n: i32, hw: i32, c: i32, groups: i32, eps: f32, stats: usize, scratch: usize): void {
+  const cPad = (c + 3) & ~3;
+  const units = n * (cPad >> 2);
+  const sums = scratch;
+  const meanC = scratch + ((<usize>n * <usize>cPad) << 3);
+  channelTotalsUnits(x, n, hw, c, 0, sums, 0, units);
+  groupMeans(sums, n, hw, c, groups, stats, meanC);
+  channelTotalsUnits(x, n, hw, c, meanC, sums, 0, units);
+  groupInvStd(sums, n, hw, c, groups, eps, stats);
 }
 
 /** Layer-norm (over channels) statistics per pixel of x [P][C]: stats[p * 2 + {0, 1}] = mean, 1/sqrt(var + eps). */

@@ -1,11 +1,14 @@
 // Work sharing for the threads build: the host writes one command (an op and its arguments) into a control
 // block in the shared memory, and every thread — the caller and each worker — runs `task` on it, claiming
-// chunks (ranges of tile groups, Winograd products, tiles, output rows or pre-op image rows) until none is left. The host
+// chunks (ranges of tile groups, Winograd products, tiles, output rows, pre-op image rows, channel quads, GEMM
+// column panels or pixels) until none is left. The host
 // waits for the last chunk before the next command, which separates the stages.
 import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, TRANSFORM_BLOCK, winogradGemmCompactRange, winogradGemmRange, winogradInputUnits, winogradOutputUnits } from "./conv3x3";
 import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
-import { preApplyRows } from "./norm";
-import { ARGS, CHUNKS, CLAIM, DONE, OP, OP_DIRECT, OP_GEMM, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout";
+import { gateAddPixels } from "./layout";
+import { channelTotalsUnits, preApplyRows } from "./norm";
+import { ARGS, CHUNKS, CLAIM, DONE, OP, OP_CHANNEL_TOTALS, OP_DIRECT, OP_GATE_ADD, OP_GEMM, OP_GEMM_COLS, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM,
+  OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout";
 
 // Control block and op codes: wasm/pool-layout.mjs (generated into ./pool-layout.ts). Threads claim chunks
 // until none are left (dynamic: a thread the OS descheduled does less, not the others' wait), and the
@@ -66,6 +69,9 @@ function units(ctl: usize): i32 {
   if (op == OP_DIRECT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
   if (op == OP_PRE) return arg(ctl, 1) * arg(ctl, 2);
   if (op == OP_WINOGRAD_COMPACT) return (arg(ctl, 7) + arg(ctl, 11) - 1) / arg(ctl, 11);
+  if (op == OP_CHANNEL_TOTALS) return arg(ctl, 1) * ((arg(ctl, 3) + 3) >> 2);
+  if (op == OP_GEMM_COLS) return (arg(ctl, 1) + 7) >> 3;
+  if (op == OP_GATE_ADD) return arg(ctl, 6) * arg(ctl, 7);
   return 0;
 }
 
@@ -119,6 +125,14 @@ function run(ctl: usize, u0: i32, u1: i32): void {
   } else if (op == OP_WINOGRAD_COMPACT) {
     winogradGemmCompactRange(arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), <usize>arg(ctl, 3), <usize>arg(ctl, 4), arg(ctl, 5), <usize>arg(ctl, 6), arg(ctl, 7),
       arg(ctl, 8), <usize>arg(ctl, 9), <usize>arg(ctl, 10), arg(ctl, 11), arg(ctl, 12), u0, u1);
+  } else if (op == OP_CHANNEL_TOTALS) {
+    channelTotalsUnits(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), u0, u1);
+  } else if (op == OP_GEMM_COLS) {
+    const n = arg(ctl, 1), k = arg(ctl, 2), c0 = u0 << 3, c1 = min(n, u1 << 3), bias = <usize>arg(ctl, 8);
+    gemm(arg(ctl, 0), c1 - c0, k, <usize>arg(ctl, 3), arg(ctl, 4), <usize>arg(ctl, 5) + ((<usize>u0 * <usize>k) << 5),
+      <usize>arg(ctl, 6) + (<usize>c0 << 2), arg(ctl, 7), bias ? bias + (<usize>c0 << 2) : 0);
+  } else if (op == OP_GATE_ADD) {
+    gateAddPixels(<usize>arg(ctl, 0), <usize>arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), arg(ctl, 6), arg(ctl, 7), arg(ctl, 8), u0, u1);
   } else if (op == OP_PRE) {
     preApplyRows(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), <usize>arg(ctl, 6), <usize>arg(ctl, 7),
       <usize>arg(ctl, 8), <usize>arg(ctl, 9), arg(ctl, 10), <usize>arg(ctl, 11), arg(ctl, 12), arg(ctl, 13), arg(ctl, 14), arg(ctl, 15), u0, u1);

@@ -8,7 +8,7 @@ import type { WasmCore } from "./core.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { compactChunk, compactCosts, conv3x3Bytes } from "./storage.ts";
 import type { WasmTensor } from "./tensor.ts";
-import { OP_DIRECT, OP_GEMM, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
+import { OP_DIRECT, OP_GEMM, OP_GEMM_COLS, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./threads.ts";
 
 /** How conv3x3 picks its algorithm: by image size (auto), or always one of them (tests, benchmarks). */
 export type Conv3x3Path = "auto" | "winograd" | "direct";
@@ -134,6 +134,9 @@ export function conv1x1(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
   return out;
 }
 
+/** Multiply-adds of a linear from which it may run on the thread pool. */
+const POOL_LINEAR_MIN = 32768;
+
 /** Bytes of packed panels a compact linear weight expands at a time. */
 const CHUNK_PANEL_BYTES = 512 << 10;
 
@@ -157,6 +160,9 @@ export function linear(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null
         core.k.expandPanels(c.ptr, c.kind === "f16" ? 1 : 2, c.scales, k, p0, p1, scr);
         core.k.gemm(n, Math.min(m, p1 * 8) - p0 * 8, k, input, k, scr, out.ptr + p0 * 32, m, biasPtr ? biasPtr + p0 * 32 : 0);
       }
+    } else if (core.pool && m >= 64 && n * m * k >= POOL_LINEAR_MIN) {
+      // Few rows: split by column panel, while the workers poll.
+      core.pool.runShort(OP_GEMM_COLS, [n, m, k, input, k, weights, out.ptr, m, biasPtr], () => core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr));
     } else core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr);
     return out;
   } finally {

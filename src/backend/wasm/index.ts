@@ -9,7 +9,7 @@ import type { MemoryStats } from "./allocator.ts";
 import { type Conv3x3Path, conv1x1, conv3x3, linear, packed, WINOGRAD_MIN_SIZE } from "./conv.ts";
 import { WasmCore } from "./core.ts";
 import { buildLoadable, checkWasmModules, loadKernels, loadSharedKernels, probeWasm, relaxedSimdSupported, wasmBytes, type WasmModules, type WasmVariant } from "./module.ts";
-import { availableCores, CONTROL_BYTES, ThreadPool, threadsUnavailable } from "./threads.ts";
+import { availableCores, CONTROL_BYTES, OP_GATE_ADD, ThreadPool, threadsUnavailable } from "./threads.ts";
 import { applyPre, resolvePre } from "./norm.ts";
 import { attention, upsampleNearest } from "./attention.ts";
 import { WasmTensor } from "./tensor.ts";
@@ -66,6 +66,8 @@ export function defaultThreads(): number {
 
 /** Memory of the threads build: 64 KiB pages, up to the wasm32 limit of 4 GiB. */
 const SHARED_MAX_PAGES = 65536;
+/** Floats of a gateAdd from which it may run on the thread pool. */
+const POOL_GATE_ADD_MIN = 4096;
 
 /** Creates the wasm backend (compiles the kernels). Throws when the requested variant cannot run here. */
 export async function createWasmBackend(options: WasmOptions = {}): Promise<WasmBackend> {
@@ -340,6 +342,7 @@ export class WasmBackend implements Backend {
   }
 
   conv3x3(x: Tensor, w: Tensor, bias: Tensor | null, pre?: NormPreOp): Tensor {
+    this.core.pool?.warm(); // its commands follow its JS and the group statistics: overlap a worker's wake-up with them
     return conv3x3(this.core, x, w, bias, pre, this.conv3x3Path, this.plan.scratchCap);
   }
 
@@ -371,7 +374,9 @@ export class WasmBackend implements Backend {
       off = gate.offset;
     }
     const out = this.core.tensor(hv.shape, "nhwc");
-    this.core.k.gateAdd(this.core.nhwc(hv), g, k, off, this.core.nhwc(rv), out.ptr, n, hh * w, c);
+    const args = [this.core.nhwc(hv), g, k, off, this.core.nhwc(rv), out.ptr, n, hh * w, c] as const;
+    if (this.core.pool && n * hh * w * c >= POOL_GATE_ADD_MIN) this.core.pool.runShort(OP_GATE_ADD, args, () => this.core.k.gateAdd(...args));
+    else this.core.k.gateAdd(...args);
     return out;
   }
 

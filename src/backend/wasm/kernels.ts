@@ -63,10 +63,24 @@ export interface Kernels {
   /** im2col for the direct path: col[(n*H + y)*W + x][(ky*3 + kx)*Cp + c] = P[n][y+ky][x+kx][c]. */
   im2col(pIn: Ptr, n: number, hp: number, wp: number, cp: number, h: number, w: number, col: Ptr): void;
   /**
-   * Group-norm statistics of x [N][HW][C]: stats[(n * groups + g) * 2 + {0, 1}] = mean, 1/sqrt(var + eps).
-   * scratch: f64 [ceil(c/4)*4] then f32 [ceil(c/4)*4] (channel means).
+   * Group-norm statistics of x [N][HW][C]: stats[(n * groups + g) * 2 + {0, 1}] = mean, 1/sqrt(var + eps) (two
+   * passes: channel sums, then sums of squares about the group mean). scratch: f64 [N][ceil(C/4)*4] then f32
+   * [N][ceil(C/4)*4] (the channel means). With workers the two passes may run as pool commands
+   * (OP_CHANNEL_TOTALS) around groupMeans and groupInvStd, with the same result.
    */
   groupStats(x: Ptr, n: number, hw: number, c: number, groups: number, eps: number, stats: Ptr, scratch: Ptr): void;
+  /**
+   * quadTotals for the units [u0, u1) of N * ceil(C/4) (unit u: image u / quads, channels 4 (u % quads) on; a
+   * thread's share) of x [N][HW][C]. centers: f32 [N][ceil(C/4)*4] or 0; out: f64 [N][ceil(C/4)*4].
+   */
+  channelTotalsUnits(x: Ptr, n: number, hw: number, c: number, centers: Ptr, out: Ptr, u0: number, u1: number): void;
+  /**
+   * From channel sums (f64 [N][ceil(C/4)*4], channelTotalsUnits): each group's mean to stats[(n * groups + g)
+   * * 2] and to every channel of the group in meanC (f32 [N][ceil(C/4)*4], zero past C).
+   */
+  groupMeans(sums: Ptr, n: number, hw: number, c: number, groups: number, stats: Ptr, meanC: Ptr): void;
+  /** From centred channel sums of squares (channelTotalsUnits about groupMeans' meanC): 1/sqrt(var + eps) to stats[... * 2 + 1]. */
+  groupInvStd(sums: Ptr, n: number, hw: number, c: number, groups: number, eps: number, stats: Ptr): void;
   /** Layer-norm (over channels) statistics per pixel of x [P][C]: stats[p * 2 + {0, 1}] = mean, 1/sqrt(var + eps). */
   layerStats(x: Ptr, pixels: number, c: number, eps: number, stats: Ptr): void;
   /**

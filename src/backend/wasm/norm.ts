@@ -4,7 +4,7 @@
 import type { NormPreOp } from "../contract.ts";
 import type { WasmCore } from "./core.ts";
 import type { WasmTensor } from "./tensor.ts";
-import { OP_PRE } from "./threads.ts";
+import { OP_CHANNEL_TOTALS, OP_PRE } from "./threads.ts";
 
 interface Slice {
   ptr: number;
@@ -45,6 +45,28 @@ export function resolvePre(core: WasmCore, pre: NormPreOp, x: WasmTensor, op: st
   };
 }
 
+/** Floats of x from which the group statistics' passes may run on the thread pool. */
+const POOL_STATS_MIN = 4096;
+
+/**
+ * Group-norm statistics (wasm/assembly/norm.ts groupStats). With workers polling, its two passes over x run
+ * as pool commands split by channel quad (ThreadPool.runShort) around the serial group sums: the same
+ * arithmetic, so the same result at every thread count.
+ */
+function groupStats(core: WasmCore, src: number, n: number, hw: number, c: number, groups: number, eps: number, stats: number, scratch: number): void {
+  const pool = core.pool, k = core.k;
+  if (!pool || n * hw * c < POOL_STATS_MIN) {
+    k.groupStats(src, n, hw, c, groups, eps, stats, scratch);
+    return;
+  }
+  const units = n * Math.ceil(c / 4);
+  const meanC = scratch + 8 * units * 4;
+  pool.runShort(OP_CHANNEL_TOTALS, [src, n, hw, c, 0, scratch], () => k.channelTotalsUnits(src, n, hw, c, 0, scratch, 0, units));
+  k.groupMeans(scratch, n, hw, c, groups, stats, meanC);
+  pool.runShort(OP_CHANNEL_TOTALS, [src, n, hw, c, meanC, scratch], () => k.channelTotalsUnits(src, n, hw, c, meanC, scratch, 0, units));
+  k.groupInvStd(scratch, n, hw, c, groups, eps, stats);
+}
+
 /**
  * Writes act(pre(x)) for x [N, C, H, W] into dst [N][dstHp][dstWp][dstCp] at (y + off, x + off); the rest
  * of dst is left untouched (the caller zeroes padding).
@@ -57,10 +79,10 @@ export function applyPre(core: WasmCore, x: WasmTensor, pre: ResolvedPre, dst: n
   const coef = core.scratch(3 * n * cPad);
   const statsLen = pre.layer ? n * hw * 2 : n * pre.groups * 2;
   const stats = core.scratch(statsLen);
-  const scratch = core.scratch(3 * cPad);
+  const scratch = core.scratch(3 * n * cPad); // groupStats: f64 channel sums, then f32 channel means, per image
   try {
     if (pre.layer) core.k.layerStats(src, n * hw, c, pre.eps, stats);
-    else core.k.groupStats(src, n, hw, c, pre.groups, pre.eps, stats, scratch);
+    else groupStats(core, src, n, hw, c, pre.groups, pre.eps, stats, scratch);
     const m = core.f32();
     const [meanC, a, b] = [coef >> 2, (coef >> 2) + n * cPad, (coef >> 2) + 2 * n * cPad];
     const st = stats >> 2;

@@ -12,6 +12,12 @@ export const OP_GEMM = 4;
 export const OP_DIRECT = 5;
 /** The fused pre-op pass (norm, modulate, GELU into the padded conv input), split by image row. Args as preApply. */
 export const OP_PRE = 6;
+/** Group-norm channel sums (or sums of squares about the group means), split by image and block of four channels. Args as channelTotalsUnits (less u0, u1). */
+export const OP_CHANNEL_TOTALS = 8;
+/** gemm split by panels of 8 columns (few rows: linear). Args as gemm. */
+export const OP_GEMM_COLS = 9;
+/** gateAdd split by pixel. Args as gateAdd. */
+export const OP_GATE_ADD = 10;
 /** The 36 Winograd GEMMs of a compact weight, split by chunk of output channels. Args as winogradGemmCompactRange (less j0, j1). */
 export const OP_WINOGRAD_COMPACT = 7;
 /** Bytes of the control block. */

@@ -20,7 +20,7 @@ import type { Kernels } from "./module.ts";
 // Op codes and control block slots: wasm/pool-layout.mjs, the one definition the kernels share.
 import { CONTROL_BYTES, SLOT_ARGS as ARGS, SLOT_CHUNKS, SLOT_CLAIM, SLOT_COUNTS as COUNTS, SLOT_DONE, SLOT_FAULT as FAULT, SLOT_GENERATION, SLOT_OP } from "./pool-layout.ts";
 
-export { CONTROL_BYTES, OP_DIRECT, OP_GEMM, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout.ts";
+export { CONTROL_BYTES, OP_CHANNEL_TOTALS, OP_DIRECT, OP_GATE_ADD, OP_GEMM, OP_GEMM_COLS, OP_PRE, OP_WINOGRAD_COMPACT, OP_WINOGRAD_GEMM, OP_WINOGRAD_INPUT, OP_WINOGRAD_OUTPUT } from "./pool-layout.ts";
 const MAX_ARGS = COUNTS - ARGS;
 /** Chunks per thread and command: enough that a slow thread does not hold the others up. */
 const CHUNKS_PER_THREAD = 4;
@@ -43,8 +43,16 @@ const SPIN_POLLS = 4000;
  */
 const WAKE_SEQ = 0, WAKE_WORD = 1, WAKE_PENDING = 2, WAKE_DETACHED = WAKE_PENDING + 256;
 const MAX_ATTACHMENTS = 1 << 14;
-const WAKE_SLOTS = WAKE_DETACHED + MAX_ATTACHMENTS / 32;
-const KIND_RUN = 0, KIND_ATTACH = 1, KIND_DETACH = 2, KIND_EXIT = 3;
+/** Slot: workers asleep in Atomics.wait now (the others are polling or running a command). */
+const WAKE_ASLEEP = WAKE_DETACHED + MAX_ATTACHMENTS / 32;
+const WAKE_SLOTS = WAKE_ASLEEP + 1;
+const KIND_RUN = 0, KIND_ATTACH = 1, KIND_DETACH = 2, KIND_EXIT = 3, KIND_WARM = 4;
+/**
+ * Polls after a KIND_WARM wake-up (~60 us): the caller warms sleeping workers when it starts an op whose
+ * commands follow some tens of microseconds of its own work (conv3x3: its JS, the group statistics), so
+ * that the futex wake-up overlaps that work instead of delaying the op's first command.
+ */
+const WARM_POLLS = 3 * SPIN_POLLS;
 
 /** The worker's source; `node`: started by node:worker_threads (else a Web Worker). */
 const workerSource = (node: boolean) => `const NODE = ${node};
@@ -59,9 +67,15 @@ const run = async (post) => {
   const attached = new Map();
   let seq = Atomics.load(wake, ${WAKE_SEQ});
   post("up");
+  let polls = ${SPIN_POLLS};
   for (;;) {
-    for (let s = ${SPIN_POLLS}; s > 0 && Atomics.load(wake, ${WAKE_SEQ}) === seq; s--);
+    for (let s = polls; s > 0 && Atomics.load(wake, ${WAKE_SEQ}) === seq; s--);
+    polls = ${SPIN_POLLS};
+    // Counted asleep before the wait, and the caller reads the count after its bump (both sequentially
+    // consistent): either it sees this worker asleep and warms it, or the wait finds the sequence moved.
+    Atomics.add(wake, ${WAKE_ASLEEP}, 1);
     Atomics.wait(wake, ${WAKE_SEQ}, seq);
+    Atomics.sub(wake, ${WAKE_ASLEEP}, 1);
     seq = Atomics.load(wake, ${WAKE_SEQ});
     for (const id of attached.keys()) if (Atomics.load(wake, ${WAKE_DETACHED} + (id >> 5)) & (1 << (id & 31))) attached.delete(id);
     while (Atomics.load(wake, ${WAKE_PENDING} + index) > 0) {
@@ -79,6 +93,7 @@ const run = async (post) => {
     const word = Atomics.load(wake, ${WAKE_WORD});
     const kind = word >>> 29;
     if (kind === ${KIND_EXIT}) break;
+    if (kind === ${KIND_WARM}) polls = ${WARM_POLLS};
     if (kind !== ${KIND_RUN}) continue;
     const a = attached.get((word >>> 15) & ${MAX_ATTACHMENTS - 1});
     if (!a) continue;
@@ -247,6 +262,16 @@ class WorkerSet {
     Atomics.notify(this.wake, WAKE_SEQ);
   }
 
+  /** Whether any worker is asleep (a command now would wait for its wake-up, tens of microseconds). */
+  asleep(): boolean {
+    return Atomics.load(this.wake, WAKE_ASLEEP) > 0;
+  }
+
+  /** Wakes sleeping workers with no command: they poll WARM_POLLS times, ready for the caller's next one. */
+  warm(): void {
+    if (Atomics.load(this.wake, WAKE_ASLEEP) > 0) this.bump(KIND_WARM << 29);
+  }
+
   /** Attaches a memory: every worker instantiates `bytes` over it. Returns the attachment's id. */
   async attach(bytes: Uint8Array, memory: WebAssembly.Memory, ctl: number, scratch: (i: number) => number): Promise<number> {
     if (this.nextId >= MAX_ATTACHMENTS) throw new Error("wasm backend: worker set has no attachment ids left");
@@ -392,6 +417,21 @@ export class ThreadPool {
       if (spin > 0) spin--;
       else if (this.canWait) Atomics.wait(c, SLOT_DONE, done);
     }
+  }
+
+  /** Wakes the workers if they sleep, ahead of commands that follow some work of the caller's (see WARM_POLLS). */
+  warm(): void {
+    if (!this.closed) this.set.warm();
+  }
+
+  /**
+   * `run` when every worker is polling, else `serial()` on this thread alone (which must compute the same):
+   * for commands of a few microseconds' work, which a sleeping worker's wake-up would make slower than one
+   * thread.
+   */
+  runShort(op: number, args: readonly number[], serial: () => void): void {
+    if (this.set.asleep()) serial();
+    else this.run(op, args);
   }
 
   /** Chunks each thread has run so far, the caller first (shows whether every worker takes part). */

@@ -3,7 +3,7 @@
 // zero-padded, channel-padded copy P of the input ([N][Hp][Wp][Cp], Cp = ceil(Ci/4)*4) that the pre-op
 // pass writes (norm.ts), and both end in gemm.ts.
 import { gemm, gemmPackedA } from "./gemm";
-import { storeLanes } from "./simd";
+import { constant, storeLanes } from "./simd";
 
 // Scratch of one thread (memory.data for the main one; each worker of the threads build points these at its
 // own block with setConvScratch, since static data is shared when the memory is).
@@ -63,13 +63,13 @@ export function directWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize): 
   }
 }
 
-// The transforms' constant factors as f32x4 rows in memory: V8 rebuilds a v128 constant at each use (see
-// gelu.ts), and the transforms use them 12 times per tile and block of four channels.
-const K: usize = memory.data<f32>([2, 2, 2, 2, 4, 4, 4, 4, 5, 5, 5, 5, 8, 8, 8, 8], 16);
-@inline function two(): v128 { return v128.load(K); }
-@inline function four(): v128 { return v128.load(K, 16); }
-@inline function five(): v128 { return v128.load(K, 32); }
-@inline function eight(): v128 { return v128.load(K, 48); }
+// The transforms' constant factors, read with `constant` (simd.ts; they are used 12 times per tile and
+// block of four channels).
+const K: usize = memory.data<f32>([2, 4, 5, 8], 16);
+@inline function two(): v128 { return constant(K, 0); }
+@inline function four(): v128 { return constant(K, 1); }
+@inline function five(): v128 { return constant(K, 2); }
+@inline function eight(): v128 { return constant(K, 3); }
 
 /** One column (or row) of B^T d, d given as six f32x4 at stride `s` bytes, results to six slots at stride `o`. */
 @inline function inputColumn(src: usize, s: usize, dst: usize, o: usize): void {

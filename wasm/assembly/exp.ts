@@ -2,24 +2,16 @@
 // polynomial for e^r and 2^n built in the exponent bits (relative error ~1e-7 for x in [-87, 88]).
 // Used by the VAE's GroupNorm + SiLU pre-op and by the attention softmax.
 
-// The constants as f32x4 rows of a table in memory (V8 rebuilds a v128 constant at each use; see gelu.ts).
+import { constant } from "./simd";
+
+// The constants, read with `constant` (simd.ts): clamp, log2(e), ln 2 in two parts, the polynomial, 1.
 const C: usize = memory.data<f32>([
-  -87.3, -87.3, -87.3, -87.3 /* LO */,
-  88.3, 88.3, 88.3, 88.3 /* HI */,
-  1.4426950408889634, 1.4426950408889634, 1.4426950408889634, 1.4426950408889634 /* LOG2E */,
-  0.693359375, 0.693359375, 0.693359375, 0.693359375 /* LN2_HI */,
-  -0.00021219444, -0.00021219444, -0.00021219444, -0.00021219444 /* LN2_LO */,
-  0.000198756915, 0.000198756915, 0.000198756915, 0.000198756915 /* E0 */,
-  0.0013981999507, 0.0013981999507, 0.0013981999507, 0.0013981999507 /* E1 */,
-  0.0083334519073, 0.0083334519073, 0.0083334519073, 0.0083334519073 /* E2 */,
-  0.041665795894, 0.041665795894, 0.041665795894, 0.041665795894 /* E3 */,
-  0.16666665459, 0.16666665459, 0.16666665459, 0.16666665459 /* E4 */,
-  0.50000001201, 0.50000001201, 0.50000001201, 0.50000001201 /* E5 */,
-  1.0, 1.0, 1.0, 1.0 /* ONE */,
+  -87.3, 88.3, 1.44269504088896341, 0.693359375, -2.12194440e-4,
+  1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1.0,
 ], 16);
 
-@inline function k(row: i32): v128 {
-  return v128.load(C + (<usize>row << 4));
+@inline function k(i: i32): v128 {
+  return constant(C, i);
 }
 
 /** e^x lane-wise; x is clamped to [-87.3, 88.3] (results below 2^-126 are not needed here). pmin / pmax:

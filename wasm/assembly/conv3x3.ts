@@ -110,12 +110,25 @@ export function setConvScratch(p: usize): void {
 }
 
 /**
- * V = B^T d B for every 6x6 tile d of P, packed for gemmPackedA: V[p][t / 4][Cp][t % 4] (tile t = (n * tilesY
+ * V = B^T d B for every 6x6 tile d of P, packed for gemmPackedA: V[p][t / 4][Cp][t % 4], planes p
+ * winogradPlaneBytes(ceil(T/4)*4, Cp) apart (tile t = (n * tilesY
  * + ty) * tilesX + tx, origin (4 ty, 4 tx) in P; tiles past the last one, up to a multiple of 4, repeat it).
  * P: [N][Hp][Wp][Cp] with Hp >= 4 tilesY + 2, Wp >= 4 tilesX + 2.
  */
 export function winogradInput(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, tilesX: i32, v: usize): void {
   winogradInputRange(pIn, n, hp, wp, cp, tilesY, tilesX, v, 0, (n * tilesY * tilesX + 3) >> 2);
+}
+
+/**
+ * Bytes from one of the 36 planes of V or M (rows x width f32, both multiples of 4: a whole number of cache
+ * lines) to the next: the plane, plus one cache line when its line count is even, so that the 36 planes start
+ * in 36 different L1 sets. Planes a multiple of 4 KiB apart put a tile's 36 loads (output transform) or
+ * stores (input transform) in one 12-way set; measured: both transforms ~2-3x slower (DiC-S planes are
+ * 6, 3 and 1.5 x 4 KiB at 32x32x96, 16x16x192 and 8x8x384).
+ */
+export function winogradPlaneBytes(rows: i32, width: i32): usize {
+  const b = (<usize>rows * <usize>width) << 2;
+  return (b >> 6) & 1 ? b : b + 64;
 }
 
 /** Channels (multiples of 4) per unit of work of the threaded input and output transforms. */
@@ -147,7 +160,7 @@ function inputBlock(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, 
   const px = <usize>cp << 2; // bytes per pixel
   const row = <usize>wp * px;
   const groupBytes = <usize>cp << 4;
-  const pStride = <usize>groups * groupBytes;
+  const pStride = winogradPlaneBytes(groups << 2, cp);
   for (let g = g0; g < g1; g++) {
     const out = v + <usize>g * groupBytes;
     const o0 = tileOrigin(pIn, g * 4, tiles, perImage, tilesX, hp, wp, px);
@@ -179,7 +192,8 @@ function inputBlock(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, 
 }
 
 /**
- * The 36 GEMMs M[p] = V[p] (T x Cp) * U[p] (Cp x CoPad), M: [36][ceil(T/4)*4][CoPad]. (A tile-major M, which
+ * The 36 GEMMs M[p] = V[p] (T x Cp) * U[p] (Cp x CoPad), M: [36][ceil(T/4)*4][CoPad] (planes
+ * winogradPlaneBytes(ceil(T/4)*4, CoPad) apart, as V's). (A tile-major M, which
  * the output transform would read contiguously, measured slower: the GEMM then writes rows 36 planes apart.)
  */
 export function winogradGemm(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize): void {
@@ -189,9 +203,9 @@ export function winogradGemm(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize
 /** winogradGemm for the products [p0, p1) of the 36 only (a thread's share). */
 export function winogradGemmRange(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize, p0: i32, p1: i32): void {
   const rows = (tiles + 3) & ~3;
-  const vStride = (<usize>rows * <usize>cp) << 2;
+  const vStride = winogradPlaneBytes(rows, cp);
   const uStride = (<usize>cp * <usize>coPad) << 2;
-  const mStride = (<usize>rows * <usize>coPad) << 2;
+  const mStride = winogradPlaneBytes(rows, coPad);
   for (let p = p0; p < p1; p++) {
     gemmPackedA(rows, coPad, cp, v + <usize>p * vStride, 4 * cp, u + <usize>p * uStride, m + <usize>p * mStride, coPad);
   }
@@ -243,7 +257,7 @@ export function winogradOutputRange(m: usize, coPad: i32, n: i32, tilesY: i32, t
 /** winogradOutput for the tiles [t0, t1) and the output channels [c0, c1) (c0 a multiple of 4) only. */
 function outputBlock(m: usize, coPad: i32, n: i32, tilesY: i32, tilesX: i32, h: i32, w: i32, co: i32, bias: usize, out: usize, t0: i32, t1: i32, c0: i32, c1: i32): void {
   const tStride = <usize>coPad << 2;
-  const pStride = <usize>((n * tilesY * tilesX + 3) & ~3) * tStride;
+  const pStride = winogradPlaneBytes((n * tilesY * tilesX + 3) & ~3, coPad);
   const px = <usize>co << 2;
   const perImage = tilesY * tilesX;
   for (let t = t0; t < t1; t++) {
@@ -424,8 +438,8 @@ export function winogradGemmCompact(tiles: i32, cp: i32, coPad: i32, v: usize, s
 export function winogradGemmCompactRange(tiles: i32, cp: i32, coPad: i32, v: usize, src: usize, kind: i32, scales: usize, co: i32, ci: i32, m: usize,
   scratch: usize, chunk: i32, chunkStride: i32, j0: i32, j1: i32): void {
   const rows = (tiles + 3) & ~3;
-  const vStride = (<usize>rows * <usize>cp) << 2;
-  const mStride = (<usize>rows * <usize>coPad) << 2;
+  const vStride = winogradPlaneBytes(rows, cp);
+  const mStride = winogradPlaneBytes(rows, coPad);
   for (let j = j0; j < j1; j++) {
     const c0 = j * chunk;
     const c1 = min(co, c0 + chunk);

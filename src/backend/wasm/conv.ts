@@ -88,9 +88,9 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
     else core.k.padCopy(core.nhwc(xv), n, h, wd, ci, pIn, hp, wp, cp, 1);
     if (wino) {
       const tiles = n * tilesY * tilesX, rows = ceil(tiles, 4), coPad = ceil(co, 8);
-      const v = core.scratch(36 * rows * cp);
+      const v = core.scratch(9 * core.k.winogradPlaneBytes(rows, cp)); // 36 planes (floats: bytes / 4)
       held.push(v);
-      const m = core.scratch(36 * rows * coPad);
+      const m = core.scratch(9 * core.k.winogradPlaneBytes(rows, coPad));
       held.push(m);
       if (core.pool) {
         core.pool.run(OP_WINOGRAD_INPUT, [pIn, n, hp, wp, cp, tilesY, tilesX, v]);

@@ -46,18 +46,28 @@ export interface Kernels {
    */
   expandPanels(src: Ptr, kind: number, scales: Ptr, k: number, p0: number, p1: number, dst: Ptr): void;
   /**
-   * V = B^T d B for every 6x6 tile d of P, packed for gemmPackedA: V[p][t / 4][Cp][t % 4] (tile t = (n * tilesY
+   * V = B^T d B for every 6x6 tile d of P, packed for gemmPackedA: V[p][t / 4][Cp][t % 4], planes p
+   * winogradPlaneBytes(ceil(T/4)*4, Cp) apart (tile t = (n * tilesY
    * + ty) * tilesX + tx, origin (4 ty, 4 tx) in P; tiles past the last one, up to a multiple of 4, repeat it).
    * P: [N][Hp][Wp][Cp] with Hp >= 4 tilesY + 2, Wp >= 4 tilesX + 2.
    */
   winogradInput(pIn: Ptr, n: number, hp: number, wp: number, cp: number, tilesY: number, tilesX: number, v: Ptr): void;
   /**
-   * The 36 GEMMs M[p] = V[p] (T x Cp) * U[p] (Cp x CoPad), M: [36][ceil(T/4)*4][CoPad]. (A tile-major M, which
+   * The 36 GEMMs M[p] = V[p] (T x Cp) * U[p] (Cp x CoPad), M: [36][ceil(T/4)*4][CoPad] (planes
+   * winogradPlaneBytes(ceil(T/4)*4, CoPad) apart, as V's). (A tile-major M, which
    * the output transform would read contiguously, measured slower: the GEMM then writes rows 36 planes apart.)
    */
   winogradGemm(tiles: number, cp: number, coPad: number, v: Ptr, u: Ptr, m: Ptr): void;
   /** out [N][H][W][Co] = A^T M A + bias (M: [36][T][CoPad]), cropping tiles that overhang the bottom and right edges. */
   winogradOutput(m: Ptr, coPad: number, n: number, tilesY: number, tilesX: number, h: number, w: number, co: number, bias: Ptr, out: Ptr): void;
+  /**
+   * Bytes from one of the 36 planes of V or M (rows x width f32, both multiples of 4: a whole number of cache
+   * lines) to the next: the plane, plus one cache line when its line count is even, so that the 36 planes start
+   * in 36 different L1 sets. Planes a multiple of 4 KiB apart put a tile's 36 loads (output transform) or
+   * stores (input transform) in one 12-way set; measured: both transforms ~2-3x slower (DiC-S planes are
+   * 6, 3 and 1.5 x 4 KiB at 32x32x96, 16x16x192 and 8x8x384).
+   */
+  winogradPlaneBytes(rows: number, width: number): Ptr;
   /** Direct conv3x3 from P: out [N*H*W][Co] = col * Wd + bias. `col` is scratch of N*H*W*9*Cp floats. */
   directConv(pIn: Ptr, n: number, hp: number, wp: number, cp: number, h: number, w: number, col: Ptr, wd: Ptr, co: number, bias: Ptr, out: Ptr): void;
   /** im2col for the direct path: col[(n*H + y)*W + x][(ky*3 + kx)*Cp + c] = P[n][y+ky][x+kx][c]. */

@@ -11,42 +11,56 @@ let SCR: usize = memory.data(36 * 16, 16); // one 6x6 tile of f32x4 between the 
 
 /**
  * Winograd weights U = G g G^T for w [Co][Ci][3][3] (torch layout), computed in f64, stored for the GEMM
- * as 36 packed B matrices: dst[p][ceil(Co/8)][Cp][8] (K = Cp input channels, N = Co, zero-padded).
+ * as 36 packed B matrices: dst[p][ceil(Co/8)][Cp][8] (K = Cp input channels, N = Co, zero-padded). The 36
+ * values of the eight kernels of a panel row are made in the TILES scratch first, then stored as one 32-byte
+ * row per plane: the planes are often a multiple of 4 KiB apart (one L1 set), and 36 scattered f32 stores
+ * per kernel made this transform most of a model's load time (DiC-S: 904 of 1020 ms).
  */
 export function winogradWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize): void {
   const coPad = (co + 7) & ~7;
   const pStride = (<usize>cp * <usize>coPad) << 2;
   memory.fill(dst, 0, pStride * 36);
-  for (let o = 0; o < co; o++) {
+  for (let ob = 0; ob < co; ob += 8) {
     for (let i = 0; i < ci; i++) {
-      const g = w + ((<usize>(o * ci + i) * 9) << 2);
-      // t = G g (6x3), then U = t G^T (6x6)
-      const base = dst + ((<usize>(o >> 3) * <usize>cp + <usize>i) << 5) + (<usize>(o & 7) << 2);
-      for (let r = 0; r < 6; r++) {
-        let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0; // row r of G g
+      memory.fill(TILES, 0, 36 * 32); // lanes past Co stay zero
+      for (let o = ob; o < min(co, ob + 8); o++) {
+        const g = w + ((<usize>(o * ci + i) * 9) << 2);
+        const lane = TILES + (<usize>(o - ob) << 2);
+        // t = G g (6x3, f64 in SCR: t[r][col] at r * 24 + col * 8), then U = t G^T (6x6)
         for (let col = 0; col < 3; col++) {
-          const g0 = <f64>load<f32>(g + (<usize>col << 2));
-          const g1 = <f64>load<f32>(g + (<usize>(3 + col) << 2));
-          const g2 = <f64>load<f32>(g + (<usize>(6 + col) << 2));
-          const v = gRow(r, g0, g1, g2);
-          if (col == 0) t0 = v; else if (col == 1) t1 = v; else t2 = v;
+          gSix(<f64>load<f32>(g + (<usize>col << 2)), <f64>load<f32>(g + (<usize>(3 + col) << 2)), <f64>load<f32>(g + (<usize>(6 + col) << 2)),
+            SCR + (<usize>col << 3), 24, false);
         }
-        for (let s = 0; s < 6; s++) {
-          store<f32>(base + <usize>(r * 6 + s) * pStride, <f32>gRow(s, t0, t1, t2));
+        for (let r = 0; r < 6; r++) {
+          const t = SCR + <usize>r * 24;
+          gSix(load<f64>(t), load<f64>(t, 8), load<f64>(t, 16), lane + (<usize>(r * 6) << 5), 32, true);
         }
+      }
+      const base = dst + ((<usize>(ob >> 3) * <usize>cp + <usize>i) << 5);
+      for (let p = 0; p < 36; p++) {
+        const src = TILES + (<usize>p << 5);
+        v128.store(base + <usize>p * pStride, v128.load(src));
+        v128.store(base + <usize>p * pStride, v128.load(src, 16), 16);
       }
     }
   }
 }
 
-/** Row r of G times (a, b, c). */
-@inline function gRow(r: i32, a: f64, b: f64, c: f64): f64 {
-  if (r == 0) return a / 4;
-  if (r == 1) return -(a + b + c) / 6;
-  if (r == 2) return -(a - b + c) / 6;
-  if (r == 3) return a / 24 + b / 12 + c / 6;
-  if (r == 4) return a / 24 - b / 12 + c / 6;
-  return c;
+/**
+ * The six rows of G times (a, b, c), in f64, to out + r * stride: as f32 (`narrow`) or f64. Reciprocal
+ * multiplies instead of the divisions by 4, 6, 12 and 24 (these were most of a model's load time).
+ */
+@inline function gSix(a: f64, b: f64, c: f64, out: usize, stride: usize, narrow: bool): void {
+  const sixth: f64 = 1.0 / 6, ac = a + c;
+  const a24 = a * (1.0 / 24), b12 = b * (1.0 / 12), c6 = c * sixth;
+  const v0 = a * 0.25, v1 = -(ac + b) * sixth, v2 = -(ac - b) * sixth, v3 = a24 + b12 + c6, v4 = a24 - b12 + c6;
+  if (narrow) {
+    store<f32>(out, <f32>v0); store<f32>(out + stride, <f32>v1); store<f32>(out + 2 * stride, <f32>v2);
+    store<f32>(out + 3 * stride, <f32>v3); store<f32>(out + 4 * stride, <f32>v4); store<f32>(out + 5 * stride, <f32>c);
+  } else {
+    store<f64>(out, v0); store<f64>(out + stride, v1); store<f64>(out + 2 * stride, v2);
+    store<f64>(out + 3 * stride, v3); store<f64>(out + 4 * stride, v4); store<f64>(out + 5 * stride, c);
+  }
 }
 
 /** Direct-path weights: packed B with K = 9 * Cp rows ordered (ky, kx, ci), N = Co. */

@@ -16,7 +16,10 @@ export interface Kernels {
   packB(src: Ptr, k: number, n: number, rowStride: number, colStride: number, dst: Ptr): void;
   /**
    * Winograd weights U = G g G^T for w [Co][Ci][3][3] (torch layout), computed in f64, stored for the GEMM
-   * as 36 packed B matrices: dst[p][ceil(Co/8)][Cp][8] (K = Cp input channels, N = Co, zero-padded).
+   * as 36 packed B matrices: dst[p][ceil(Co/8)][Cp][8] (K = Cp input channels, N = Co, zero-padded). The 36
+   * values of the eight kernels of a panel row are made in the TILES scratch first, then stored as one 32-byte
+   * row per plane: the planes are often a multiple of 4 KiB apart (one L1 set), and 36 scattered f32 stores
+   * per kernel made this transform most of a model's load time (DiC-S: 904 of 1020 ms).
    */
   winogradWeights(w: Ptr, co: number, ci: number, cp: number, dst: Ptr): void;
   /** Direct-path weights: packed B with K = 9 * Cp rows ordered (ky, kx, ci), N = Co. */

@@ -5,7 +5,7 @@
 /** Op codes of a command, with what each runs (split into chunks by parallel.ts). */
 export const OPS = [
   { name: "WINOGRAD_INPUT", code: 1, doc: "conv3x3 Winograd input transform, split by tile group and block of 32 channels. Args as winogradInput." },
-  { name: "WINOGRAD_GEMM", code: 2, doc: "The 36 Winograd GEMMs, split by product. Args as winogradGemm." },
+  { name: "WINOGRAD_GEMM", code: 2, doc: "The 36 Winograd GEMMs, split by product and part of its tile groups. Args as winogradGemmUnits (less u0, u1)." },
   { name: "WINOGRAD_OUTPUT", code: 3, doc: "Winograd output transform, split by tile and block of 32 output channels. Args as winogradOutput." },
   { name: "GEMM", code: 4, doc: "gemm split by rows (multiples of 4). Args as gemm." },
   { name: "DIRECT", code: 5, doc: "Direct conv3x3 (im2col + GEMM), split by output pixel. Args as directConv." },

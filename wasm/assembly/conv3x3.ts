@@ -225,6 +225,28 @@ export function winogradGemmRange(tiles: i32, cp: i32, coPad: i32, v: usize, u: 
   }
 }
 
+/**
+ * winogradGemm for the work units [u0, u1) of 36 * parts (a thread's share): unit u is product u / parts,
+ * tile groups [g0, g1) of its `parts` equal parts, g = u % parts. Threads claim units in order, so with parts
+ * > 1 they work on the same product, and the weights one of them streams in are in the shared L3 for the
+ * others (with one product per thread they streamed parts-times the weights). Each M element is computed
+ * the same way whatever the split.
+ */
+export function winogradGemmUnits(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize, parts: i32, u0: i32, u1: i32): void {
+  const rows = (tiles + 3) & ~3;
+  const groups = rows >> 2;
+  const vStride = winogradPlaneBytes(rows, cp);
+  const uStride = (<usize>cp * <usize>coPad) << 2;
+  const mStride = winogradPlaneBytes(rows, coPad);
+  for (let w = u0; w < u1; w++) {
+    const p = w / parts, part = w - p * parts;
+    const g0 = groups * part / parts, g1 = groups * (part + 1) / parts;
+    if (g1 <= g0) continue;
+    gemmPackedA((g1 - g0) << 2, coPad, cp, v + <usize>p * vStride + <usize>g0 * (<usize>cp << 4), 4 * cp, u + <usize>p * uStride,
+      m + <usize>p * mStride + <usize>(g0 << 2) * (<usize>coPad << 2), coPad);
+  }
+}
+
 /** Four outputs of A^T m for six f32x4 at stride s bytes, to four slots at stride o. */
 @inline function outputColumn(src: usize, s: usize, dst: usize, o: usize): void {
   const m0 = v128.load(src), m1 = v128.load(src + s), m2 = v128.load(src + 2 * s);

@@ -3,7 +3,7 @@
 // chunks (ranges of tile groups, Winograd products, tiles, output rows, pre-op image rows, channel quads, GEMM
 // column panels or pixels) until none is left. The host
 // waits for the last chunk before the next command, which separates the stages.
-import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, TRANSFORM_BLOCK, winogradGemmCompactRange, winogradGemmRange, winogradInputUnits, winogradOutputUnits } from "./conv3x3";
+import { CONV_SCRATCH_BYTES, im2colRange, setConvScratch, TRANSFORM_BLOCK, winogradGemmCompactRange, winogradGemmUnits, winogradInputUnits, winogradOutputUnits } from "./conv3x3";
 import { gemm, GEMM_SCRATCH_BYTES, setGemmScratch } from "./gemm";
 import { gateAddPixels } from "./layout";
 import { channelTotalsUnits, preApplyRows } from "./norm";
@@ -63,7 +63,7 @@ export function setScratch(p: usize): void {
 function units(ctl: usize): i32 {
   const op = load<i32>(ctl + OP);
   if (op == OP_WINOGRAD_INPUT) return ((arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2) * ((arg(ctl, 4) + TRANSFORM_BLOCK - 1) / TRANSFORM_BLOCK);
-  if (op == OP_WINOGRAD_GEMM) return 36;
+  if (op == OP_WINOGRAD_GEMM) return 36 * max(1, arg(ctl, 6));
   if (op == OP_WINOGRAD_OUTPUT) return arg(ctl, 2) * arg(ctl, 3) * arg(ctl, 4) * ((arg(ctl, 7) + TRANSFORM_BLOCK - 1) / TRANSFORM_BLOCK);
   if (op == OP_GEMM) return (arg(ctl, 0) + 3) >> 2;
   if (op == OP_DIRECT) return (arg(ctl, 1) * arg(ctl, 5) * arg(ctl, 6) + 3) >> 2;
@@ -106,7 +106,7 @@ function run(ctl: usize, u0: i32, u1: i32): void {
   if (op == OP_WINOGRAD_INPUT) {
     winogradInputUnits(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), <usize>arg(ctl, 7), u0, u1);
   } else if (op == OP_WINOGRAD_GEMM) {
-    winogradGemmRange(arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), <usize>arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), u0, u1);
+    winogradGemmUnits(arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), <usize>arg(ctl, 3), <usize>arg(ctl, 4), <usize>arg(ctl, 5), max(1, arg(ctl, 6)), u0, u1);
   } else if (op == OP_WINOGRAD_OUTPUT) {
     winogradOutputUnits(<usize>arg(ctl, 0), arg(ctl, 1), arg(ctl, 2), arg(ctl, 3), arg(ctl, 4), arg(ctl, 5), arg(ctl, 6), arg(ctl, 7),
       <usize>arg(ctl, 8), <usize>arg(ctl, 9), u0, u1);

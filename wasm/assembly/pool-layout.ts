@@ -2,7 +2,7 @@
 // The thread pool's op codes and the control block's byte offsets (parallel.ts).
 /** conv3x3 Winograd input transform, split by tile group and block of 32 channels. Args as winogradInput. */
 export const OP_WINOGRAD_INPUT = 1;
-/** The 36 Winograd GEMMs, split by product. Args as winogradGemm. */
+/** The 36 Winograd GEMMs, split by product and part of its tile groups. Args as winogradGemmUnits (less u0, u1). */
 export const OP_WINOGRAD_GEMM = 2;
 /** Winograd output transform, split by tile and block of 32 output channels. Args as winogradOutput. */
 export const OP_WINOGRAD_OUTPUT = 3;

@@ -96,7 +96,12 @@ export function conv3x3(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | nul
         core.pool.run(OP_WINOGRAD_INPUT, [pIn, n, hp, wp, cp, tilesY, tilesX, v]);
         if (chunked) {
           core.pool.run(OP_WINOGRAD_COMPACT, [tiles, cp, coPad, v, wv.compact!.ptr, kind, wv.compact!.scales, co, ci, m, weights, chunk.chunk, chunkStride]);
-        } else core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m], 36); // one product a chunk: even shares
+        } else {
+          // Each product split by tile groups into one part per thread (where there are groups enough), one
+          // part a chunk: the threads share each product's weights as they stream in (winogradGemmUnits).
+          const parts = Math.min(core.pool.threads, rows >> 2);
+          core.pool.run(OP_WINOGRAD_GEMM, [tiles, cp, coPad, v, weights, m, parts], 36 * parts);
+        }
         core.pool.run(OP_WINOGRAD_OUTPUT, [m, coPad, n, tilesY, tilesX, h, wd, co, biasPtr, out.ptr]);
       } else {
         core.k.winogradInput(pIn, n, hp, wp, cp, tilesY, tilesX, v);

@@ -114,29 +114,8 @@ export function gemmPackedA(m: i32, n: i32, k: i32, a: usize, groupStride: i32, 
       let bp = b0p;
       let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
       const aEnd = ap + groupBytes;
-      const aEnd2 = aEnd - 16;
-      for (; ap < aEnd2; ap += 32, bp += 64) {
-        let b0 = v128.load(bp), b1 = v128.load(bp, 16);
-        let s = v128.load32_splat(ap);
-        c00 = madd(s, b0, c00); c01 = madd(s, b1, c01);
-        s = v128.load32_splat(ap, 4);
-        c10 = madd(s, b0, c10); c11 = madd(s, b1, c11);
-        s = v128.load32_splat(ap, 8);
-        c20 = madd(s, b0, c20); c21 = madd(s, b1, c21);
-        s = v128.load32_splat(ap, 12);
-        c30 = madd(s, b0, c30); c31 = madd(s, b1, c31);
-        b0 = v128.load(bp, 32);
-        b1 = v128.load(bp, 48);
-        s = v128.load32_splat(ap, 16);
-        c00 = madd(s, b0, c00); c01 = madd(s, b1, c01);
-        s = v128.load32_splat(ap, 20);
-        c10 = madd(s, b0, c10); c11 = madd(s, b1, c11);
-        s = v128.load32_splat(ap, 24);
-        c20 = madd(s, b0, c20); c21 = madd(s, b1, c21);
-        s = v128.load32_splat(ap, 28);
-        c30 = madd(s, b0, c30); c31 = madd(s, b1, c31);
-      }
-      if (ap < aEnd) {
+      // One k step a turn: unrolling by two measured level on V8 and 5-10% slower on JavaScriptCore.
+      for (; ap < aEnd; ap += 16, bp += 32) {
         const b0 = v128.load(bp), b1 = v128.load(bp, 16);
         let s = v128.load32_splat(ap);
         c00 = madd(s, b0, c00); c01 = madd(s, b1, c01);

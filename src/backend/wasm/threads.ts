@@ -71,8 +71,8 @@ const run = async (post) => {
   for (;;) {
     for (let s = polls; s > 0 && Atomics.load(wake, ${WAKE_SEQ}) === seq; s--);
     polls = ${SPIN_POLLS};
-    // Counted asleep before the wait, and the caller reads the count after its bump (both sequentially
-    // consistent): either it sees this worker asleep and warms it, or the wait finds the sequence moved.
+    // Counted while asleep, for warm() and runShort(): a count read a moment late costs the caller one
+    // wake-up's wait or one serial run, never a lost command (every command bumps and notifies).
     Atomics.add(wake, ${WAKE_ASLEEP}, 1);
     Atomics.wait(wake, ${WAKE_SEQ}, seq);
     Atomics.sub(wake, ${WAKE_ASLEEP}, 1);

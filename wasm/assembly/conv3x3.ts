@@ -22,7 +22,7 @@ export function winogradWeights(w: usize, co: i32, ci: i32, cp: i32, dst: usize)
   memory.fill(dst, 0, pStride * 36);
   for (let ob = 0; ob < co; ob += 8) {
     for (let i = 0; i < ci; i++) {
-      memory.fill(TILES, 0, 36 * 32); // lanes past Co stay zero
+      if (ob + 8 > co) memory.fill(TILES, 0, 36 * 32); // the last panel's lanes past Co stay zero
       for (let o = ob; o < min(co, ob + 8); o++) {
         const g = w + ((<usize>(o * ci + i) * 9) << 2);
         const lane = TILES + (<usize>(o - ob) << 2);
@@ -211,18 +211,7 @@ function inputBlock(pIn: usize, n: i32, hp: i32, wp: i32, cp: i32, tilesY: i32, 
  * the output transform would read contiguously, measured slower: the GEMM then writes rows 36 planes apart.)
  */
 export function winogradGemm(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize): void {
-  winogradGemmRange(tiles, cp, coPad, v, u, m, 0, 36);
-}
-
-/** winogradGemm for the products [p0, p1) of the 36 only (a thread's share). */
-export function winogradGemmRange(tiles: i32, cp: i32, coPad: i32, v: usize, u: usize, m: usize, p0: i32, p1: i32): void {
-  const rows = (tiles + 3) & ~3;
-  const vStride = winogradPlaneBytes(rows, cp);
-  const uStride = (<usize>cp * <usize>coPad) << 2;
-  const mStride = winogradPlaneBytes(rows, coPad);
-  for (let p = p0; p < p1; p++) {
-    gemmPackedA(rows, coPad, cp, v + <usize>p * vStride, 4 * cp, u + <usize>p * uStride, m + <usize>p * mStride, coPad);
-  }
+  winogradGemmUnits(tiles, cp, coPad, v, u, m, 1, 0, 36);
 }
 
 /**

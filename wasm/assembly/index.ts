@@ -2,7 +2,7 @@
 // heapBase() is managed by the host's allocator; kernels never allocate.
 export { gemm, packB } from "./gemm";
 export { winogradWeights, directWeights, expandWinograd, expandDirect, winogradGemmCompact, directConvCompact, expandPanels, winogradInput, winogradGemm, winogradOutput, winogradPlaneBytes, directConv, im2col } from "./conv3x3";
-export { groupStats, channelTotalsUnits, groupMeans, groupInvStd, layerStats, preApply, padCopy } from "./norm";
+export { channelTotalsUnits, groupMeans, groupInvStd, layerStats, preApply, padCopy } from "./norm";
 export { nchwToNhwc, nhwcToNchw, pixelShuffle, pixelUnshuffle, concat, gateAdd, add, silu } from "./layout";
 export { gelu } from "./gelu";
 

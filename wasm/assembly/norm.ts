@@ -84,23 +84,6 @@ export function groupInvStd(sums: usize, n: i32, hw: i32, c: i32, groups: i32, e
   }
 }
 
-/**
- * Group-norm statistics of x [N][HW][C]: stats[(n * groups + g) * 2 + {0, 1}] = mean, 1/sqrt(var + eps) (two
- * passes: channel sums, then sums of squares about the group mean). scratch: f64 [N][ceil(C/4)*4] then f32
- * [N][ceil(C/4)*4] (the channel means). With workers the two passes may run as pool commands
- * (OP_CHANNEL_TOTALS) around groupMeans and groupInvStd, with the same result.
- */
-export function groupStats(x: usize, n: i32, hw: i32, c: i32, groups: i32, eps: f32, stats: usize, scratch: usize): void {
-  const cPad = (c + 3) & ~3;
-  const units = n * (cPad >> 2);
-  const sums = scratch;
-  const meanC = scratch + ((<usize>n * <usize>cPad) << 3);
-  channelTotalsUnits(x, n, hw, c, 0, sums, 0, units);
-  groupMeans(sums, n, hw, c, groups, stats, meanC);
-  channelTotalsUnits(x, n, hw, c, meanC, sums, 0, units);
-  groupInvStd(sums, n, hw, c, groups, eps, stats);
-}
-
 /** Layer-norm (over channels) statistics per pixel of x [P][C]: stats[p * 2 + {0, 1}] = mean, 1/sqrt(var + eps). */
 export function layerStats(x: usize, pixels: i32, c: i32, eps: f32, stats: usize): void {
   const px = <usize>c << 2;

@@ -165,10 +165,11 @@ export function linear(core: WasmCore, x: Tensor, w: Tensor, bias: Tensor | null
         core.k.expandPanels(c.ptr, c.kind === "f16" ? 1 : 2, c.scales, k, p0, p1, scr);
         core.k.gemm(n, Math.min(m, p1 * 8) - p0 * 8, k, input, k, scr, out.ptr + p0 * 32, m, biasPtr ? biasPtr + p0 * 32 : 0);
       }
-    } else if (core.pool && m >= 64 && n * m * k >= POOL_LINEAR_MIN) {
-      // Few rows: split by column panel, while the workers poll.
-      core.pool.runShort(OP_GEMM_COLS, [n, m, k, input, k, weights, out.ptr, m, biasPtr], () => core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr));
-    } else core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr);
+    } else {
+      // Few rows: split by column panel where it is big enough.
+      core.short(OP_GEMM_COLS, [n, m, k, input, k, weights, out.ptr, m, biasPtr], () => core.k.gemm(n, m, k, input, k, weights, out.ptr, m, biasPtr),
+        m >= 64 && n * m * k >= POOL_LINEAR_MIN);
+    }
     return out;
   } finally {
     if (input !== xv.ptr) core.heap.release(input);

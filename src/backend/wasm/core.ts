@@ -8,6 +8,9 @@ import type { Kernels } from "./module.ts";
 import { own, WasmTensor } from "./tensor.ts";
 import type { ThreadPool } from "./threads.ts";
 
+/** Floats from which an elementwise or statistics pass is worth splitting over the pool (WasmCore.short). */
+export const SHORT_MIN_FLOATS = 4096;
+
 export class WasmCore {
   readonly heap: Allocator;
   private view = new Float32Array(0);
@@ -28,6 +31,16 @@ export class WasmCore {
 
   constructor(readonly k: Kernels) {
     this.heap = new Allocator(k.memory, k.heapBase());
+  }
+
+  /**
+   * A command of a few microseconds' work: on the pool (ThreadPool.runShort: only while its workers poll)
+   * when there is a pool and the work is `big` enough to split, else `serial` on this thread. Both compute
+   * the same bits.
+   */
+  short(op: number, args: readonly number[], serial: () => void, big: boolean): void {
+    if (this.pool && big) this.pool.runShort(op, args, serial);
+    else serial();
   }
 
   /** A Float32Array over the whole memory (re-made after the memory grew). */

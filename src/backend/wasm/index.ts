@@ -7,7 +7,7 @@ import type { HostTensor } from "../../tensor.ts";
 import { numel, shapeStr } from "../../tensor.ts";
 import type { MemoryStats } from "./allocator.ts";
 import { type Conv3x3Path, conv1x1, conv3x3, linear, packed, WINOGRAD_MIN_SIZE } from "./conv.ts";
-import { WasmCore } from "./core.ts";
+import { SHORT_MIN_FLOATS, WasmCore } from "./core.ts";
 import { buildLoadable, checkWasmModules, loadKernels, loadSharedKernels, probeWasm, relaxedSimdSupported, wasmBytes, type WasmModules, type WasmVariant } from "./module.ts";
 import { availableCores, CONTROL_BYTES, OP_GATE_ADD, ThreadPool, threadsUnavailable } from "./threads.ts";
 import { applyPre, resolvePre } from "./norm.ts";
@@ -66,8 +66,6 @@ export function defaultThreads(): number {
 
 /** Memory of the threads build: 64 KiB pages, up to the wasm32 limit of 4 GiB. */
 const SHARED_MAX_PAGES = 65536;
-/** Floats of a gateAdd from which it may run on the thread pool. */
-const POOL_GATE_ADD_MIN = 4096;
 
 /** Creates the wasm backend (compiles the kernels). Throws when the requested variant cannot run here. */
 export async function createWasmBackend(options: WasmOptions = {}): Promise<WasmBackend> {
@@ -375,8 +373,7 @@ export class WasmBackend implements Backend {
     }
     const out = this.core.tensor(hv.shape, "nhwc");
     const args = [this.core.nhwc(hv), g, k, off, this.core.nhwc(rv), out.ptr, n, hh * w, c] as const;
-    if (this.core.pool && n * hh * w * c >= POOL_GATE_ADD_MIN) this.core.pool.runShort(OP_GATE_ADD, args, () => this.core.k.gateAdd(...args));
-    else this.core.k.gateAdd(...args);
+    this.core.short(OP_GATE_ADD, args, () => this.core.k.gateAdd(...args), n * hh * w * c >= SHORT_MIN_FLOATS);
     return out;
   }
 

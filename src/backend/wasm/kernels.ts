@@ -76,13 +76,6 @@ export interface Kernels {
   /** im2col for the direct path: col[(n*H + y)*W + x][(ky*3 + kx)*Cp + c] = P[n][y+ky][x+kx][c]. */
   im2col(pIn: Ptr, n: number, hp: number, wp: number, cp: number, h: number, w: number, col: Ptr): void;
   /**
-   * Group-norm statistics of x [N][HW][C]: stats[(n * groups + g) * 2 + {0, 1}] = mean, 1/sqrt(var + eps) (two
-   * passes: channel sums, then sums of squares about the group mean). scratch: f64 [N][ceil(C/4)*4] then f32
-   * [N][ceil(C/4)*4] (the channel means). With workers the two passes may run as pool commands
-   * (OP_CHANNEL_TOTALS) around groupMeans and groupInvStd, with the same result.
-   */
-  groupStats(x: Ptr, n: number, hw: number, c: number, groups: number, eps: number, stats: Ptr, scratch: Ptr): void;
-  /**
    * quadTotals for the units [u0, u1) of N * ceil(C/4) (unit u: image u / quads, channels 4 (u % quads) on; a
    * thread's share) of x [N][HW][C]. centers: f32 [N][ceil(C/4)*4] or 0; out: f64 [N][ceil(C/4)*4].
    */

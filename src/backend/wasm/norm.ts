@@ -2,7 +2,7 @@
 // statistics in wasm, per-(n, c) coefficients folded here (a = inv * weight * (1 + scale), b = bias *
 // (1 + scale) + shift), then one apply pass straight into its destination: the conv input P or a tensor.
 import type { NormPreOp } from "../contract.ts";
-import type { WasmCore } from "./core.ts";
+import { SHORT_MIN_FLOATS, type WasmCore } from "./core.ts";
 import type { WasmTensor } from "./tensor.ts";
 import { OP_CHANNEL_TOTALS, OP_PRE } from "./threads.ts";
 
@@ -45,25 +45,20 @@ export function resolvePre(core: WasmCore, pre: NormPreOp, x: WasmTensor, op: st
   };
 }
 
-/** Floats of x from which the group statistics' passes may run on the thread pool. */
-const POOL_STATS_MIN = 4096;
-
 /**
- * Group-norm statistics (wasm/assembly/norm.ts groupStats). With workers polling, its two passes over x run
- * as pool commands split by channel quad (ThreadPool.runShort) around the serial group sums: the same
- * arithmetic, so the same result at every thread count.
+ * Group-norm statistics of x [N][HW][C] (wasm/assembly/norm.ts): channel sums, the group means, sums of squares
+ * about them, the inverse deviations. The two passes over x are short commands split by channel quad
+ * (WasmCore.short) around the serial group sums: the same arithmetic, so the same result at every thread count.
+ * scratch: f64 [N][ceil(C/4)*4] then f32 [N][ceil(C/4)*4] (the channel means).
  */
 function groupStats(core: WasmCore, src: number, n: number, hw: number, c: number, groups: number, eps: number, stats: number, scratch: number): void {
-  const pool = core.pool, k = core.k;
-  if (!pool || n * hw * c < POOL_STATS_MIN) {
-    k.groupStats(src, n, hw, c, groups, eps, stats, scratch);
-    return;
-  }
-  const units = n * Math.ceil(c / 4);
+  const k = core.k, units = n * Math.ceil(c / 4);
   const meanC = scratch + 8 * units * 4;
-  pool.runShort(OP_CHANNEL_TOTALS, [src, n, hw, c, 0, scratch], () => k.channelTotalsUnits(src, n, hw, c, 0, scratch, 0, units));
+  const pass = (centers: number) => core.short(OP_CHANNEL_TOTALS, [src, n, hw, c, centers, scratch],
+    () => k.channelTotalsUnits(src, n, hw, c, centers, scratch, 0, units), n * hw * c >= SHORT_MIN_FLOATS);
+  pass(0);
   k.groupMeans(scratch, n, hw, c, groups, stats, meanC);
-  pool.runShort(OP_CHANNEL_TOTALS, [src, n, hw, c, meanC, scratch], () => k.channelTotalsUnits(src, n, hw, c, meanC, scratch, 0, units));
+  pass(meanC);
   k.groupInvStd(scratch, n, hw, c, groups, eps, stats);
 }
 
